@@ -1,0 +1,54 @@
+import { Context, type Effect, type Option } from "effect"
+import type {
+  ClaimFailedError,
+  NoIdleInstanceError,
+  NotFoundError,
+  ProvisionRejectedError,
+  StaleStatusError,
+  StoreError
+} from "../errors.js"
+import type { Instance } from "../domain/instance.js"
+import type { Action, PassSummary } from "../domain/observation.js"
+import type { PoolSpec } from "../domain/pool-spec.js"
+import type { ProvisionRequest, ProvisionResult } from "../services.js"
+
+export interface ClaimRequest extends ProvisionRequest {
+  /** Recorded in the row's `source_branch`, as the seed did. */
+  readonly sourceBranch?: string | undefined
+}
+
+export interface ClaimResult extends ProvisionResult {
+  /** The row, now `claimed`. */
+  readonly instance: Instance
+}
+
+export type ClaimError = NoIdleInstanceError | ClaimFailedError | ProvisionRejectedError | StoreError
+
+/**
+ * One pool's reconcile loop and the operations on it (a controller-runtime `Reconciler`, plus claims).
+ * Passes never overlap; triggers coalesce.
+ */
+export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
+  Controller,
+  {
+    readonly spec: PoolSpec
+    /** Runs a pass now (after the one in progress, if any) and returns its summary. */
+    readonly runPass: Effect.Effect<PassSummary>
+    /** Asks for a pass soon and returns at once. A burst of triggers gives one extra pass. */
+    readonly trigger: Effect.Effect<void>
+    /** Dry run: the actions the next pass would take, taking none. */
+    readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
+    /** The summary of the last pass, if one ran. */
+    readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
+    /** Claims the oldest idle instance and provisions it; triggers a pass at once (backfill). */
+    readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, ClaimError>
+    /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */
+    readonly replenish: (count?: number) => Effect.Effect<PassSummary>
+    /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one) and runs a pass. */
+    readonly drain: (count: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
+    /** Kills an instance in any status but `deleting` (operator action): → `deleting`, then a pass removes it. */
+    readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+    /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
+    readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+  }
+>() {}

@@ -1,0 +1,96 @@
+import { Data } from "effect"
+import type { Instance, InstanceStatus } from "./instance.js"
+import type { ServiceInfo } from "./service.js"
+
+/** The platform's answer to "which services exist": the complete list, or nothing trustworthy. */
+export type Listing = Data.TaggedEnum<{
+  Complete: { readonly services: ReadonlyArray<ServiceInfo> }
+  /** Listing failed, timed out or was cut short: no destructive action may follow from it (rule 2). */
+  Failed: { readonly reason: string }
+}>
+export const Listing = Data.taggedEnum<Listing>()
+
+/** Result of `GET {url}/pool/health`. */
+export type Health = "ready" | "not-ready" | "unreachable"
+
+/** Everything one pass looks at. Plain data: `plan` reads it and nothing else. */
+export interface Observation {
+  readonly listing: Listing
+  readonly rows: ReadonlyArray<Instance>
+  /** Health of the rows that were probed (see `probeTargets`), by instance id. */
+  readonly health: ReadonlyMap<string, Health>
+  /** Wall clock, epoch milliseconds. */
+  readonly now: number
+  /** Slow start after create failures (rule 5): at most this many creates this pass. */
+  readonly createAllowance: number
+  /** Creates an operator asked for on top of what the pool needs (`replenish {count}`). */
+  readonly requestedCreates: number
+}
+
+/** Why a row is being deleted. */
+export type DeleteReason =
+  | "stuck" // never became healthy within stuckTimeout
+  | "dead" // the platform reports it failed, crashed or removed
+  | "orphan" // its service is gone from a complete listing
+  | "abandoned" // a create that a dead process left half-done
+  | "requested" // marked `deleting` by drain, kill or dismiss
+
+export type CrashReason =
+  | "dead" // the platform reports it failed, crashed or removed
+  | "vanished" // its service is gone from a complete listing
+  | "claim-timeout" // stuck in `claiming`: the outcome of the claim is unknown
+
+/** One step of a plan. Each carries the status it expects, so apply can compare-and-set. */
+export type Action = Data.TaggedEnum<{
+  /** Make a new instance: row (`creating`) → credentials → service → `starting`. */
+  Create: { readonly reason: "fill" | "requested" }
+  /** A prefixed service with no row: insert one. */
+  Adopt: { readonly service: ServiceInfo }
+  /** A `creating` row whose service exists (its creator died before recording it): → `starting`. */
+  RecordService: { readonly id: string; readonly service: ServiceInfo }
+  /** `starting` → `idle`: deploy succeeded and `/pool/health` says ready. */
+  MarkIdle: { readonly id: string; readonly deployStatus: string | null }
+  /** The platform's deploy status or URL changed: record it, status unchanged. */
+  Refresh: {
+    readonly id: string
+    readonly status: InstanceStatus
+    readonly deployStatus: string | null
+    readonly url: string | null
+  }
+  /** A claimed (or claiming) instance died or vanished. Crashed rows stay until dismissed. */
+  MarkCrashed: { readonly id: string; readonly from: InstanceStatus; readonly reason: CrashReason }
+  /** Remove an unclaimed instance: → `deleting`, release credentials, destroy the service, drop the row. */
+  Delete: {
+    readonly id: string
+    readonly from: InstanceStatus
+    readonly serviceId: string | null
+    readonly reason: DeleteReason
+  }
+}>
+export const Action = Data.taggedEnum<Action>()
+export type ActionKind = Action["_tag"]
+export const actionKinds: ReadonlyArray<ActionKind> = [
+  "Create",
+  "Adopt",
+  "RecordService",
+  "MarkIdle",
+  "Refresh",
+  "MarkCrashed",
+  "Delete"
+]
+
+/** What one pass did. */
+export interface PassSummary {
+  readonly pass: number
+  readonly startedAt: Date
+  readonly durationMs: number
+  readonly listing: "complete" | "failed"
+  /** Actions planned, by kind. */
+  readonly planned: { readonly [K in ActionKind]: number }
+  /** Actions that failed, by kind (retried by a later pass). */
+  readonly failed: { readonly [K in ActionKind]: number }
+  /** One line per failure, secrets never included. */
+  readonly errors: ReadonlyArray<string>
+  /** False when this replica is not the leader and the pass applied nothing. */
+  readonly applied: boolean
+}

@@ -1,0 +1,87 @@
+import { Either, ParseResult, Schema } from "effect"
+
+const Count = (field: string) =>
+  Schema.Int.pipe(
+    Schema.nonNegative({ message: () => `${field} must be a whole number ≥ 0` })
+  )
+
+const Positive = (field: string) =>
+  Schema.Int.pipe(
+    Schema.positive({ message: () => `${field} must be a whole number ≥ 1` })
+  )
+
+const Millis = (field: string) =>
+  Schema.Int.pipe(
+    Schema.positive({ message: () => `${field} must be a positive number of milliseconds` })
+  )
+
+/** What every instance of a pool is created from. */
+export class InstanceTemplate extends Schema.Class<InstanceTemplate>("InstanceTemplate")({
+  image: Schema.String.pipe(Schema.nonEmptyString({ message: () => "template.image must not be empty" })),
+  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
+    default: () => ({})
+  })
+}) {}
+
+const PoolSpecFields = Schema.Struct({
+  /** Pool name: rows carry it, so several pools can share one database. */
+  name: Schema.String.pipe(
+    Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+      message: () => "name must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+    })
+  ),
+  /** Minimum warm instances (idle + starting + creating) to keep. */
+  minIdle: Count("minIdle"),
+  /** Hard ceiling on instances of this pool, every status counted. */
+  maxTotal: Positive("maxTotal"),
+  /** An unclaimed instance not healthy this long after creation is deleted. */
+  stuckTimeoutMs: Schema.optionalWith(Millis("stuckTimeoutMs"), { default: () => 900_000 }),
+  /** A `claiming` row older than this (the server died mid-claim) becomes `crashed`. */
+  claimTimeoutMs: Schema.optionalWith(Millis("claimTimeoutMs"), { default: () => 120_000 }),
+  /** A `creating` row older than this was abandoned by a dead process and is finished or removed. */
+  createTimeoutMs: Schema.optionalWith(Millis("createTimeoutMs"), { default: () => 300_000 }),
+  /**
+   * How long the platform may take to show a new service, or to forget a deleted one: younger services
+   * without a row are not adopted, younger rows without a service are not orphans.
+   */
+  listingGraceMs: Schema.optionalWith(Millis("listingGraceMs"), { default: () => 60_000 }),
+  /** At most this many creates per pass. */
+  createBatch: Schema.optionalWith(Positive("createBatch"), { default: () => 5 }),
+  /** At most this many deletes per pass. */
+  deleteBatch: Schema.optionalWith(Positive("deleteBatch"), { default: () => 10 }),
+  /** Service names are `${namePrefix}${id}`; services with the prefix belong to the pool. */
+  namePrefix: Schema.optionalWith(
+    Schema.String.pipe(
+      Schema.pattern(/^[a-z][a-z0-9-]{0,40}$/, {
+        message: () => "namePrefix must be 1-41 characters of a-z, 0-9 and '-', starting with a letter"
+      })
+    ),
+    { default: () => "convos-agent-" }
+  ),
+  template: InstanceTemplate
+})
+
+/** A declared pool. Decoding rejects nonsense with messages that name the field. */
+export class PoolSpec extends Schema.Class<PoolSpec>("PoolSpec")(
+  PoolSpecFields.pipe(
+    Schema.filter((spec) =>
+      spec.maxTotal < spec.minIdle
+        ? { path: ["maxTotal"], message: `maxTotal (${spec.maxTotal}) must be ≥ minIdle (${spec.minIdle})` }
+        : undefined
+    )
+  )
+) {}
+
+export type PoolSpecInput = typeof PoolSpec.Encoded
+
+/** Decodes a spec, or returns every problem as one line each (for start-up errors and API answers). */
+export const decodePoolSpec = (input: unknown): Either.Either<PoolSpec, ReadonlyArray<string>> =>
+  Schema.decodeUnknownEither(PoolSpec)(input, { errors: "all", onExcessProperty: "error" }).pipe(
+    Either.mapLeft((error) =>
+      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+        issue.path.length > 0 && !issue.message.startsWith(String(issue.path[issue.path.length - 1]))
+          ? `${issue.path.join(".")}: ${issue.message}`
+          : issue.message
+      )
+    )
+  )

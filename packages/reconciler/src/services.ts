@@ -1,0 +1,121 @@
+/**
+ * The services the reconciler talks through. Each is a small interface with one Layer per
+ * implementation (Railway, Postgres, HTTP, in-memory …). Contracts are checked by the conformance
+ * suites in `@warmpool/reconciler/testing`, run against every implementation.
+ */
+import { Context, type Effect, type Option } from "effect"
+import type {
+  ConflictError,
+  ProviderError,
+  ProvisionError,
+  StaleStatusError,
+  StoreError
+} from "./errors.js"
+import type { Instance, InstancePatch, InstanceStatus, StatusCounts } from "./domain/instance.js"
+import type { Health } from "./domain/observation.js"
+import type { CreatedService, CreateServiceRequest, ServiceInfo } from "./domain/service.js"
+
+/** Where instances run (Crossplane-style Observe/Create/Delete, every call idempotent). */
+export class ComputeProvider extends Context.Tag("@warmpool/reconciler/ComputeProvider")<
+  ComputeProvider,
+  {
+    /** Every service whose name starts with `namePrefix`: the complete list, or a failure. Never a partial list. */
+    readonly list: (namePrefix: string) => Effect.Effect<ReadonlyArray<ServiceInfo>, ProviderError>
+    /** Creates a service. If one with this name exists already, returns it instead of making a twin. */
+    readonly create: (request: CreateServiceRequest) => Effect.Effect<CreatedService, ProviderError>
+    /** Destroys a service. One that is already gone counts as destroyed. */
+    readonly destroy: (serviceId: string) => Effect.Effect<void, ProviderError>
+  }
+>() {}
+
+/** A compare-and-set on a row's status: applied only if the row is still in one of `from`. */
+export interface Transition {
+  readonly id: string
+  readonly from: ReadonlyArray<InstanceStatus>
+  readonly to: InstanceStatus
+  readonly patch?: InstancePatch
+}
+
+/** The rows: single source of truth and coordination point. */
+export class InstanceStore extends Context.Tag("@warmpool/reconciler/InstanceStore")<
+  InstanceStore,
+  {
+    /** All rows of a pool, oldest first. Rows with a status this version does not know are reported and left out. */
+    readonly list: (pool: string) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
+    readonly get: (id: string) => Effect.Effect<Option.Option<Instance>, StoreError>
+    /** Inserts a new row; an existing id, name or service id is a conflict. */
+    readonly insert: (row: Instance) => Effect.Effect<void, StoreError | ConflictError>
+    /** One compare-and-set. Fails with `StaleStatusError` when the row is not in `from` (or gone). */
+    readonly transition: (change: Transition) => Effect.Effect<Instance, StoreError | StaleStatusError>
+    /** Many compare-and-sets in few round trips. Returns the ids that applied; the others were stale. */
+    readonly transitionMany: (
+      changes: ReadonlyArray<Transition>
+    ) => Effect.Effect<ReadonlyArray<string>, StoreError>
+    /** Atomically moves the oldest idle row of `pool` to `claiming` and returns it. No double claims, ever. */
+    readonly claimIdle: (pool: string) => Effect.Effect<Option.Option<Instance>, StoreError>
+    /** Deletes the row if it is in `from`. Returns whether a row was deleted. */
+    readonly remove: (id: string, from: ReadonlyArray<InstanceStatus>) => Effect.Effect<boolean, StoreError>
+    readonly counts: (pool: string) => Effect.Effect<StatusCounts, StoreError>
+  }
+>() {}
+
+/**
+ * Which replica reconciles. Claims are served by every replica; passes only by the leader.
+ * Store writes made inside `whileLeader` are fenced: none lands once another replica has taken over.
+ */
+export class Leadership extends Context.Tag("@warmpool/reconciler/Leadership")<
+  Leadership,
+  {
+    /** Runs `effect` if this replica leads the pool, `None` if another one does. */
+    readonly whileLeader: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Option.Option<A>, E, R>
+  }
+>() {}
+
+/** `GET {url}/pool/health`. Never fails: an instance that does not answer is `unreachable`. */
+export class HealthProbe extends Context.Tag("@warmpool/reconciler/HealthProbe")<
+  HealthProbe,
+  {
+    readonly check: (target: { readonly id: string; readonly url: string }) => Effect.Effect<Health>
+  }
+>() {}
+
+/** Secrets issued for one instance: environment for the service, fields for the row. */
+export interface IssuedCredentials {
+  readonly env: Readonly<Record<string, string>>
+  readonly patch: InstancePatch
+}
+
+/** Per-instance secrets (OpenRouter key, AgentMail inbox): issued before a create, released on every delete. */
+export class Credentials extends Context.Tag("@warmpool/reconciler/Credentials")<
+  Credentials,
+  {
+    /** Issues the instance's credentials. Retrying for the same instance must not leak a second one. */
+    readonly issue: (instance: Instance) => Effect.Effect<IssuedCredentials, ProviderError>
+    /** Releases them; idempotent, and works for rows that lack the recorded handles (found by name). */
+    readonly release: (instance: Instance) => Effect.Effect<void, ProviderError>
+  }
+>() {}
+
+/** A claim, as the seed's `POST /api/pool/claim` takes it. */
+export interface ProvisionRequest {
+  readonly agentName: string
+  readonly instructions: string
+  readonly joinUrl?: string | undefined
+}
+
+export interface ProvisionResult {
+  readonly inviteUrl: string | null
+  readonly conversationId: string
+  readonly joined: boolean
+}
+
+/** The claim-time call to the instance itself: `POST {url}/pool/provision`. */
+export class InstanceRuntime extends Context.Tag("@warmpool/reconciler/InstanceRuntime")<
+  InstanceRuntime,
+  {
+    readonly provision: (
+      instance: Instance,
+      request: ProvisionRequest
+    ) => Effect.Effect<ProvisionResult, ProvisionError>
+  }
+>() {}

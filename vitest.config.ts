@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config"
+
+// Workspace packages resolve to their TypeScript sources (the "source" export condition),
+// so tests never run against a stale dist/.
+export default defineConfig({
+  resolve: { conditions: ["source"] },
+  ssr: { resolve: { conditions: ["source"], externalConditions: ["source"] } },
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 120_000
+  }
+})
