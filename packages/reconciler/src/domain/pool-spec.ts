@@ -16,12 +16,13 @@ const Millis = (field: string) =>
   )
 
 /** What every instance of a pool is created from. */
-export class InstanceTemplate extends Schema.Class<InstanceTemplate>("InstanceTemplate")({
+export const InstanceTemplate = Schema.Struct({
   image: Schema.String.pipe(Schema.nonEmptyString({ message: () => "template.image must not be empty" })),
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
     default: () => ({})
   })
-}) {}
+})
+export type InstanceTemplate = typeof InstanceTemplate.Type
 
 const PoolSpecFields = Schema.Struct({
   /** Pool name: rows carry it, so several pools can share one database. */

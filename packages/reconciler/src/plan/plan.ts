@@ -1,26 +1,220 @@
+/**
+ * The reconcile plan: a pure, synchronous, total function from (spec, observation) to actions.
+ * No Effect, no clock, no I/O — everything it knows is in the observation. DESIGN §2's rules are
+ * its specification; each has a property test in test/plan.rules.test.ts.
+ */
 import type { Instance } from "../domain/instance.js"
-import type { Action, Listing, Observation } from "../domain/observation.js"
+import { Action, type DeleteReason, type Listing, type Observation } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
+import { type DeployPhase, deployPhase, type ServiceInfo } from "../domain/service.js"
 
-/** Being written now (lead engineer). Signatures are final. */
-export const plan = (_spec: PoolSpec, _observation: Observation): ReadonlyArray<Action> => {
-  throw new Error("plan: in progress")
+/** How a pool's rows line up with the platform's services. Shared by `plan` and `probeTargets`. */
+interface Matching {
+  readonly complete: boolean
+  /** The row's service, when the listing is complete and shows it. */
+  readonly serviceOf: (row: Instance) => ServiceInfo | undefined
+  /** Prefixed services that no row claims. */
+  readonly unmatched: () => ReadonlyArray<ServiceInfo>
 }
 
-/** The rows whose health the next pass needs: `starting` rows with a URL whose deploy phase is running. */
+const match = (spec: PoolSpec, listing: Listing, rows: ReadonlyArray<Instance>): Matching => {
+  if (listing._tag === "Failed") {
+    return { complete: false, serviceOf: () => undefined, unmatched: () => [] }
+  }
+  const byId = new Map<string, ServiceInfo>()
+  const byName = new Map<string, ServiceInfo>()
+  for (const service of listing.services) {
+    if (!service.name.startsWith(spec.namePrefix)) continue
+    byId.set(service.serviceId, service)
+    byName.set(service.name, service)
+  }
+  // A row is matched by its service id; rows that never recorded one (creating, old seed rows) by name.
+  const serviceOf = (row: Instance) =>
+    row.serviceId !== null ? byId.get(row.serviceId) : byName.get(row.name)
+  return {
+    complete: true,
+    serviceOf,
+    unmatched: () => {
+      const claimed = new Set<string>()
+      for (const row of rows) {
+        const service = serviceOf(row)
+        if (service !== undefined) claimed.add(service.serviceId)
+        // A row still naming the service keeps it from being adopted twice.
+        const named = byName.get(row.name)
+        if (named !== undefined) claimed.add(named.serviceId)
+      }
+      return [...byId.values()].filter((service) => !claimed.has(service.serviceId))
+    }
+  }
+}
+
+/** The deploy phase of a row: from the listing when it shows the service, else the last recorded status. */
+const phaseOf = (row: Instance, service: ServiceInfo | undefined): DeployPhase =>
+  deployPhase(service !== undefined ? service.deployStatus : row.deployStatus)
+
+/** Whether health decides this row's readiness: the platform says it runs (or says nothing at all). */
+const worthProbing = (row: Instance, service: ServiceInfo | undefined): boolean => {
+  const status = service !== undefined ? service.deployStatus : row.deployStatus
+  const phase = deployPhase(status)
+  // SLEEPING: a probe is a request, and a request is what wakes a sleeping service.
+  return status === null || phase === "running" || phase === "sleeping"
+}
+
+const ownRows = (spec: PoolSpec, rows: ReadonlyArray<Instance>) => rows.filter((row) => row.pool === spec.name)
+
+/** The rows whose health the next pass needs: `starting` rows with a URL that the platform says run. */
 export const probeTargets = (
-  _spec: PoolSpec,
-  _listing: Listing,
-  _rows: ReadonlyArray<Instance>
+  spec: PoolSpec,
+  listing: Listing,
+  rows: ReadonlyArray<Instance>
 ): ReadonlyArray<{ readonly id: string; readonly url: string }> => {
-  throw new Error("probeTargets: in progress")
+  const mine = ownRows(spec, rows)
+  const matching = match(spec, listing, mine)
+  const targets: Array<{ id: string; url: string }> = []
+  for (const row of mine) {
+    if (row.status !== "starting") continue
+    const service = matching.serviceOf(row)
+    if (matching.complete && service === undefined) continue
+    const url = service?.url ?? row.url
+    if (url !== null && worthProbing(row, service)) targets.push({ id: row.id, url })
+  }
+  return targets
 }
 
-/** Slow start (rule 5): the create allowance of the next pass, from this pass's creates. */
+/**
+ * Slow start (rule 5). After a pass in which a create failed, the next pass may try one; each pass whose
+ * creates all succeeded doubles the allowance, up to `createBatch`. A pass that tried none keeps it.
+ */
 export const nextCreateAllowance = (
-  _spec: PoolSpec,
-  _previous: number,
-  _outcome: { readonly attempted: number; readonly failed: number }
+  spec: PoolSpec,
+  previous: number,
+  outcome: { readonly attempted: number; readonly failed: number }
 ): number => {
-  throw new Error("nextCreateAllowance: in progress")
+  if (outcome.failed > 0) return 1
+  if (outcome.attempted === 0) return Math.min(Math.max(previous, 1), spec.createBatch)
+  return Math.min(Math.max(previous, 1) * 2, spec.createBatch)
+}
+
+/** The allowance of a controller that has seen no failure yet. */
+export const initialCreateAllowance = (spec: PoolSpec): number => spec.createBatch
+
+export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Action> => {
+  const { now } = observation
+  const rows = ownRows(spec, observation.rows)
+  const matching = match(spec, observation.listing, rows)
+  const { complete } = matching
+
+  const updates: Array<Action> = []
+  const deleteCandidates: Array<{ row: Instance; reason: DeleteReason; serviceId: string | null }> = []
+  const age = (since: Date) => now - since.getTime()
+  const seenLongEnough = (row: Instance) => age(row.createdAt) > spec.listingGraceMs
+
+  for (const row of rows) {
+    const service = matching.serviceOf(row)
+    const phase = phaseOf(row, service)
+    // Rule 6: a row whose service is gone from a complete listing (and old enough to have shown up).
+    const vanished = complete && service === undefined && seenLongEnough(row)
+
+    switch (row.status) {
+      case "creating": {
+        // Rule 3/4: a create in flight counts toward the pool; only an abandoned one is finished or undone.
+        if (!complete || age(row.statusChangedAt) <= spec.createTimeoutMs) break
+        if (service !== undefined) updates.push(Action.RecordService({ id: row.id, service }))
+        else deleteCandidates.push({ row, reason: "abandoned", serviceId: null })
+        break
+      }
+      case "deleting": {
+        if (complete) deleteCandidates.push({ row, reason: "requested", serviceId: row.serviceId })
+        break
+      }
+      case "starting":
+      case "idle": {
+        if (vanished) {
+          // The service is gone; destroy is idempotent, so name it anyway in case the listing lagged.
+          deleteCandidates.push({ row, reason: "orphan", serviceId: row.serviceId })
+          break
+        }
+        if (complete && phase === "dead") {
+          deleteCandidates.push({ row, reason: "dead", serviceId: row.serviceId })
+          break
+        }
+        if (row.status === "starting") {
+          const ready = observation.health.get(row.id) === "ready" && worthProbing(row, service)
+          if (ready) {
+            updates.push(Action.MarkIdle({ id: row.id, deployStatus: service?.deployStatus ?? row.deployStatus }))
+            break
+          }
+          // Rule 7: never healthy within stuckTimeout. SLEEPING is not death (the seed recreated sleepers in a loop).
+          if (complete && phase !== "sleeping" && age(row.createdAt) > spec.stuckTimeoutMs) {
+            deleteCandidates.push({ row, reason: "stuck", serviceId: row.serviceId })
+            break
+          }
+        }
+        pushRefresh(updates, row, service)
+        break
+      }
+      case "claiming": {
+        // Rule 7: the server died mid-claim; the instance may be bound, so never back to idle.
+        if (age(row.statusChangedAt) > spec.claimTimeoutMs) {
+          updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-timeout" }))
+        }
+        break
+      }
+      case "claimed": {
+        // Rule 1: a claimed instance only ever becomes crashed.
+        if (vanished) updates.push(Action.MarkCrashed({ id: row.id, from: "claimed", reason: "vanished" }))
+        else if (complete && phase === "dead") {
+          updates.push(Action.MarkCrashed({ id: row.id, from: "claimed", reason: "dead" }))
+        } else pushRefresh(updates, row, service)
+        break
+      }
+      case "crashed":
+        // Stays until dismissed (which marks it `deleting`).
+        break
+    }
+  }
+
+  // Rule 6: adopt prefixed services nobody owns, once the platform has had time to show their rows' creates.
+  const unmatched = matching.unmatched()
+  const adopted = unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs)
+  for (const service of adopted) updates.push(Action.Adopt({ service }))
+
+  // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
+  const deletes = deleteCandidates
+    .sort((a, b) => deleteOrder[a.reason] - deleteOrder[b.reason])
+    .slice(0, spec.deleteBatch)
+    .map(({ reason, row, serviceId }) => Action.Delete({ id: row.id, from: row.status, serviceId, reason }))
+
+  // Rules 4, 5, 8: fill the warm part of the pool, counting creates in flight, never past maxTotal.
+  const leaving = new Set(deletes.map((d) => d.id))
+  let warm = 0
+  for (const row of rows) {
+    if ((row.status === "creating" || row.status === "starting" || row.status === "idle") && !leaving.has(row.id)) {
+      warm++
+    }
+  }
+  for (const service of adopted) if (deployPhase(service.deployStatus) !== "dead") warm++
+  // Every row and every unowned service may be a running service: all count toward maxTotal.
+  const total = rows.length + unmatched.length
+  const wanted = Math.max(0, spec.minIdle - warm) + Math.max(0, observation.requestedCreates)
+  const creates = complete
+    ? Math.max(0, Math.min(wanted, spec.createBatch, observation.createAllowance, spec.maxTotal - total))
+    : 0
+  const fill = Math.max(0, spec.minIdle - warm)
+
+  const created: Array<Action> = []
+  for (let i = 0; i < creates; i++) created.push(Action.Create({ reason: i < fill ? "fill" : "requested" }))
+
+  return [...updates, ...deletes, ...created]
+}
+
+const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4 }
+
+/** Record a changed deploy status or URL, so the table shows what the platform shows. */
+const pushRefresh = (updates: Array<Action>, row: Instance, service: ServiceInfo | undefined) => {
+  if (service === undefined) return
+  const url = service.url ?? row.url
+  if (service.deployStatus !== row.deployStatus || url !== row.url) {
+    updates.push(Action.Refresh({ id: row.id, status: row.status, deployStatus: service.deployStatus, url }))
+  }
 }

@@ -1,0 +1,296 @@
+/**
+ * DESIGN §2, rule by rule, as properties of `plan` over generated worlds.
+ * Each property names its rule; a failure prints the shrunk world.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "effect/FastCheck"
+import {
+  type Action,
+  deployPhase,
+  Instance,
+  Listing,
+  newInstance,
+  nextCreateAllowance,
+  type Observation,
+  plan,
+  probeTargets,
+  ServiceInfo
+} from "../src/index.js"
+import { arbSpec, arbWorld, NOW, type World } from "./support/worlds.js"
+
+const runs = { fastCheck: { numRuns: 400 } }
+
+const ofTag = <T extends Action["_tag"]>(actions: ReadonlyArray<Action>, tag: T) =>
+  actions.filter((a): a is Extract<Action, { _tag: T }> => a._tag === tag)
+
+const rowOf = (world: World, id: string) => world.observation.rows.find((r) => r.id === id)!
+const mine = (world: World) => world.observation.rows.filter((r) => r.pool === world.spec.name)
+const services = (world: World) =>
+  world.observation.listing._tag === "Complete" ? world.observation.listing.services : []
+const isComplete = (world: World) => world.observation.listing._tag === "Complete"
+const targetsRow = (a: Action): a is Extract<Action, { id: string }> => "id" in a
+
+describe("plan", () => {
+  it.prop("is total and deterministic, and touches only its own pool's rows, once each", { world: arbWorld }, ({ world }) => {
+    const first = plan(world.spec, world.observation)
+    expect(plan(world.spec, world.observation)).toEqual(first)
+    const ids = first.filter(targetsRow).map((a) => a.id)
+    expect(new Set(ids).size).toBe(ids.length)
+    for (const id of ids) expect(rowOf(world, id).pool).toBe(world.spec.name)
+  }, runs)
+
+  it.prop("rule 1: a claimed instance is never deleted, drained or marked idle; it can only become crashed", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    for (const action of actions.filter(targetsRow)) {
+      const row = rowOf(world, action.id)
+      if (row.status !== "claimed" && row.status !== "claiming") continue
+      expect(["MarkCrashed", "Refresh"]).toContain(action._tag)
+      if (action._tag === "Refresh") expect(action.status).toBe(row.status)
+    }
+    // Crashed rows stay until dismissed: no action but by way of `deleting`.
+    for (const action of actions.filter(targetsRow)) expect(rowOf(world, action.id).status).not.toBe("crashed")
+  }, runs)
+
+  it.prop("rule 2: no destructive action on an incomplete observation", { world: arbWorld }, ({ world }) => {
+    const failed = { ...world.observation, listing: Listing.Failed({ reason: "page 2 failed" }) }
+    const actions = plan(world.spec, failed)
+    for (const tag of ["Delete", "Create", "Adopt", "RecordService", "Refresh"] as const) {
+      expect(ofTag(actions, tag)).toEqual([])
+    }
+    // It may still mark rows idle, and time out claims: neither rests on "missing" evidence.
+    for (const action of actions) expect(["MarkIdle", "MarkCrashed"]).toContain(action._tag)
+    for (const action of ofTag(actions, "MarkCrashed")) expect(action.reason).toBe("claim-timeout")
+  }, runs)
+
+  it.prop("rule 3: a create in flight is left alone; an abandoned one is finished (service exists) or undone", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    for (const row of mine(world).filter((r) => r.status === "creating")) {
+      const onRow = actions.filter(targetsRow).filter((a) => a.id === row.id)
+      const inFlight = NOW - row.statusChangedAt.getTime() <= world.spec.createTimeoutMs
+      if (inFlight || !isComplete(world)) {
+        expect(onRow).toEqual([])
+        continue
+      }
+      const service = services(world).find((s) =>
+        row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name
+      )
+      if (service !== undefined) expect(onRow.map((a) => a._tag)).toEqual(["RecordService"])
+      else expect(onRow.every((a) => a._tag === "Delete" && a.reason === "abandoned" && a.serviceId === null)).toBe(true)
+    }
+    // A `deleting` row is always carried on to the end (within the delete batch).
+    const deleting = mine(world).filter((r) => r.status === "deleting")
+    if (isComplete(world)) {
+      const finished = ofTag(actions, "Delete").filter((d) => d.from === "deleting")
+      expect(finished.length).toBe(Math.min(deleting.length, world.spec.deleteBatch))
+    }
+  }, runs)
+
+  it.prop("rule 4: creates in flight count; a pass before the platform shows them creates nothing more", { world: arbWorld }, ({ world }) => {
+    const observation = { ...world.observation, requestedCreates: 0 }
+    const first = plan(world.spec, observation)
+    const creates = ofTag(first, "Create").length
+    // The creates are in flight (rows `creating`), the listing has not caught up.
+    const inFlight = Array.from({ length: creates }, (_, i) =>
+      newInstance({ id: `new${i}`, pool: world.spec.name, name: `${world.spec.namePrefix}new${i}`, status: "creating", now: new Date(NOW) })
+    )
+    const second = plan(world.spec, { ...observation, rows: [...observation.rows, ...inFlight] })
+    const warmAfter = countWarm(world, first) + creates
+    // Whatever the second pass creates only tops up what the first could not (batch, allowance).
+    expect(warmAfter + ofTag(second, "Create").length).toBeLessThanOrEqual(Math.max(world.spec.minIdle, warmAfter))
+  }, runs)
+
+  it.prop("rule 5: creates and deletes are bounded per pass, and total never passes maxTotal", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    const creates = ofTag(actions, "Create").length
+    expect(creates).toBeLessThanOrEqual(world.spec.createBatch)
+    expect(creates).toBeLessThanOrEqual(world.observation.createAllowance)
+    expect(ofTag(actions, "Delete").length).toBeLessThanOrEqual(world.spec.deleteBatch)
+    if (creates > 0) {
+      const ownedServices = services(world).filter((s) => s.name.startsWith(world.spec.namePrefix))
+      const rowNames = new Set(mine(world).map((r) => r.name))
+      const rowServiceIds = new Set(mine(world).map((r) => r.serviceId))
+      const unowned = ownedServices.filter((s) => !rowNames.has(s.name) && !rowServiceIds.has(s.serviceId))
+      expect(mine(world).length + unowned.length + creates).toBeLessThanOrEqual(world.spec.maxTotal)
+    }
+  }, runs)
+
+  it.prop("rule 5: slow start after create failures — 1, 2, 4, … up to createBatch", { spec: arbSpec, previous: fc.integer({ min: 0, max: 10 }) }, ({ previous, spec }) => {
+    expect(nextCreateAllowance(spec, previous, { attempted: 3, failed: 1 })).toBe(1)
+    let allowance = 1
+    const seen = [allowance]
+    while (allowance < spec.createBatch) {
+      allowance = nextCreateAllowance(spec, allowance, { attempted: allowance, failed: 0 })
+      seen.push(allowance)
+    }
+    expect(seen).toEqual(seen.map((_, i) => Math.min(2 ** i, spec.createBatch)))
+    expect(nextCreateAllowance(spec, allowance, { attempted: 0, failed: 0 })).toBe(spec.createBatch)
+  })
+
+  it.prop("rule 6: prefixed services without a row are adopted after the grace; rows whose service is gone are orphans", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    const adopted = new Set(ofTag(actions, "Adopt").map((a) => a.service.serviceId))
+    if (!isComplete(world)) {
+      expect(adopted.size).toBe(0)
+      return
+    }
+    const rows = mine(world)
+    for (const service of services(world)) {
+      const owned = rows.some((r) => r.serviceId === service.serviceId || r.name === service.name)
+      const expected =
+        service.name.startsWith(world.spec.namePrefix) &&
+        !owned &&
+        NOW - service.createdAt.getTime() > world.spec.listingGraceMs
+      expect(adopted.has(service.serviceId)).toBe(expected)
+    }
+    const deletes = ofTag(actions, "Delete")
+    const batchFull = deletes.length === world.spec.deleteBatch
+    for (const row of rows) {
+      const gone = !services(world).some((s) => (row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name))
+      const old = NOW - row.createdAt.getTime() > world.spec.listingGraceMs
+      if (!gone || !old) continue
+      if (row.status === "claimed") {
+        expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toBe("vanished")
+      }
+      if (row.status === "starting" || row.status === "idle") {
+        const deleted = deletes.find((d) => d.id === row.id)
+        expect(deleted?.reason === "orphan" || (deleted === undefined && batchFull)).toBe(true)
+      }
+    }
+  }, runs)
+
+  it.prop("rule 7: stuck unclaimed instances are deleted; a timed-out claim becomes crashed, never idle", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    const deletes = ofTag(actions, "Delete")
+    const batchFull = deletes.length === world.spec.deleteBatch
+    for (const row of mine(world)) {
+      if (row.status === "claiming" && NOW - row.statusChangedAt.getTime() > world.spec.claimTimeoutMs) {
+        expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toBe("claim-timeout")
+      }
+      const service = services(world).find((s) => (row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name))
+      const stuck =
+        row.status === "starting" &&
+        service !== undefined &&
+        !ofTag(actions, "MarkIdle").some((a) => a.id === row.id) &&
+        ["starting", "running"].includes(deployPhase(service.deployStatus)) &&
+        NOW - row.createdAt.getTime() > world.spec.stuckTimeoutMs
+      if (stuck) {
+        const deleted = deletes.find((d) => d.id === row.id)
+        expect(deleted?.reason === "stuck" || (deleted === undefined && batchFull)).toBe(true)
+      }
+      // SLEEPING is not death: never deleted as dead or stuck.
+      if (service?.deployStatus === "SLEEPING") {
+        expect(deletes.some((d) => d.id === row.id && (d.reason === "dead" || d.reason === "stuck"))).toBe(false)
+      }
+    }
+  }, runs)
+
+  it.prop("rule 8: with a healthy platform the pool converges to minIdle and stays within maxTotal", { world: arbWorld }, ({ world }) => {
+    let state = healthyPlatform(world)
+    for (let pass = 0; pass < 40; pass++) {
+      state = step(world, state)
+      expect(state.rows.length).toBeLessThanOrEqual(Math.max(world.spec.maxTotal, state.initialTotal))
+    }
+    const warm = state.rows.filter((r) => r.status === "idle" || r.status === "starting" || r.status === "creating")
+    const bound = state.rows.length - warm.length
+    // minIdle is reached, unless maxTotal leaves no room beside the claimed and crashed rows.
+    expect(warm.length).toBeGreaterThanOrEqual(Math.min(world.spec.minIdle, world.spec.maxTotal - bound))
+    expect(state.rows.length).toBeLessThanOrEqual(Math.max(world.spec.maxTotal, state.initialTotal))
+    // Steady state: another pass changes nothing.
+    expect(plan(world.spec, observe(state)).filter((a) => a._tag !== "Refresh")).toEqual([])
+  }, { fastCheck: { numRuns: 150 } })
+})
+
+describe("probeTargets", () => {
+  it.prop("probes only starting rows the platform says run (or sleep), never claimed ones", { world: arbWorld }, ({ world }) => {
+    for (const target of probeTargets(world.spec, world.observation.listing, world.observation.rows)) {
+      const row = rowOf(world, target.id)
+      expect(row.status).toBe("starting")
+      expect(row.pool).toBe(world.spec.name)
+      expect(target.url).toMatch(/^https:\/\//)
+    }
+  }, runs)
+})
+
+/** Warm rows (creating, starting, idle) that the plan keeps. */
+const countWarm = (world: World, actions: ReadonlyArray<Action>) => {
+  const leaving = new Set(ofTag(actions, "Delete").map((d) => d.id))
+  const warm = mine(world).filter(
+    (r) => (r.status === "creating" || r.status === "starting" || r.status === "idle") && !leaving.has(r.id)
+  ).length
+  return warm + ofTag(actions, "Adopt").filter((a) => deployPhase(a.service.deployStatus) !== "dead").length
+}
+
+/** A platform where every create succeeds and every service turns healthy: the plan's actions, applied. */
+interface Model {
+  readonly rows: ReadonlyArray<Instance>
+  readonly services: ReadonlyArray<ServiceInfo>
+  readonly now: number
+  readonly next: number
+  readonly initialTotal: number
+}
+
+const healthyPlatform = (world: World): Model => {
+  // Start from the world's rows of this pool, with the platform healthy from now on.
+  const rows = mine(world)
+  const listed = services(world).filter((s) => s.name.startsWith(world.spec.namePrefix))
+  return { rows, services: listed, now: NOW, next: 0, initialTotal: rows.length + listed.length }
+}
+
+const observe = (model: Model): Observation => ({
+  listing: Listing.Complete({ services: model.services }),
+  rows: model.rows,
+  health: new Map(model.rows.map((r) => [r.id, "ready" as const])),
+  now: model.now,
+  createAllowance: 1_000,
+  requestedCreates: 0
+})
+
+const step = (world: World, model: Model): Model => {
+  const actions = plan(world.spec, observe(model))
+  let rows = [...model.rows]
+  let svc = [...model.services]
+  let next = model.next
+  const now = new Date(model.now)
+  const set = (id: string, fields: Partial<Instance>) => {
+    rows = rows.map((r) => (r.id === id ? new Instance({ ...r, ...fields, statusChangedAt: now }) : r))
+  }
+  for (const action of actions) {
+    switch (action._tag) {
+      case "Create": {
+        const id = `c${next++}`
+        const name = `${world.spec.namePrefix}${id}`
+        rows.push(new Instance({ ...newInstance({ id, pool: world.spec.name, name, status: "starting", now }), serviceId: `s-${id}`, url: `https://${name}` }))
+        svc.push(new ServiceInfo({ serviceId: `s-${id}`, name, url: `https://${name}`, deployStatus: "SUCCESS", image: null, createdAt: now }))
+        break
+      }
+      case "Adopt":
+        rows.push(new Instance({
+          ...newInstance({ id: action.service.serviceId, pool: world.spec.name, name: action.service.name, status: "starting", now: action.service.createdAt }),
+          serviceId: action.service.serviceId,
+          url: action.service.url
+        }))
+        break
+      case "RecordService":
+        set(action.id, { status: "starting", serviceId: action.service.serviceId, url: action.service.url })
+        break
+      case "MarkIdle":
+        set(action.id, { status: "idle", deployStatus: action.deployStatus })
+        break
+      case "Refresh":
+        set(action.id, { deployStatus: action.deployStatus, url: action.url })
+        break
+      case "MarkCrashed":
+        set(action.id, { status: "crashed" })
+        break
+      case "Delete":
+        rows = rows.filter((r) => r.id !== action.id)
+        if (action.serviceId !== null) svc = svc.filter((s) => s.serviceId !== action.serviceId)
+        break
+    }
+  }
+  // Dead services of the world stay dead; a healthy platform brings every other one up.
+  svc = svc.map((s) =>
+    deployPhase(s.deployStatus) === "dead" || s.deployStatus === "SUCCESS" ? s : new ServiceInfo({ ...s, deployStatus: "SUCCESS", url: s.url ?? `https://${s.name}` })
+  )
+  return { rows, services: svc, now: model.now + 30_000, next, initialTotal: model.initialTotal }
+}
