@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
     testTimeout: 30_000,
+    // The JSON report gives .ci/run its closing "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".tsbuild/vitest-results.json" }]],
     hookTimeout: 120_000
   }
 })
