@@ -1,0 +1,120 @@
+/** The failures of the pool manager we replace (DESIGN §8), as plain examples of what `plan` does instead. */
+import { describe, expect, it } from "@effect/vitest"
+import {
+  type Action,
+  deployPhase,
+  type Health,
+  Instance,
+  type InstanceStatus,
+  Listing,
+  newInstance,
+  type Observation,
+  plan,
+  PoolSpec,
+  probeTargets,
+  ServiceInfo
+} from "../src/index.js"
+
+const NOW = Date.UTC(2026, 10, 24, 12, 0, 0)
+const minutesAgo = (m: number) => new Date(NOW - m * 60_000)
+
+const spec = new PoolSpec({
+  name: "pool",
+  namePrefix: "agent-",
+  minIdle: 2,
+  maxTotal: 6,
+  template: { image: "runtime:latest", env: {} }
+})
+
+const row = (id: string, status: InstanceStatus, fields: Partial<Instance> = {}) =>
+  new Instance({
+    ...newInstance({ id, pool: "pool", name: `agent-${id}`, status, now: minutesAgo(30) }),
+    serviceId: `svc-${id}`,
+    url: `https://agent-${id}.example`,
+    deployStatus: "SUCCESS",
+    ...fields
+  })
+
+const service = (id: string, deployStatus: string | null, createdAt = minutesAgo(30)) =>
+  new ServiceInfo({ serviceId: `svc-${id}`, name: `agent-${id}`, url: `https://agent-${id}.example`, deployStatus, image: "runtime:latest", createdAt })
+
+const observe = (
+  rows: ReadonlyArray<Instance>,
+  services: ReadonlyArray<ServiceInfo> | "failed",
+  health: Record<string, Health> = {}
+): Observation => ({
+  listing: services === "failed" ? Listing.Failed({ reason: "timeout" }) : Listing.Complete({ services }),
+  rows,
+  health: new Map(Object.entries(health)),
+  now: NOW,
+  createAllowance: spec.createBatch,
+  requestedCreates: 0
+})
+
+const tags = (actions: ReadonlyArray<Action>) => actions.map((a) => a._tag)
+
+describe("plan, on the seed's failures", () => {
+  it("keeps a SLEEPING idle instance (the seed recreated sleepers in a loop)", () => {
+    const rows = [row("a", "idle"), row("b", "idle")]
+    const actions = plan(spec, observe(rows, [service("a", "SLEEPING"), service("b", "SUCCESS")]))
+    expect(actions.filter((a) => a._tag !== "Refresh")).toEqual([])
+  })
+
+  it("deletes and creates nothing when the listing failed, though every service looks missing", () => {
+    const rows = [row("a", "idle"), row("b", "starting", { createdAt: minutesAgo(60) })]
+    expect(plan(spec, observe(rows, "failed"))).toEqual([])
+  })
+
+  it("marks a claimed instance whose service vanished crashed, never deletes it", () => {
+    const actions = plan(spec, observe([row("a", "claimed"), row("b", "idle"), row("c", "idle")], [service("b", "SUCCESS"), service("c", "SUCCESS")]))
+    expect(actions).toEqual([expect.objectContaining({ _tag: "MarkCrashed", id: "a", from: "claimed", reason: "vanished" })])
+  })
+
+  it("does not create again while its creates are still in flight", () => {
+    const first = plan(spec, observe([], []))
+    expect(tags(first)).toEqual(["Create", "Create"])
+    const inFlight = [row("x", "creating", { serviceId: null }), row("y", "creating", { serviceId: null })].map(
+      (r) => new Instance({ ...r, statusChangedAt: new Date(NOW), createdAt: new Date(NOW) })
+    )
+    expect(plan(spec, observe(inFlight, []))).toEqual([])
+  })
+
+  it("deletes an instance that never became healthy within the stuck timeout, and replaces it", () => {
+    const stuck = row("a", "starting", { createdAt: minutesAgo(16) })
+    const actions = plan(spec, observe([stuck, row("b", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS")], { a: "not-ready" }))
+    expect(actions).toEqual([
+      expect.objectContaining({ _tag: "Delete", id: "a", from: "starting", reason: "stuck", serviceId: "svc-a" }),
+      expect.objectContaining({ _tag: "Create", reason: "fill" })
+    ])
+  })
+
+  it("marks a starting instance idle once deployed and healthy", () => {
+    const actions = plan(spec, observe([row("a", "starting"), row("b", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS")], { a: "ready" }))
+    expect(actions).toEqual([expect.objectContaining({ _tag: "MarkIdle", id: "a", deployStatus: "SUCCESS" })])
+  })
+
+  it("turns a claim left in `claiming` by a dead server into crashed, not idle", () => {
+    const claiming = row("a", "claiming", { statusChangedAt: minutesAgo(3) })
+    const actions = plan(spec, observe([claiming, row("b", "idle"), row("c", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS"), service("c", "SUCCESS")]))
+    expect(actions).toEqual([expect.objectContaining({ _tag: "MarkCrashed", id: "a", reason: "claim-timeout" })])
+  })
+
+  it("adopts a prefixed service without a row, and leaves other services alone", () => {
+    const stray = new ServiceInfo({ ...service("z", "SUCCESS"), name: "agent-z" })
+    const other = new ServiceInfo({ ...service("o", "SUCCESS"), name: "postgres" })
+    const actions = plan(spec, observe([row("b", "idle"), row("c", "idle")], [stray, other, service("b", "SUCCESS"), service("c", "SUCCESS")]))
+    expect(actions).toEqual([expect.objectContaining({ _tag: "Adopt", service: stray })])
+  })
+
+  it("never destroys for a deploy status it does not know", () => {
+    expect(deployPhase("SOMETHING_NEW")).toBe("starting")
+    expect(deployPhase("SLEEPING")).toBe("sleeping")
+    expect(deployPhase("CRASHED")).toBe("dead")
+  })
+
+  it("probes sleeping and running starting instances (a probe is what wakes a sleeper)", () => {
+    const rows = [row("a", "starting"), row("b", "starting"), row("c", "starting"), row("d", "idle")]
+    const services = [service("a", "SLEEPING"), service("b", "BUILDING"), service("c", "SUCCESS"), service("d", "SUCCESS")]
+    expect(probeTargets(spec, Listing.Complete({ services }), rows).map((t) => t.id)).toEqual(["a", "c"])
+  })
+})
