@@ -1,4 +1,4 @@
-import { Context, type Effect, type Option } from "effect"
+import { Context, type Effect, Layer, type Option } from "effect"
 import type {
   ClaimFailedError,
   NoIdleInstanceError,
@@ -11,6 +11,7 @@ import type { Instance } from "../domain/instance.js"
 import type { Action, PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { ProvisionRequest, ProvisionResult } from "../services.js"
+import { type ControllerOptions, type ControllerRequirements, make } from "./make.js"
 
 export interface ClaimRequest extends ProvisionRequest {
   /** Recorded in the row's `source_branch`, as the seed did. */
@@ -51,4 +52,12 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
     readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
   }
->() {}
+>() {
+  /** A controller for `spec`; its passes run in the background for the scope's lifetime. */
+  static readonly make = make
+  /** The Controller of one pool, its passes running for the layer's lifetime. */
+  static readonly layer = (spec: PoolSpec, options?: ControllerOptions): Layer.Layer<Controller, never, ControllerRequirements> =>
+    Layer.scoped(Controller, make(spec, options))
+}
+
+export type { ControllerOptions, ControllerRequirements }

@@ -1,0 +1,200 @@
+/**
+ * Applying a plan: every action through the provider services, crash-safe (intent before effect, rule 3).
+ * A failed action is reported, never thrown: the pass goes on, a later pass retries.
+ */
+import { Clock, Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { type Instance, type InstancePatch, newInstance } from "../domain/instance.js"
+import type { Action } from "../domain/observation.js"
+import type { PoolSpec } from "../domain/pool-spec.js"
+import { ComputeProvider, Credentials, InstanceStore, type Transition } from "../services.js"
+
+/** An error's one-line description. Errors of the services carry no secrets by contract. */
+export const describeError = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "_tag" in error) {
+    const message = "message" in error && typeof error.message === "string" ? `: ${error.message}` : ""
+    return `${String(error._tag)}${message}`
+  }
+  return String(error)
+}
+
+/** The kind of an error, for metrics: its tag. */
+export const errorKind = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "Unknown"
+
+/** Instance ids: 12 url-safe characters, like the seed's nanoids. */
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
+export const newInstanceId = (): string => {
+  const bytes = randomBytes(12)
+  let id = ""
+  for (const byte of bytes) id += ALPHABET[byte & 63]
+  return id
+}
+
+export interface ActionOutcome {
+  readonly action: Action
+  /** The error, when the action failed. Stale compare-and-sets are not failures: someone acted first. */
+  readonly error?: unknown
+}
+
+/** The compare-and-set a status-only action stands for. */
+export const transitionOf = (action: Action): Transition | undefined => {
+  switch (action._tag) {
+    case "MarkIdle":
+      return { id: action.id, from: ["starting"], to: "idle", patch: { deployStatus: action.deployStatus } }
+    case "Refresh":
+      return { id: action.id, from: [action.status], to: action.status, patch: { deployStatus: action.deployStatus, url: action.url } }
+    case "MarkCrashed":
+      return { id: action.id, from: [action.from], to: "crashed", patch: { lastError: `crashed: ${action.reason}` } }
+    case "RecordService":
+      return {
+        id: action.id,
+        from: ["creating"],
+        to: "starting",
+        patch: { serviceId: action.service.serviceId, url: action.service.url, deployStatus: action.service.deployStatus }
+      }
+    default:
+      return undefined
+  }
+}
+
+export const makeApplier = (spec: PoolSpec) =>
+  Effect.gen(function*() {
+    const compute = yield* ComputeProvider
+    const store = yield* InstanceStore
+    const credentials = yield* Credentials
+
+    /** Records why an action failed on its row, best effort: the failure itself is what gets reported. */
+    const noteFailure = (row: Instance, status: Instance["status"], error: unknown) =>
+      Effect.ignore(
+        store.transition({ id: row.id, from: [status], to: status, patch: { lastError: describeError(error), failures: row.failures + 1 } })
+      )
+
+    /** Undo a create that failed before its service existed: release what was issued, drop the row. */
+    const undoCreate = (row: Instance, error: unknown) =>
+      Effect.gen(function*() {
+        const marked = yield* store.transition({
+          id: row.id,
+          from: ["creating"],
+          to: "deleting",
+          patch: { lastError: describeError(error), failures: row.failures + 1 }
+        })
+        yield* credentials.release(marked)
+        yield* store.remove(row.id, ["deleting"])
+      }).pipe(Effect.ignore) // a leftover `deleting` row is finished by a later pass
+
+    const create = Effect.fn("Controller.create")(function*() {
+      const id = newInstanceId()
+      const now = new Date(yield* Clock.currentTimeMillis)
+      const intent = newInstance({
+        id,
+        pool: spec.name,
+        name: `${spec.namePrefix}${id}`,
+        status: "creating",
+        now,
+        runtimeImage: spec.template.image
+      })
+      // Intent first: the row exists before anything is made, so a crash leaves something to finish.
+      yield* store.insert(intent)
+      const issued = yield* credentials.issue(intent).pipe(Effect.tapError((error) => undoCreate(intent, error)))
+      const row = Object.keys(issued.patch).length === 0
+        ? intent
+        : yield* store.transition({ id, from: ["creating"], to: "creating", patch: issued.patch }).pipe(
+          // The handles could not be recorded: release by name and drop the intent.
+          Effect.tapError((error) => undoCreate(intent, error))
+        )
+      const created = yield* compute.create({
+        name: row.name,
+        image: spec.template.image,
+        env: { ...spec.template.env, ...issued.env }
+      }).pipe(
+        Effect.tapError((error) =>
+          // A transient failure (timeout, 5xx) leaves it unknown whether the service exists: keep the intent,
+          // the plan finishes or undoes it once createTimeout has passed. Anything else made nothing: undo now.
+          error._tag === "TransientError" ? noteFailure(row, "creating", error) : undoCreate(row, error)
+        )
+      )
+      yield* store.transition({
+        id,
+        from: ["creating"],
+        to: "starting",
+        patch: { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
+      })
+    })
+
+    const remove = Effect.fn("Controller.delete")(function*(
+      action: Extract<Action, { _tag: "Delete" }>,
+      rowsById: ReadonlyMap<string, Instance>
+    ) {
+      const known = rowsById.get(action.id)
+      if (known === undefined) return
+      // Intent first: `deleting` survives a crash, and takes the row out of every count.
+      const row = action.from === "deleting"
+        ? known
+        : yield* store.transition({ id: action.id, from: [action.from], to: "deleting" })
+      const steps = Effect.gen(function*() {
+        yield* credentials.release(row)
+        if (action.serviceId !== null) yield* compute.destroy(action.serviceId)
+        yield* store.remove(row.id, ["deleting"])
+      })
+      yield* steps.pipe(Effect.tapError((error) => noteFailure(row, "deleting", error)))
+    })
+
+    const adopt = Effect.fn("Controller.adopt")(function*(action: Extract<Action, { _tag: "Adopt" }>) {
+      const { service } = action
+      const suffix = service.name.slice(spec.namePrefix.length)
+      const patch: InstancePatch = {
+        serviceId: service.serviceId,
+        url: service.url,
+        deployStatus: service.deployStatus,
+        runtimeImage: service.image
+      }
+      const row = newInstance({ id: /^[\w-]{1,64}$/.test(suffix) ? suffix : newInstanceId(), pool: spec.name, name: service.name, status: "starting", now: service.createdAt, ...patch })
+      yield* store.insert(row)
+    })
+
+    /** Applies the plan: status changes in one batch, then deletes, then creates. */
+    const apply = (
+      actions: ReadonlyArray<Action>,
+      rows: ReadonlyArray<Instance>,
+      concurrency: number
+    ): Effect.Effect<ReadonlyArray<ActionOutcome>> =>
+      Effect.gen(function*() {
+        const rowsById = new Map(rows.map((r) => [r.id, r]))
+        const batch = actions.flatMap((action) => {
+          const transition = transitionOf(action)
+          return transition === undefined ? [] : [{ action, transition }]
+        })
+        const batchOutcomes: ReadonlyArray<ActionOutcome> = batch.length === 0
+          ? []
+          : yield* store.transitionMany(batch.map((b) => b.transition)).pipe(
+            Effect.match({
+              onFailure: (error) => batch.map(({ action }) => ({ action, error })),
+              onSuccess: () => batch.map(({ action }) => ({ action }))
+            })
+          )
+        const one = (action: Action): Effect.Effect<ActionOutcome> => {
+          const effect = action._tag === "Delete"
+            ? remove(action, rowsById)
+            : action._tag === "Create"
+            ? create()
+            : action._tag === "Adopt"
+            ? adopt(action)
+            : Effect.void
+          return effect.pipe(
+            Effect.as<ActionOutcome>({ action }),
+            Effect.catchTag("StaleStatusError", () => Effect.succeed<ActionOutcome>({ action })),
+            Effect.catchAll((error) => Effect.succeed<ActionOutcome>({ action, error })),
+            Effect.catchAllDefect((defect) => Effect.succeed<ActionOutcome>({ action, error: defect }))
+          )
+        }
+        const phase = (tag: Action["_tag"]) =>
+          Effect.forEach(actions.filter((a) => a._tag === tag), one, { concurrency })
+        const adopted = yield* phase("Adopt")
+        const deleted = yield* phase("Delete")
+        const created = yield* phase("Create")
+        return [...batchOutcomes, ...adopted, ...deleted, ...created]
+      })
+
+    return { apply }
+  })

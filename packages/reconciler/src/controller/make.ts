@@ -1,0 +1,230 @@
+/**
+ * The Controller: observe → plan → apply, one pass at a time, on a timer and on demand.
+ * Level-triggered like controller-runtime: every pass looks at the whole world, so a missed
+ * trigger or a crashed pass costs latency, never correctness.
+ */
+import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope } from "effect"
+import { instanceStatuses } from "../domain/instance.js"
+import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
+import type { PoolSpec } from "../domain/pool-spec.js"
+import { NotFoundError } from "../errors.js"
+import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from "../plan/plan.js"
+import { ComputeProvider, Credentials, HealthProbe, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
+import { describeError, errorKind, makeApplier } from "./apply.js"
+import { makeClaim } from "./claim.js"
+import type { Controller } from "./controller.js"
+import * as metrics from "./metrics.js"
+
+export interface ControllerOptions {
+  /** Time between passes when nothing triggers one. Default 30 s (the seed's TICK_INTERVAL_MS). */
+  readonly tickInterval?: Duration.DurationInput
+  /** Actions and health probes in flight at once. Default 8. */
+  readonly concurrency?: number
+  /** A listing slower than this is a failed observation. Default 20 s. */
+  readonly listTimeout?: Duration.DurationInput
+  /** A provision slower than this has an unknown outcome. Default 60 s. */
+  readonly provisionTimeout?: Duration.DurationInput
+  /** Idle instances a claim may try before giving up. Default 3. */
+  readonly claimAttempts?: number
+  /** Run passes on the timer. Default true; tests drive `runPass` themselves with false. */
+  readonly background?: boolean
+}
+
+export type ControllerRequirements =
+  | ComputeProvider
+  | InstanceStore
+  | HealthProbe
+  | Credentials
+  | InstanceRuntime
+  | Leadership
+
+const zeroByKind = (): Record<ActionKind, number> =>
+  Object.fromEntries(actionKinds.map((k) => [k, 0])) as Record<ActionKind, number>
+
+export const make = (
+  spec: PoolSpec,
+  options: ControllerOptions = {}
+): Effect.Effect<Controller["Type"], never, ControllerRequirements | Scope.Scope> =>
+  Effect.gen(function*() {
+    const compute = yield* ComputeProvider
+    const store = yield* InstanceStore
+    const health = yield* HealthProbe
+    const leadership = yield* Leadership
+    const concurrency = options.concurrency ?? 8
+    const listTimeout = options.listTimeout ?? Duration.seconds(20)
+    const { apply } = yield* makeApplier(spec)
+
+    const state = yield* Ref.make({
+      pass: 0,
+      allowance: initialCreateAllowance(spec),
+      requested: 0,
+      last: Option.none<PassSummary>()
+    })
+    // One pass at a time, whoever asks: the timer, a trigger, an API call.
+    const passLock = yield* Effect.makeSemaphore(1)
+    // A sliding queue of one: any number of triggers during a pass leave exactly one wake-up behind.
+    const wakeups = yield* Queue.sliding<void>(1)
+    const pool = { pool: spec.name }
+
+    const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number) {
+      const [listing, rows] = yield* Effect.all([
+        compute.list(spec.namePrefix).pipe(
+          Effect.timeoutFail({ duration: listTimeout, onTimeout: () => `listing timed out after ${Duration.format(listTimeout)}` }),
+          Effect.tapError((error) => typeof error === "string" ? Effect.void : Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(error)))),
+          Effect.match({
+            onFailure: (error) => Listing.Failed({ reason: typeof error === "string" ? error : describeError(error) }),
+            onSuccess: (services) => Listing.Complete({ services })
+          })
+        ),
+        store.list(spec.name)
+      ], { concurrency: 2 })
+      const targets = probeTargets(spec, listing, rows)
+      const probed = yield* Effect.forEach(targets, (t) => Effect.map(health.check(t), (h) => [t.id, h] as const), { concurrency })
+      const { allowance } = yield* Ref.get(state)
+      const observation: Observation = {
+        listing,
+        rows,
+        health: new Map(probed),
+        now: yield* Clock.currentTimeMillis,
+        createAllowance: allowance,
+        requestedCreates
+      }
+      return observation
+    })
+
+    const recordInstances = (observation: Observation, actions: ReadonlyArray<Action>) => {
+      // Counts as they will be after this pass's status changes, approximately: gauges are for dashboards.
+      const counts = Object.fromEntries(instanceStatuses.map((s) => [s, 0])) as Record<string, number>
+      for (const row of observation.rows) counts[row.status]!++
+      counts.creating! += actions.filter((a) => a._tag === "Create").length
+      return Effect.forEach(instanceStatuses, (status) =>
+        Metric.set(metrics.instances.pipe(Metric.tagged("pool", spec.name), Metric.tagged("status", status)), counts[status]!))
+    }
+
+    const onePass = Effect.gen(function*() {
+      const started = yield* Clock.currentTimeMillis
+      const { pass, requested } = yield* Ref.updateAndGet(state, (s) => ({ ...s, pass: s.pass + 1 }))
+      const planned = zeroByKind()
+      const failed = zeroByKind()
+      const errors: Array<string> = []
+
+      const work = Effect.gen(function*() {
+        const observation = yield* observe(requested)
+        const actions = plan(spec, observation)
+        for (const action of actions) planned[action._tag]++
+        const outcomes = yield* apply(actions, observation.rows, concurrency)
+        for (const outcome of outcomes) {
+          if (outcome.error === undefined) continue
+          failed[outcome.action._tag]++
+          errors.push(`${outcome.action._tag}${"id" in outcome.action ? ` ${outcome.action.id}` : ""}: ${describeError(outcome.error)}`)
+          yield* Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(outcome.error)))
+        }
+        const creates = outcomes.filter((o) => o.action._tag === "Create")
+        const requestedDone = actions.filter((a) => a._tag === "Create" && a.reason === "requested").length
+        yield* Ref.update(state, (s) => ({
+          ...s,
+          allowance: nextCreateAllowance(spec, s.allowance, { attempted: creates.length, failed: creates.filter((o) => o.error !== undefined).length }),
+          requested: Math.max(0, s.requested - requestedDone)
+        }))
+        yield* recordInstances(observation, actions)
+        return observation.listing._tag === "Complete" ? "complete" as const : "failed" as const
+      })
+
+      const led = yield* leadership.whileLeader(work).pipe(
+        Effect.catchAll((error) => {
+          // The store failed while observing: nothing was planned, the next pass tries again.
+          errors.push(`observe: ${describeError(error)}`)
+          return Effect.as(Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(error))), Option.some("failed" as const))
+        })
+      )
+      const durationMs = (yield* Clock.currentTimeMillis) - started
+      const summary: PassSummary = {
+        pass,
+        startedAt: new Date(started),
+        durationMs,
+        listing: Option.getOrElse(led, () => "failed" as const),
+        planned,
+        failed,
+        errors,
+        applied: Option.isSome(led)
+      }
+      yield* Ref.update(state, (s) => ({ ...s, last: Option.some(summary) }))
+      const outcome = !summary.applied ? "standby" : errors.length > 0 || summary.listing === "failed" ? "degraded" : "ok"
+      yield* Metric.increment(Metric.tagged(metrics.passes, "outcome", outcome))
+      yield* Metric.update(metrics.passDuration, durationMs / 1000)
+      for (const kind of actionKinds) {
+        if (planned[kind] > 0) yield* Metric.incrementBy(Metric.tagged(metrics.actionsPlanned, "kind", kind), planned[kind])
+        if (failed[kind] > 0) yield* Metric.incrementBy(Metric.tagged(metrics.actionsFailed, "kind", kind), failed[kind])
+      }
+      const line = Effect.annotateLogs(
+        Effect.log(`pass ${pass}: ${describePlanned(planned)}${errors.length > 0 ? `; ${errors.length} failed` : ""} in ${durationMs} ms`),
+        { pool: spec.name, pass, listing: summary.listing, outcome }
+      )
+      yield* errors.length > 0 ? Effect.logWarning(errors.join("; ")).pipe(Effect.zipRight(line)) : line
+      return summary
+    }).pipe(Effect.withSpan("Controller.pass", { attributes: pool }))
+
+    const runPass = passLock.withPermits(1)(onePass)
+    const trigger = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+
+    if (options.background ?? true) {
+      const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
+      // First pass at once; then whenever triggered, or after a tick of quiet.
+      yield* Queue.offer(wakeups, undefined)
+      const loop = Effect.raceFirst(Queue.take(wakeups), Effect.sleep(tick)).pipe(
+        Effect.zipRight(runPass),
+        Effect.zipRight(Ref.get(state)),
+        // Requested creates the batch could not take this pass: go again without waiting for the tick.
+        Effect.tap((s) => (s.requested > 0 ? trigger : Effect.void)),
+        Effect.forever
+      )
+      yield* Effect.forkScoped(loop)
+    }
+
+    const claim = yield* makeClaim(spec, {
+      attempts: options.claimAttempts ?? 3,
+      timeout: options.provisionTimeout ?? Duration.seconds(60),
+      trigger
+    })
+
+    const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>
+      Effect.gen(function*() {
+        const row = yield* store.get(id)
+        if (Option.isNone(row)) {
+          return yield* new NotFoundError({ operation: "controller.kill", message: `no instance ${id}` })
+        }
+        const marked = yield* store.transition({ id, from, to: "deleting" })
+        yield* trigger
+        return marked
+      })
+
+    const service: Controller["Type"] = {
+      spec,
+      runPass,
+      trigger,
+      preview: observe(0).pipe(
+        Effect.zip(Ref.get(state)),
+        Effect.map(([observation, s]) => plan(spec, { ...observation, requestedCreates: s.requested }))
+      ),
+      lastPass: Ref.get(state).pipe(Effect.map((s) => s.last)),
+      claim,
+      replenish: (count = 0) =>
+        Ref.update(state, (s) => ({ ...s, requested: s.requested + Math.max(0, Math.floor(count)) })).pipe(Effect.zipRight(runPass)),
+      drain: (count) =>
+        Effect.gen(function*() {
+          const idle = (yield* store.list(spec.name)).filter((r) => r.status === "idle").slice(0, Math.max(0, count))
+          // Compare-and-set: an instance claimed since the listing stays claimed.
+          const drained = yield* store.transitionMany(idle.map((r) => ({ id: r.id, from: ["idle"], to: "deleting" })))
+          if (drained.length > 0) yield* trigger
+          return drained
+        }),
+      kill: (id) => kill(id, instanceStatuses.filter((s) => s !== "deleting")),
+      dismiss: (id) => kill(id, ["crashed"])
+    }
+    return service
+  })
+
+const describePlanned = (planned: Record<ActionKind, number>) => {
+  const parts = actionKinds.filter((k) => planned[k] > 0).map((k) => `${planned[k]} ${k}`)
+  return parts.length === 0 ? "nothing to do" : parts.join(", ")
+}

@@ -1,0 +1,13 @@
+/** The reconciler's metrics (Effect `Metric`); the server renders them as Prometheus text. */
+import { Metric, MetricBoundaries } from "effect"
+
+const secondsBuckets = MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 14 })
+
+export const passDuration = Metric.histogram("warmpool_pass_duration_seconds", secondsBuckets, "Duration of reconcile passes")
+export const passes = Metric.counter("warmpool_passes_total", { description: "Reconcile passes, by outcome", incremental: true })
+export const actionsPlanned = Metric.counter("warmpool_actions_planned_total", { description: "Actions planned, by kind", incremental: true })
+export const actionsFailed = Metric.counter("warmpool_actions_failed_total", { description: "Actions that failed, by kind", incremental: true })
+export const providerErrors = Metric.counter("warmpool_provider_errors_total", { description: "Errors from providers and the store, by kind", incremental: true })
+export const claimDuration = Metric.histogram("warmpool_claim_duration_seconds", secondsBuckets, "Duration of claims")
+export const claims = Metric.counter("warmpool_claims_total", { description: "Claims, by outcome", incremental: true })
+export const instances = Metric.gauge("warmpool_instances", { description: "Instances, by status" })

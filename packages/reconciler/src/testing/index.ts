@@ -1,0 +1,7 @@
+/** In-memory implementations of every service, with fault injection, and the conformance suites. */
+export * from "./faults.js"
+export * from "./in-memory-compute.js"
+export * from "./in-memory-credentials.js"
+export * from "./in-memory-health.js"
+export * from "./in-memory-runtime.js"
+export * from "./in-memory-store.js"
