@@ -5,8 +5,8 @@ import { Duration, Effect, Ref } from "effect"
  * and add latency to every call. Latency uses the Clock, so the TestClock drives it.
  */
 export interface Faults<E> {
-  /** The next `count` calls fail with `error` (after their latency). */
-  readonly failNext: (count: number, error: E) => Effect.Effect<void>
+  /** The next `count` calls (of `operation`, when given) fail with `error`, after their latency. */
+  readonly failNext: (count: number, error: E, operation?: string) => Effect.Effect<void>
   readonly setLatency: (latency: Duration.DurationInput) => Effect.Effect<void>
   /** Calls made so far, by operation name. */
   readonly calls: Effect.Effect<Readonly<Record<string, number>>>
@@ -19,11 +19,12 @@ export interface FaultGate<E> extends Faults<E> {
 
 export const makeFaults = <E>(): Effect.Effect<FaultGate<E>> =>
   Effect.gen(function*() {
-    const pending = yield* Ref.make<ReadonlyArray<E>>([])
+    const pending = yield* Ref.make<ReadonlyArray<{ readonly error: E; readonly operation: string | undefined }>>([])
     const latency = yield* Ref.make(Duration.zero)
     const calls = yield* Ref.make<Record<string, number>>({})
     return {
-      failNext: (count, error) => Ref.update(pending, (errors) => [...errors, ...Array.from({ length: count }, () => error)]),
+      failNext: (count, error, operation) =>
+        Ref.update(pending, (queued) => [...queued, ...Array.from({ length: count }, () => ({ error, operation }))]),
       setLatency: (input) => Ref.set(latency, Duration.decode(input)),
       calls: Ref.get(calls),
       guard: (operation) =>
@@ -31,7 +32,10 @@ export const makeFaults = <E>(): Effect.Effect<FaultGate<E>> =>
           yield* Ref.update(calls, (counts) => ({ ...counts, [operation]: (counts[operation] ?? 0) + 1 }))
           const delay = yield* Ref.get(latency)
           if (Duration.greaterThan(delay, Duration.zero)) yield* Effect.sleep(delay)
-          const next = yield* Ref.modify(pending, (errors) => [errors[0], errors.slice(1)] as const)
+          const next = yield* Ref.modify(pending, (queued) => {
+            const index = queued.findIndex((q) => q.operation === undefined || q.operation === operation)
+            return index < 0 ? [undefined, queued] as const : [queued[index]!.error, queued.filter((_, i) => i !== index)] as const
+          })
           if (next !== undefined) return yield* Effect.fail(next)
         })
     }

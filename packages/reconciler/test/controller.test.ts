@@ -1,0 +1,230 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Layer, Option, Ref, TestClock } from "effect"
+import { ComputeProvider, Controller, RateLimitedError, StoreError, TransientError } from "../src/index.js"
+import {
+  InMemoryComputeControl,
+  InMemoryCredentialsControl,
+  InMemoryRuntimeControl,
+  inMemoryServices,
+  InMemoryStoreControl
+} from "../src/testing/index.js"
+import { testSpec, world } from "./support/in-memory-world.js"
+
+const rows = Effect.flatMap(InMemoryStoreControl, (c) => c.rows)
+const statuses = Effect.map(rows, (all) => all.map((r) => r.status).sort())
+
+/** Passes until the pool is filled: creates, then health marks them idle. */
+const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
+
+describe("Controller", () => {
+  it.effect("fills the pool to minIdle: create, then idle once healthy", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const first = yield* controller.runPass
+      expect(first.planned.Create).toBe(2)
+      expect(first.applied).toBe(true)
+      expect(yield* statuses).toEqual(["starting", "starting"])
+      const second = yield* controller.runPass
+      expect(second.planned.MarkIdle).toBe(2)
+      expect(yield* statuses).toEqual(["idle", "idle"])
+      // The services were made with the template's env plus the issued credentials.
+      const made = yield* Effect.flatMap(InMemoryComputeControl, (c) => c.services)
+      expect(made.map((s) => Object.keys(s.env).sort())).toEqual([["INSTANCE_SECRET", "SHARED"], ["INSTANCE_SECRET", "SHARED"]])
+      expect((yield* rows).every((r) => r.openrouterKeyHash === `hash-${r.name}`)).toBe(true)
+      expect((yield* controller.runPass).planned).toMatchObject({ Create: 0, Delete: 0, MarkIdle: 0 })
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("claims the oldest idle instance, records the conversation, and backfills", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      const oldest = (yield* rows)[0]!
+      const result = yield* controller.claim({ agentName: "tokyo", instructions: "plan a trip", sourceBranch: "main" })
+      expect(result.instance).toMatchObject({ id: oldest.id, status: "claimed", agentName: "tokyo", conversationId: `conv-${oldest.id}`, sourceBranch: "main" })
+      expect(result.joined).toBe(false)
+      expect(result.instance.claimedAt).not.toBeNull()
+      const next = yield* controller.runPass
+      expect(next.planned.Create).toBe(1)
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("an instance already bound (409) becomes crashed and the claim moves on", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      const [first, second] = yield* rows
+      yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.set(first!.id, "bound"))
+      const result = yield* controller.claim({ agentName: "a", instructions: "b" })
+      expect(result.instance.id).toBe(second!.id)
+      const after = yield* rows
+      expect(after.find((r) => r.id === first!.id)).toMatchObject({ status: "crashed" })
+      expect(after.find((r) => r.id === first!.id)!.lastError).toContain("AlreadyBoundError")
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.live("an unknown outcome (timeout) is never returned to idle; all attempts failing is a ClaimFailedError", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("hang"))
+      const exit = yield* Effect.exit(controller.claim({ agentName: "a", instructions: "b" }))
+      expect(Exit.isFailure(exit) && Exit.causeOption(exit).pipe(Option.map(String), Option.getOrElse(() => ""))).toContain("provisioning failed on every attempt")
+      expect(yield* statuses).toEqual(["crashed", "crashed"])
+    }).pipe(Effect.provide(world(testSpec(), { provisionTimeout: Duration.millis(20) }))))
+
+  it.effect("a rejected request leaves the instance idle and fails at once", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("rejected"))
+      const error = yield* Effect.flip(controller.claim({ agentName: "a", instructions: "b", joinUrl: "bad" }))
+      expect(error._tag).toBe("ProvisionRejectedError")
+      expect(yield* statuses).toEqual(["idle", "idle"])
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("no idle instance is a NoIdleInstanceError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.flatMap(Controller, (c) => c.claim({ agentName: "a", instructions: "b" })))
+      expect(error._tag).toBe("NoIdleInstanceError")
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("drain removes idle instances only, never a claimed one, and releases their credentials", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      const claimed = yield* controller.claim({ agentName: "a", instructions: "b" })
+      const drained = yield* controller.drain(10)
+      expect(drained).toHaveLength(1)
+      expect(drained).not.toContain(claimed.instance.id)
+      yield* controller.runPass
+      const left = yield* rows
+      expect(left.map((r) => r.id)).toContain(claimed.instance.id)
+      expect(left.some((r) => r.id === drained[0])).toBe(false)
+      const live = yield* Effect.flatMap(InMemoryCredentialsControl, (c) => c.live)
+      expect(live).not.toContain(`agent-${drained[0]}`)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 2 })))))
+
+  it.effect("kill removes a claimed instance; dismiss only takes crashed ones; unknown ids are NotFound", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      const claimed = yield* controller.claim({ agentName: "a", instructions: "b" })
+      expect((yield* Effect.flip(controller.dismiss(claimed.instance.id)))._tag).toBe("StaleStatusError")
+      expect((yield* Effect.flip(controller.kill("nope")))._tag).toBe("NotFoundError")
+      yield* controller.kill(claimed.instance.id)
+      yield* controller.runPass
+      const services = yield* Effect.flatMap(InMemoryComputeControl, (c) => c.services)
+      expect(services.map((s) => s.info.serviceId)).not.toContain(claimed.instance.serviceId)
+      expect((yield* rows).map((r) => r.id)).not.toContain(claimed.instance.id)
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("a failed create is counted, backs off to one per pass, and is retried by a later pass", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const limited = new RateLimitedError({ operation: "create", message: "429", retryAfter: Option.none() })
+      yield* Effect.flatMap(InMemoryComputeControl, (c) => c.failNext(2, limited, "create"))
+      const first = yield* controller.runPass
+      expect(first.failed.Create).toBe(2)
+      expect(first.errors.join()).toContain("RateLimitedError")
+      // Nothing half-made is left: rows and credentials of the failed creates are gone.
+      expect(yield* rows).toEqual([])
+      expect(yield* Effect.flatMap(InMemoryCredentialsControl, (c) => c.live)).toEqual([])
+      const second = yield* controller.runPass
+      expect(second.planned.Create).toBe(1) // slow start
+      const third = yield* controller.runPass
+      expect(third.planned.Create).toBe(1)
+      expect((yield* statuses).filter((s) => s !== "idle")).toEqual(["starting"])
+    }).pipe(Effect.provide(world(testSpec({ createBatch: 4 })))))
+
+  it.effect("a create with an unknown outcome keeps its intent; the plan finishes it when the service exists", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const compute = yield* InMemoryComputeControl
+      yield* compute.failNext(1, new TransientError({ operation: "create", message: "504 gateway timeout" }), "create")
+      yield* controller.runPass
+      const [pending] = (yield* rows).filter((r) => r.status === "creating")
+      expect(pending!.lastError).toContain("504")
+      // The platform had in fact made it (the answer was lost).
+      const provider = yield* ComputeProvider
+      yield* provider.create({ name: pending!.name, image: "runtime:latest", env: {} })
+      yield* TestClock.adjust(Duration.minutes(6))
+      const later = yield* controller.runPass
+      expect(later.planned.RecordService).toBe(1)
+      const recorded = (yield* rows).find((r) => r.id === pending!.id)!
+      expect(recorded.status).not.toBe("creating")
+      expect(recorded.serviceId).not.toBeNull()
+      // Exactly one service per row: nothing was created twice.
+      expect((yield* compute.services).length).toBe((yield* rows).length)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 1 })))))
+
+  it.effect("an abandoned create whose service never appeared is undone, credentials released", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* Effect.flatMap(InMemoryComputeControl, (c) => c.failNext(1, new TransientError({ operation: "create", message: "socket hang up" }), "create"))
+      yield* controller.runPass
+      const [pending] = (yield* rows).filter((r) => r.status === "creating")
+      yield* TestClock.adjust(Duration.minutes(6))
+      const later = yield* controller.runPass
+      expect(later.planned.Delete).toBe(1)
+      expect((yield* rows).map((r) => r.id)).not.toContain(pending!.id)
+      expect(yield* Effect.flatMap(InMemoryCredentialsControl, (c) => c.live)).not.toContain(pending!.name)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 1 })))))
+
+  it.effect("a failed listing destroys and creates nothing, and the summary says so", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      yield* Effect.flatMap(InMemoryComputeControl, (c) => c.failNext(1, new TransientError({ operation: "list", message: "page 2: 500" }), "list"))
+      const summary = yield* controller.runPass
+      expect(summary.listing).toBe("failed")
+      expect(summary.planned.Delete + summary.planned.Create).toBe(0)
+      expect(yield* statuses).toEqual(["idle", "idle"])
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("a store failure fails the pass, not the loop", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const store = yield* InMemoryStoreControl
+      yield* store.failNext(1, new StoreError({ operation: "list", message: "connection reset", retryable: true }), "list")
+      const failed = yield* controller.runPass
+      expect(failed.errors[0]).toContain("connection reset")
+      const next = yield* controller.runPass
+      expect(next.planned.Create).toBe(2)
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.live("passes never overlap, and a burst of triggers during a pass gives exactly one extra pass", () =>
+    Effect.gen(function*() {
+      const inFlight = yield* Ref.make(0)
+      const maxInFlight = yield* Ref.make(0)
+      const lists = yield* Ref.make(0)
+      // A platform whose listing takes 100 ms, counting how many listings run at once.
+      const slowList = Layer.effect(
+        ComputeProvider,
+        Effect.map(ComputeProvider, (inner): Context.Tag.Service<ComputeProvider> => ({
+          ...inner,
+          list: (prefix) =>
+            Effect.gen(function*() {
+              const now = yield* Ref.updateAndGet(inFlight, (n) => n + 1)
+              yield* Ref.update(maxInFlight, (m) => Math.max(m, now))
+              yield* Ref.update(lists, (n) => n + 1)
+              yield* Effect.sleep(Duration.millis(100))
+              yield* Ref.update(inFlight, (n) => n - 1)
+              return yield* inner.list(prefix)
+            })
+        }))
+      )
+      const layer = Controller.layer(testSpec({ minIdle: 0 }), { background: true, tickInterval: Duration.hours(1) }).pipe(
+        Layer.provide(slowList),
+        Layer.provideMerge(inMemoryServices())
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const controller = yield* Controller
+        yield* Effect.sleep(Duration.millis(30)) // the start-up pass is listing now
+        yield* Effect.forEach(Array.from({ length: 100 }), () => controller.trigger, { discard: true })
+        // Callers asking for their own pass wait their turn rather than overlapping.
+        yield* Effect.all([controller.runPass, controller.runPass], { concurrency: "unbounded" })
+        yield* Effect.sleep(Duration.millis(400))
+      }).pipe(Effect.provide(layer)))
+      // Start-up pass + the one coalesced trigger pass + the two explicit passes.
+      expect(yield* Ref.get(lists)).toBe(4)
+      expect(yield* Ref.get(maxInFlight)).toBe(1)
+    }))
+})
