@@ -1,9 +1,9 @@
 /** A pool on the in-memory services, with every control handle, for controller tests. */
 import { Layer } from "effect"
-import { Controller, type ControllerOptions, PoolSpec, type PoolSpecInput } from "../../src/index.js"
+import { Controller, type ControllerOptions, PoolSpec } from "../../src/index.js"
 import { type InMemoryComputeOptions, inMemoryServices } from "../../src/testing/index.js"
 
-export const testSpec = (overrides: Partial<PoolSpecInput> = {}) =>
+export const testSpec = (overrides: Partial<ConstructorParameters<typeof PoolSpec>[0]> = {}) =>
   new PoolSpec({
     name: "pool",
     namePrefix: "agent-",
