@@ -1,0 +1,166 @@
+/**
+ * The `InstanceStore` contract, as tests any implementation must pass (in-memory, Postgres, yours).
+ * Call it from a test file with a Layer that gives a fresh, empty store for the suite.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { type InstanceStatus, newInstance } from "../../domain/instance.js"
+import { InstanceStore } from "../../services.js"
+
+export interface InstanceStoreConformanceOptions {
+  /** Concurrent claims in the race test. Default 50 over 20 idle rows. */
+  readonly claimers?: number
+}
+
+let sequence = 0
+/** Rows unique across the whole suite, so tests may share one store. */
+const uniquePool = () => `conf-${Date.now().toString(36)}-${(sequence++).toString(36)}`
+
+const row = (pool: string, id: string, status: InstanceStatus, ageSeconds = 0, serviceId: string | null = null) =>
+  newInstance({
+    id: `${pool}-${id}`,
+    pool,
+    name: `agent-${pool}-${id}`,
+    status,
+    serviceId,
+    now: new Date(Date.UTC(2026, 0, 1) - ageSeconds * 1000)
+  })
+
+export const instanceStoreConformance = <E>(
+  name: string,
+  layer: Layer.Layer<InstanceStore, E>,
+  options: InstanceStoreConformanceOptions = {}
+) =>
+  describe(`InstanceStore conformance: ${name}`, () => {
+    it.layer(layer, { timeout: 60_000 })((it) => {
+      it.effect("inserts, gets and lists rows of one pool, oldest first, with every field kept", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const young = row(pool, "young", "idle", 10, `svc-${pool}-y`)
+          const old = newInstance({
+            ...row(pool, "old", "claimed", 100, `svc-${pool}-o`),
+            url: "https://old.example",
+            deployStatus: "SUCCESS",
+            agentName: "tokyo",
+            conversationId: "conv",
+            inviteUrl: "https://invite",
+            instructions: "be nice",
+            claimedAt: new Date(Date.UTC(2026, 0, 1)),
+            sourceBranch: "main",
+            runtimeImage: "img:1",
+            openrouterKeyHash: "hash",
+            agentmailInboxId: "inbox@x",
+            gatewayToken: "ab".repeat(32),
+            lastError: "none",
+            now: new Date(Date.UTC(2026, 0, 1) - 100_000)
+          })
+          yield* store.insert(young)
+          yield* store.insert(old)
+          yield* store.insert(row(uniquePool(), "elsewhere", "idle"))
+          const listed = yield* store.list(pool)
+          expect(listed.map((r) => r.id)).toEqual([old.id, young.id])
+          expect(listed[0]).toEqual(old)
+          expect(yield* store.get(young.id)).toEqual(Option.some(young))
+          expect(yield* store.get(`${pool}-missing`)).toEqual(Option.none())
+        }))
+
+      it.effect("refuses a second row with the same id, name or service id", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const first = row(pool, "a", "idle", 0, `svc-${pool}-a`)
+          yield* store.insert(first)
+          const sameId = yield* Effect.flip(store.insert(newInstance({ ...first, name: "other-name", serviceId: null, now: first.createdAt })))
+          const sameName = yield* Effect.flip(store.insert(newInstance({ ...first, id: `${pool}-b`, serviceId: null, now: first.createdAt })))
+          const sameService = yield* Effect.flip(store.insert(newInstance({ ...first, id: `${pool}-c`, name: `n-${pool}-c`, now: first.createdAt })))
+          expect([sameId._tag, sameName._tag, sameService._tag]).toEqual(["ConflictError", "ConflictError", "ConflictError"])
+          expect((yield* store.list(pool)).length).toBe(1)
+        }))
+
+      it.effect("transition is a compare-and-set: applied from an expected status, stale otherwise", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const r = row(pool, "a", "starting", 60)
+          yield* store.insert(r)
+          const idle = yield* store.transition({ id: r.id, from: ["starting"], to: "idle", patch: { deployStatus: "SUCCESS" } })
+          expect(idle.status).toBe("idle")
+          expect(idle.deployStatus).toBe("SUCCESS")
+          expect(idle.statusChangedAt).not.toEqual(r.statusChangedAt)
+          const stale = yield* Effect.flip(store.transition({ id: r.id, from: ["starting"], to: "crashed" }))
+          expect(stale._tag).toBe("StaleStatusError")
+          const missing = yield* Effect.flip(store.transition({ id: `${pool}-nope`, from: ["idle"], to: "crashed" }))
+          expect(missing._tag).toBe("StaleStatusError")
+          // A patch without a status change keeps status_changed_at.
+          const patched = yield* store.transition({ id: r.id, from: ["idle"], to: "idle", patch: { url: "https://x" } })
+          expect(patched.statusChangedAt).toEqual(idle.statusChangedAt)
+          expect(patched.url).toBe("https://x")
+          expect((yield* store.get(r.id)).pipe(Option.map((x) => x.status))).toEqual(Option.some("idle"))
+        }))
+
+      it.effect("transitionMany applies the compare-and-sets that match and returns their ids", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const rows = ["a", "b", "c"].map((id) => row(pool, id, "starting"))
+          yield* Effect.forEach(rows, (r) => store.insert(r))
+          yield* store.transition({ id: rows[1]!.id, from: ["starting"], to: "idle" })
+          const applied = yield* store.transitionMany([
+            { id: rows[0]!.id, from: ["starting"], to: "idle", patch: { deployStatus: "SUCCESS" } },
+            { id: rows[1]!.id, from: ["starting"], to: "crashed" },
+            { id: rows[2]!.id, from: ["starting", "idle"], to: "deleting" },
+            { id: `${pool}-missing`, from: ["idle"], to: "deleting" }
+          ])
+          expect([...applied].sort()).toEqual([rows[0]!.id, rows[2]!.id].sort())
+          const after = yield* store.list(pool)
+          expect(after.map((r) => [r.id, r.status, r.deployStatus])).toEqual([
+            [rows[0]!.id, "idle", "SUCCESS"],
+            [rows[1]!.id, "idle", null],
+            [rows[2]!.id, "deleting", null]
+          ])
+          expect(yield* store.transitionMany([])).toEqual([])
+        }))
+
+      it.effect("claimIdle takes the oldest idle row of the pool and marks it claiming", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          yield* store.insert(row(pool, "new", "idle", 10))
+          yield* store.insert(row(pool, "old", "idle", 500))
+          yield* store.insert(row(pool, "older-but-starting", "starting", 900))
+          yield* store.insert(row(uniquePool(), "other-pool", "idle", 1000))
+          const first = yield* store.claimIdle(pool)
+          expect(first.pipe(Option.map((r) => [r.id, r.status]))).toEqual(Option.some([`${pool}-old`, "claiming"]))
+          const second = yield* store.claimIdle(pool)
+          expect(second.pipe(Option.map((r) => r.id))).toEqual(Option.some(`${pool}-new`))
+          expect(yield* store.claimIdle(pool)).toEqual(Option.none())
+        }))
+
+      it.effect("concurrent claims never hand one row to two callers", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const idle = 20
+          const claimers = options.claimers ?? 50
+          yield* Effect.forEach(Array.from({ length: idle }, (_, i) => row(pool, `r${i}`, "idle", i)), (r) => store.insert(r))
+          const results = yield* Effect.forEach(Array.from({ length: claimers }), () => store.claimIdle(pool), { concurrency: "unbounded" })
+          const winners = results.filter(Option.isSome).map((o) => o.value.id)
+          expect(winners.length).toBe(idle)
+          expect(new Set(winners).size).toBe(idle)
+          expect((yield* store.counts(pool)).claiming).toBe(idle)
+        }))
+
+      it.effect("remove deletes only from the given statuses; counts cover every status", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          yield* store.insert(row(pool, "a", "deleting"))
+          yield* store.insert(row(pool, "b", "claimed"))
+          expect(yield* store.remove(`${pool}-b`, ["deleting"])).toBe(false)
+          expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(true)
+          expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(false)
+          expect(yield* store.counts(pool)).toEqual({ creating: 0, starting: 0, idle: 0, claiming: 0, claimed: 1, crashed: 0, deleting: 0 })
+        }))
+    })
+  })
