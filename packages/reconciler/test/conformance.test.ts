@@ -1,17 +1,10 @@
 /** The conformance suites, run against the in-memory implementations (other packages run them against theirs). */
 import { Effect } from "effect"
-import {
-  computeProviderConformance,
-  credentialsConformance,
-  InMemoryCompute,
-  InMemoryCredentials,
-  InMemoryCredentialsControl,
-  InMemoryStore,
-  instanceStoreConformance
-} from "../src/testing/index.js"
+import { computeProviderConformance, credentialsConformance, instanceStoreConformance } from "../src/testing/conformance/index.js"
+import { InMemoryCompute, InMemoryCredentials, InMemoryCredentialsControl, InMemoryStore } from "../src/testing/index.js"
 
 instanceStoreConformance("in-memory", InMemoryStore.layer)
 computeProviderConformance("in-memory", InMemoryCompute.layer())
 credentialsConformance("in-memory", InMemoryCredentials.layer, {
-  isLive: (name) => Effect.map(InMemoryCredentialsControl, (c) => c.live).pipe(Effect.flatten, Effect.map((live) => live.includes(name)))
+  isLive: (name) => Effect.flatMap(InMemoryCredentialsControl, (c) => c.live).pipe(Effect.map((live) => live.includes(name)))
 })

@@ -1,4 +1,4 @@
-/** In-memory implementations of every service, with fault injection, and the conformance suites. */
+/** In-memory implementations of every service, with fault injection. The contract suites are in `../conformance`. */
 export * from "./faults.js"
 export * from "./in-memory-compute.js"
 export * from "./in-memory-credentials.js"
@@ -6,6 +6,3 @@ export * from "./in-memory-health.js"
 export * from "./in-memory-runtime.js"
 export * from "./in-memory-store.js"
 export * from "./in-memory-services.js"
-export * from "./conformance/compute-provider.js"
-export * from "./conformance/credentials.js"
-export * from "./conformance/instance-store.js"
