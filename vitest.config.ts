@@ -7,6 +7,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["source"], externalConditions: ["source"] } },
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+    // A real Postgres for the run: from TEST_DATABASE_URL / DATABASE_URL, or an embedded one.
+    globalSetup: ["packages/reconciler/test/support/postgres-global-setup.ts"],
     testTimeout: 30_000,
     // The JSON report gives .ci/run its closing "N passed, N failed" line.
     reporters: ["default", ["json", { outputFile: ".tsbuild/vitest-results.json" }]],

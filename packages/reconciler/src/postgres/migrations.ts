@@ -1,0 +1,75 @@
+/**
+ * Schema migrations (`@effect/sql` Migrator). The first one adopts a database made by the Convos
+ * pool manager in place: every seed column is kept (added if an older seed lacked it, as some lacked
+ * `runtime_image`), every row kept, and the reconciler's columns added with values derived from them.
+ */
+import { SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import { Effect } from "effect"
+
+/** The pool that rows written by the seed (which knew one pool only) belong to. */
+export const DEFAULT_POOL = "default"
+
+const seedColumns = [
+  "service_id TEXT",
+  "name TEXT",
+  "url TEXT",
+  "status TEXT",
+  "deploy_status TEXT",
+  "agent_name TEXT",
+  "conversation_id TEXT",
+  "invite_url TEXT",
+  "instructions TEXT",
+  "created_at TIMESTAMPTZ",
+  "claimed_at TIMESTAMPTZ",
+  "source_branch TEXT",
+  "runtime_image TEXT",
+  "openrouter_key_hash TEXT",
+  "agentmail_inbox_id TEXT",
+  "gateway_token TEXT"
+]
+
+const instances = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY)`
+  for (const column of seedColumns) yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS ${column}`)
+  // Seed rows always had these; make them dependable for the queries that rely on them.
+  yield* sql`UPDATE instances SET created_at = now() WHERE created_at IS NULL`
+  yield* sql`UPDATE instances SET name = 'convos-agent-' || id WHERE name IS NULL`
+  yield* sql`UPDATE instances SET status = 'starting' WHERE status IS NULL`
+  yield* sql`ALTER TABLE instances ALTER COLUMN created_at SET DEFAULT now(), ALTER COLUMN created_at SET NOT NULL`
+  yield* sql`ALTER TABLE instances ALTER COLUMN name SET NOT NULL, ALTER COLUMN status SET NOT NULL`
+  // The reconciler's own columns.
+  yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS pool TEXT NOT NULL DEFAULT '${DEFAULT_POOL}'`)
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS status_changed_at TIMESTAMPTZ`
+  yield* sql`UPDATE instances SET status_changed_at = COALESCE(claimed_at, created_at) WHERE status_changed_at IS NULL`
+  yield* sql`ALTER TABLE instances ALTER COLUMN status_changed_at SET DEFAULT now(), ALTER COLUMN status_changed_at SET NOT NULL`
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS failures INTEGER NOT NULL DEFAULT 0`
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS last_error TEXT`
+  // service_id was UNIQUE in the seed; name becomes unique too (creates are idempotent by name).
+  yield* sql`CREATE UNIQUE INDEX IF NOT EXISTS instances_service_id_key ON instances (service_id)`
+  yield* sql`CREATE UNIQUE INDEX IF NOT EXISTS instances_name_key ON instances (name)`
+  // The hot queries: the idle claim (by pool, oldest first) and a pass's listing of a pool.
+  yield* sql`CREATE INDEX IF NOT EXISTS instances_idle_by_age ON instances (pool, created_at) WHERE status = 'idle'`
+  yield* sql`CREATE INDEX IF NOT EXISTS instances_by_pool ON instances (pool, created_at)`
+})
+
+const leases = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // One row per pool: who reconciles it, until when, and the epoch that fences its writes.
+  yield* sql`
+    CREATE TABLE IF NOT EXISTS warmpool_leases (
+      name TEXT PRIMARY KEY,
+      holder TEXT NOT NULL,
+      epoch BIGINT NOT NULL,
+      expires_at TIMESTAMPTZ NOT NULL
+    )`
+})
+
+export const migrations = Migrator.fromRecord({
+  "1_instances": instances,
+  "2_leases": leases
+})
+
+/** Brings the schema up to date; safe to run on every start and from several replicas at once. */
+export const runMigrations = Migrator.make({})({ loader: migrations, table: "warmpool_migrations" })

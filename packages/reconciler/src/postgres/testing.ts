@@ -1,0 +1,51 @@
+/**
+ * Real Postgres for tests: each suite gets its own freshly created, migrated database on the server
+ * the test run provides (TEST_DATABASE_URL, DATABASE_URL, or the embedded one started by the global setup),
+ * dropped when the suite ends. Runs never see each other's rows.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { runMigrations } from "./migrations.js"
+
+/** The server URL tests use, from the environment: TEST_DATABASE_URL, then DATABASE_URL. */
+export const testServerUrlFromEnv = (): string | undefined => process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
+
+/** The URL of database `name` on the server at `serverUrl`. */
+export const databaseUrl = (serverUrl: string, name: string): string => {
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** Runs `f` on a short-lived connection to the server's maintenance database. */
+export const onServer = <A, E>(serverUrl: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.flatMap(SqlClient.SqlClient, f).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(serverUrl), maxConnections: 1 })),
+    Effect.scoped
+  )
+
+export interface FreshDatabaseOptions {
+  /** Connections in the test database's pool. Default 10. */
+  readonly maxConnections?: number
+  /** Run the migrations. Default true. */
+  readonly migrate?: boolean
+}
+
+/** A new database, migrated, with a `PgClient` on it; dropped when the layer is released. */
+export const freshDatabase = (serverUrl: string, options: FreshDatabaseOptions = {}) =>
+  Layer.unwrapScoped(
+    Effect.gen(function*() {
+      const name = `warmpool_test_${randomBytes(6).toString("hex")}`
+      yield* Effect.acquireRelease(
+        onServer(serverUrl, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
+        () => onServer(serverUrl, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
+      )
+      const client = PgClient.layer({
+        url: Redacted.make(databaseUrl(serverUrl, name)),
+        maxConnections: options.maxConnections ?? 10
+      })
+      return options.migrate === false ? client : Layer.tap(client, (ctx) => Effect.provide(runMigrations, ctx))
+    })
+  )

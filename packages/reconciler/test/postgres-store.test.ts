@@ -1,0 +1,131 @@
+import { describe, expect, it } from "@effect/vitest"
+import { SqlClient, Statement } from "@effect/sql"
+import { Effect, Layer, Option, Ref } from "effect"
+import { inject } from "vitest"
+import { ComputeProvider, Controller, InstanceStore, newInstance, PoolSpec } from "../src/index.js"
+import { PgInstanceStore, runMigrations } from "../src/postgres/index.js"
+import { freshDatabase } from "../src/postgres/testing.js"
+import { instanceStoreConformance } from "../src/testing/conformance/index.js"
+import { inMemoryServices } from "../src/testing/index.js"
+
+const serverUrl = inject("postgresUrl")
+const storeOn = (options: Parameters<typeof freshDatabase>[1] = {}) =>
+  PgInstanceStore.layer.pipe(Layer.provideMerge(freshDatabase(serverUrl, options)))
+
+instanceStoreConformance("postgres", storeOn())
+
+const idleRow = (pool: string, i: number) =>
+  newInstance({ id: `${pool}-${i}`, pool, name: `agent-${pool}-${i}`, status: "idle", serviceId: `svc-${pool}-${i}`, now: new Date(Date.UTC(2026, 0, 1) + i * 1000) })
+
+describe("Postgres store", () => {
+  it.layer(storeOn({ maxConnections: 12 }), { timeout: 120_000 })((it) => {
+    it.effect("500 concurrent claims over 100 idle rows: exactly 100 distinct winners, 400 find none", () =>
+      Effect.gen(function*() {
+        const store = yield* InstanceStore
+        yield* Effect.forEach(Array.from({ length: 100 }, (_, i) => idleRow("race", i)), (r) => store.insert(r), { concurrency: 10 })
+        const results = yield* Effect.forEach(Array.from({ length: 500 }), () => store.claimIdle("race"), { concurrency: "unbounded" })
+        const winners = results.filter(Option.isSome).map((o) => o.value.id)
+        expect(winners).toHaveLength(100)
+        expect(new Set(winners).size).toBe(100)
+        expect(results.filter(Option.isNone)).toHaveLength(400)
+        expect((yield* store.counts("race")).claiming).toBe(100)
+      }), 120_000)
+
+    it.effect("a pass planned before a claim and applied after it cannot overwrite the claim", () =>
+      Effect.gen(function*() {
+        const store = yield* InstanceStore
+        yield* store.insert(idleRow("stale", 0))
+        // The pass observes the row idle and plans to drain it (idle → deleting) and refresh it...
+        const observed = (yield* store.list("stale"))[0]!
+        expect(observed.status).toBe("idle")
+        // ...a claim lands in between...
+        const claimed = yield* store.claimIdle("stale")
+        expect(Option.isSome(claimed)).toBe(true)
+        // ...and the pass's writes, compare-and-set on `idle`, do not apply.
+        const applied = yield* store.transitionMany([
+          { id: observed.id, from: ["idle"], to: "deleting" },
+          { id: observed.id, from: ["idle"], to: "idle", patch: { deployStatus: "SLEEPING" } }
+        ])
+        expect(applied).toEqual([])
+        expect((yield* Effect.flip(store.transition({ id: observed.id, from: ["idle"], to: "crashed" })))._tag).toBe("StaleStatusError")
+        expect((yield* store.get(observed.id)).pipe(Option.map((r) => [r.status, r.deployStatus]))).toEqual(Option.some(["claiming", null]))
+      }))
+
+    it.effect("rows with a status this version does not know are left out and left alone", () =>
+      Effect.gen(function*() {
+        const store = yield* InstanceStore
+        const sql = yield* SqlClient.SqlClient
+        yield* store.insert(idleRow("future", 0))
+        yield* sql`INSERT INTO instances (id, pool, name, status) VALUES ('future-x', 'future', 'agent-future-x', 'hibernating')`
+        expect((yield* store.list("future")).map((r) => r.id)).toEqual(["future-0"])
+        expect((yield* store.counts("future")).idle).toBe(1)
+        const kept = yield* sql<{ status: string }>`SELECT status FROM instances WHERE id = 'future-x'`
+        expect(kept).toEqual([{ status: "hibernating" }])
+      }))
+
+    it.effect("a pass reads a pool in a constant number of statements and writes its changes in batches", () =>
+      Effect.gen(function*() {
+        const countStatements = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+          Effect.gen(function*() {
+            const count = yield* Ref.make(0)
+            yield* effect.pipe(Statement.withTransformer((statement) => Ref.update(count, (n) => n + 1).pipe(Effect.as(statement))))
+            return yield* Ref.get(count)
+          })
+        const passOver = (size: number) =>
+          Effect.gen(function*() {
+            const pool = `batch${size}`
+            const spec = new PoolSpec({ name: pool, namePrefix: `${pool}-`, minIdle: 0, maxTotal: size * 2, template: { image: "img", env: {} } })
+            const store = yield* InstanceStore
+            const compute = yield* ComputeProvider
+            const controller = yield* Controller.make(spec, { background: false })
+            // Every row starting, its service running and healthy: one pass marks them all idle.
+            for (let i = 0; i < size; i++) {
+              const service = yield* compute.create({ name: `${pool}-${i}`, image: "img", env: {} })
+              yield* store.insert(newInstance({ id: `${pool}-${i}`, pool, name: `${pool}-${i}`, status: "starting", serviceId: service.serviceId, url: service.url, now: new Date() }))
+            }
+            const statements = yield* countStatements(controller.runPass)
+            expect((yield* store.counts(pool)).idle).toBe(size)
+            return statements
+          }).pipe(Effect.scoped)
+        // The platform and health in memory (one platform for both pools), the rows in Postgres.
+        const store = yield* InstanceStore
+        const platform = Layer.merge(inMemoryServices(), Layer.succeed(InstanceStore, store))
+        const [small, large] = yield* Effect.all([passOver(5), passOver(200)]).pipe(Effect.provide(platform))
+        expect(large).toBe(small)
+        expect(large).toBeLessThanOrEqual(3)
+      }))
+  })
+
+  it.layer(freshDatabase(serverUrl, { migrate: false }), { timeout: 60_000 })((it) => {
+    it.effect("a database made by the seed's pool manager migrates in place, keeping every row", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        // The seed's table, as an older seed made it: no runtime_image column.
+        yield* sql`
+          CREATE TABLE instances (
+            id TEXT PRIMARY KEY, service_id TEXT UNIQUE, name TEXT, url TEXT, status TEXT, deploy_status TEXT,
+            agent_name TEXT, conversation_id TEXT, invite_url TEXT, instructions TEXT,
+            created_at TIMESTAMPTZ DEFAULT now(), claimed_at TIMESTAMPTZ, source_branch TEXT,
+            openrouter_key_hash TEXT, agentmail_inbox_id TEXT, gateway_token TEXT)`
+        yield* sql`CREATE TABLE agent_metadata (id TEXT PRIMARY KEY, data JSONB)`
+        const statuses = ["starting", "idle", "claiming", "claimed", "crashed"]
+        for (const [i, status] of statuses.entries()) {
+          yield* sql`
+            INSERT INTO instances (id, service_id, name, url, status, deploy_status, agent_name, created_at, claimed_at, gateway_token)
+            VALUES (${`seed${i}`}, ${`svc${i}`}, ${`convos-agent-seed${i}`}, ${`https://seed${i}.up.railway.app`}, ${status},
+              'SUCCESS', ${status === "claimed" ? "tokyo" : null}, ${new Date(Date.UTC(2026, 5, 1, 0, i))},
+              ${status === "claimed" ? new Date(Date.UTC(2026, 5, 2)) : null}, ${"ab".repeat(32)})`
+        }
+        yield* runMigrations
+        yield* runMigrations // idempotent
+        const rows = yield* Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(Effect.provide(PgInstanceStore.layer))
+        expect(rows.map((r) => [r.id, r.status, r.pool])).toEqual(statuses.map((s, i) => [`seed${i}`, s, "default"]))
+        const claimed = rows.find((r) => r.status === "claimed")!
+        expect(claimed).toMatchObject({ agentName: "tokyo", gatewayToken: "ab".repeat(32), runtimeImage: null, failures: 0, lastError: null })
+        expect(claimed.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 2)))
+        expect(rows.find((r) => r.status === "idle")!.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 1, 0, 1)))
+        const metadata = yield* sql`SELECT count(*)::int AS n FROM agent_metadata`
+        expect(metadata).toEqual([{ n: 0 }])
+      }))
+  })
+})
