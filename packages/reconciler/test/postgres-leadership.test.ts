@@ -1,0 +1,128 @@
+/**
+ * Two replicas on one database: only one leads; cutting the leader's connection hands the lease to the
+ * other within its ttl; and a leader that lost its lease without knowing (paused, cut off) lands no write.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Duration, Effect, Either, Layer, Option, Redacted, Schedule, TestServices } from "effect"
+import { createServer, type Server, Socket } from "node:net"
+import { inject } from "vitest"
+import { InstanceStore, Leadership, newInstance } from "../src/index.js"
+import { PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
+import { databaseUrl, freshDatabase } from "../src/postgres/testing.js"
+
+const serverUrl = inject("postgresUrl")
+
+/** A TCP proxy on loopback in front of Postgres, whose `cut` kills every connection and refuses new ones. */
+const proxy = (target: URL) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly port: number; readonly cut: Effect.Effect<void>; readonly server: Server }>((resume) => {
+      const sockets = new Set<Socket>()
+      let open = true
+      const server = createServer((client) => {
+        if (!open) return client.destroy()
+        const upstream = new Socket()
+        upstream.connect(Number(target.port || 5432), target.hostname)
+        for (const s of [client, upstream]) {
+          sockets.add(s)
+          s.on("error", () => {})
+          s.on("close", () => sockets.delete(s))
+        }
+        client.pipe(upstream).pipe(client)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          server,
+          cut: Effect.sync(() => {
+            open = false
+            for (const s of sockets) s.destroy()
+          })
+        }))
+      })
+    }),
+    ({ server }) => Effect.sync(() => server.close())
+  )
+
+/** One replica: its own connection pool (through `url`), its leadership and its store. */
+const replica = (url: string, holder: string, options: { ttl: Duration.DurationInput; renewEvery: Duration.DurationInput }) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(
+      Layer.mergeAll(PgLeadership.layer({ name: "pool", holder, ...options }), PgInstanceStore.layer).pipe(
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2, connectTimeout: Duration.seconds(1) }))
+      )
+    )
+    return { leadership: Context.get(context, Leadership), store: Context.get(context, InstanceStore) }
+  })
+
+// Lease timing is real time: these tests run on the live clock (TestServices.provideLive).
+const leads = (r: { leadership: Leadership["Type"] }) => Effect.map(r.leadership.whileLeader(Effect.void), Option.isSome)
+
+describe("Postgres leadership", () => {
+  it.layer(freshDatabase(serverUrl), { timeout: 60_000 })((it) => {
+    it.effect("exactly one replica leads; cutting its connection hands the lease over within the ttl", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
+        const target = new URL(databaseUrl(serverUrl, db!))
+        const cutOff = yield* proxy(target)
+        const viaProxy = new URL(target)
+        viaProxy.hostname = "127.0.0.1"
+        viaProxy.port = String(cutOff.port)
+        const ttl = Duration.millis(1500)
+        const a = yield* replica(viaProxy.toString(), "a", { ttl, renewEvery: Duration.millis(250) })
+        const b = yield* replica(target.toString(), "b", { ttl, renewEvery: Duration.millis(250) })
+        yield* Effect.sleep(Duration.millis(400))
+        expect([yield* leads(a), yield* leads(b)]).toEqual([true, false])
+
+        yield* cutOff.cut
+        const cutAt = Date.now()
+        // A stops acting as soon as a renewal fails; B takes over once the lease expires.
+        yield* leads(b).pipe(Effect.filterOrFail((x) => x), Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(5)))))
+        const tookOver = Date.now() - cutAt
+        expect(tookOver).toBeLessThan(Duration.toMillis(ttl) + 600)
+        yield* leads(a).pipe(Effect.filterOrFail((x) => !x), Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(2)))))
+        const [lease] = yield* sql<{ holder: string; epoch: string }>`SELECT holder, epoch FROM warmpool_leases WHERE name = 'pool'`
+        expect(lease).toEqual({ holder: "b", epoch: "2" })
+      }).pipe(Effect.scoped, TestServices.provideLive))
+
+    it.effect("a leader that lost its lease without noticing lands no write once another took over", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
+        const url = databaseUrl(serverUrl, db!)
+        yield* sql`DELETE FROM warmpool_leases`
+        // A renews only once an hour: after its first lease it is a paused process that still believes it leads.
+        const a = yield* replica(url, "paused", { ttl: Duration.millis(600), renewEvery: Duration.hours(1) })
+        const row = newInstance({ id: "fenced", pool: "pool", name: "agent-fenced", status: "starting", now: new Date() })
+        yield* a.store.insert(row)
+        expect(yield* leads(a)).toBe(true)
+        yield* Effect.sleep(Duration.millis(700))
+        const b = yield* replica(url, "successor", { ttl: Duration.seconds(5), renewEvery: Duration.seconds(1) })
+        expect(yield* leads(b)).toBe(true)
+
+        // A acts on its stale belief: every write is refused by the fence.
+        const attempt = yield* a.leadership.whileLeader(Effect.all([
+          Effect.either(a.store.transition({ id: "fenced", from: ["starting"], to: "idle" })),
+          Effect.either(a.store.transitionMany([{ id: "fenced", from: ["starting"], to: "crashed" }])),
+          Effect.either(a.store.insert(newInstance({ id: "late", pool: "pool", name: "agent-late", status: "creating", now: new Date() }))),
+          Effect.either(a.store.remove("fenced", ["starting"]))
+        ]))
+        expect(Option.isSome(attempt)).toBe(true)
+        const [transition, many, insert, remove] = Option.getOrThrow(attempt)
+        expect(Either.isLeft(transition)).toBe(true)
+        expect(Either.getOrThrow(many)).toEqual([])
+        expect(Either.isLeft(insert)).toBe(true)
+        expect(Either.getOrThrow(remove)).toBe(false)
+        const rows = yield* sql<{ id: string; status: string }>`SELECT id, status FROM instances ORDER BY id`
+        expect(rows).toEqual([{ id: "fenced", status: "starting" }])
+
+        // The new leader's writes land; claims (unfenced) work for everyone.
+        const moved = yield* b.leadership.whileLeader(b.store.transition({ id: "fenced", from: ["starting"], to: "idle" }))
+        expect(Option.map(moved, (r) => r.status)).toEqual(Option.some("idle"))
+        expect(Option.isSome(yield* a.store.claimIdle("pool"))).toBe(true)
+      }).pipe(Effect.scoped, TestServices.provideLive))
+  })
+})
