@@ -43,6 +43,7 @@ const publicView = (k: EmulatedKey) => ({
 export const startOpenRouterEmulator = (options: { readonly managementKey: string }) =>
   Effect.gen(function*() {
     const keys = new Map<string, EmulatedKey>()
+    const issued: Array<string> = []
     let sequence = 0
 
     const handle = (request: EmulatorRequest): EmulatorResponse => {
@@ -65,6 +66,7 @@ export const startOpenRouterEmulator = (options: { readonly managementKey: strin
           created_at: new Date(Date.UTC(2026, 0, 1) + sequence++ * 1000).toISOString()
         }
         keys.set(created.hash, created)
+        issued.push(key)
         return { status: 201, body: { data: publicView(created), key } }
       }
       if (request.path === "/api/v1/keys" && request.method === "GET") {
@@ -89,6 +91,8 @@ export const startOpenRouterEmulator = (options: { readonly managementKey: strin
       apiUrl: `${emulator.url}/api/v1`,
       /** Keys that exist now. */
       keys: () => [...keys.values()],
+      /** Every secret ever handed out (to check none leaked into logs). */
+      issuedSecrets: () => [...issued],
       /** Makes a key directly, as an older run or another tool did. */
       seedKey: (name: string) => handle({ method: "POST", path: "/api/v1/keys", query: new URLSearchParams(), headers: { authorization: `Bearer ${options.managementKey}` }, body: { name } })
     }
