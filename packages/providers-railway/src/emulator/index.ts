@@ -1,0 +1,310 @@
+/**
+ * A Railway API emulator: a real GraphQL server on loopback that executes, with graphql-js, the operations
+ * the provider sends, over a schema that mirrors Railway's names and types. Deployments progress QUEUED →
+ * BUILDING → DEPLOYING → SUCCESS over time, and each records the variables, domain and image it started with.
+ * Faults: the harness's (429 with Retry-After, HTML pages, 5xx, slow answers) plus tiny pages and a failing page.
+ */
+import { startHttpEmulator } from "@warmpool/reconciler/testing"
+import { Effect } from "effect"
+import { buildSchema, graphql, GraphQLError } from "graphql"
+import { randomUUID } from "node:crypto"
+
+const schema = buildSchema(/* GraphQL */ `
+  scalar DateTime
+  scalar EnvironmentVariables
+  enum DeploymentStatus { BUILDING CRASHED DEPLOYING FAILED INITIALIZING NEEDS_APPROVAL QUEUED REMOVED REMOVING SKIPPED SLEEPING SUCCESS WAITING }
+  type PageInfo { endCursor: String hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String }
+  type ServiceSource { image: String repo: String }
+  type ServiceDomain { id: ID! domain: String! targetPort: Int }
+  type AllDomains { serviceDomains: [ServiceDomain!]! }
+  type Deployment { id: ID! status: DeploymentStatus! createdAt: DateTime! staticUrl: String url: String }
+  type ServiceInstance {
+    id: ID! serviceId: String! serviceName: String! environmentId: String! createdAt: DateTime!
+    source: ServiceSource latestDeployment: Deployment domains: AllDomains!
+  }
+  type EnvironmentServiceInstancesConnectionEdge { cursor: String! node: ServiceInstance! }
+  type EnvironmentServiceInstancesConnection { edges: [EnvironmentServiceInstancesConnectionEdge!]! pageInfo: PageInfo! }
+  type Environment {
+    id: ID! name: String! projectId: String!
+    serviceInstances(after: String, before: String, first: Int, last: Int): EnvironmentServiceInstancesConnection!
+  }
+  type ProjectEnvironmentsConnectionEdge { cursor: String! node: Environment! }
+  type ProjectEnvironmentsConnection { edges: [ProjectEnvironmentsConnectionEdge!]! pageInfo: PageInfo! }
+  type Project { id: ID! name: String! environments(after: String, before: String, first: Int, last: Int): ProjectEnvironmentsConnection! }
+  type ProjectToken { projectId: String! environmentId: String! }
+  type Service { id: ID! name: String! createdAt: DateTime! projectId: String! }
+  input ServiceSourceInput { image: String repo: String }
+  input ServiceCreateInput {
+    projectId: String! environmentId: String name: String source: ServiceSourceInput variables: EnvironmentVariables
+    branch: String icon: String templateId: String templateServiceId: String
+  }
+  input VariableCollectionUpsertInput {
+    projectId: String! environmentId: String! serviceId: String variables: EnvironmentVariables! replace: Boolean skipDeploys: Boolean
+  }
+  input ServiceDomainCreateInput { environmentId: String! serviceId: String! targetPort: Int }
+  input ServiceInstanceUpdateInput { source: ServiceSourceInput numReplicas: Int region: String healthcheckPath: String }
+  type Query {
+    environment(id: String!, projectId: String): Environment!
+    project(id: String!): Project!
+    projectToken: ProjectToken!
+    serviceInstance(environmentId: String!, serviceId: String!): ServiceInstance!
+  }
+  type Mutation {
+    serviceCreate(input: ServiceCreateInput!): Service!
+    variableCollectionUpsert(input: VariableCollectionUpsertInput!): Boolean!
+    serviceDomainCreate(input: ServiceDomainCreateInput!): ServiceDomain!
+    serviceInstanceUpdate(environmentId: String, input: ServiceInstanceUpdateInput!, serviceId: String!): Boolean!
+    serviceInstanceDeployV2(commitSha: String, environmentId: String!, serviceId: String!): String!
+    serviceDelete(environmentId: String, id: String!): Boolean!
+  }
+`)
+
+/** What a deployment started with: the seed lost instances whose first deploy lacked these. */
+export interface EmulatedDeployment {
+  readonly id: string
+  readonly createdAt: number
+  readonly image: string | null
+  readonly variables: Readonly<Record<string, string>>
+  readonly domain: string | null
+  /** Set by a test: CRASHED, SLEEPING, … overrides the progression. */
+  override?: string
+}
+
+export interface EmulatedService {
+  readonly id: string
+  readonly name: string
+  readonly createdAt: number
+  image: string | null
+  variables: Record<string, string>
+  domain: string | null
+  readonly deployments: Array<EmulatedDeployment>
+}
+
+export interface RailwayEmulatorOptions {
+  readonly accountToken?: string
+  readonly projectToken?: string
+  readonly projectId?: string
+  readonly projectName?: string
+  readonly environments?: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  /** QUEUED → SUCCESS. Default 300 ms. */
+  readonly deployMs?: number
+  /** Largest page `serviceInstances` serves. Default 100. */
+  readonly maxPageSize?: number
+}
+
+const statusAt = (deployment: EmulatedDeployment, now: number, deployMs: number) => {
+  if (deployment.override !== undefined) return deployment.override
+  const progress = deployMs === 0 ? 1 : (now - deployment.createdAt) / deployMs
+  return progress >= 1 ? "SUCCESS" : progress >= 0.66 ? "DEPLOYING" : progress >= 0.33 ? "BUILDING" : "QUEUED"
+}
+
+export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
+  Effect.gen(function*() {
+    const accountToken = options.accountToken ?? "account-token"
+    const projectToken = options.projectToken ?? "project-token"
+    const projectId = options.projectId ?? "project-1"
+    const environments = options.environments ?? [{ id: "env-production", name: "production" }, { id: "env-scaling", name: "Scaling" }]
+    const state = {
+      deployMs: options.deployMs ?? 300,
+      maxPageSize: options.maxPageSize ?? 100,
+      /** A page index (0-based) whose request fails with an internal error. */
+      failPage: undefined as number | undefined,
+      services: new Map<string, EmulatedService>(),
+      operations: {} as Record<string, number>,
+      remaining: 1000
+    }
+
+    type Caller = { readonly kind: "account" | "project" | "none" }
+    const authorize = (caller: Caller) => {
+      if (caller.kind === "none") throw new GraphQLError("Not Authorized")
+    }
+    const environmentOf = (id: string) => {
+      const found = environments.find((e) => e.id === id)
+      if (found === undefined) throw new GraphQLError(`Environment ${id} not found`)
+      return found
+    }
+    const serviceOf = (id: string) => {
+      const found = state.services.get(id)
+      if (found === undefined) throw new GraphQLError(`Service ${id} not found`)
+      return found
+    }
+    const instanceView = (service: EmulatedService, environmentId: string) => {
+      const latest = service.deployments.at(-1)
+      return {
+        id: `${service.id}:${environmentId}`,
+        serviceId: service.id,
+        serviceName: service.name,
+        environmentId,
+        createdAt: new Date(service.createdAt).toISOString(),
+        source: service.image === null ? null : { image: service.image, repo: null },
+        latestDeployment: latest === undefined
+          ? null
+          : { id: latest.id, status: statusAt(latest, Date.now(), state.deployMs), createdAt: new Date(latest.createdAt).toISOString() },
+        domains: { serviceDomains: service.domain === null ? [] : [{ id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }] }
+      }
+    }
+
+    const rootValue = {
+      projectToken: (_: unknown, caller: Caller) => {
+        if (caller.kind !== "project") throw new GraphQLError("Not Authorized")
+        return { projectId, environmentId: environments[0]!.id }
+      },
+      project: ({ id }: { id: string }, caller: Caller) => {
+        authorize(caller)
+        if (id !== projectId) throw new GraphQLError(`Project ${id} not found`)
+        return {
+          id,
+          name: options.projectName ?? "convos-agents",
+          environments: () => ({
+            edges: environments.map((e) => ({ cursor: e.id, node: { ...e, projectId } })),
+            pageInfo: { hasNextPage: false, hasPreviousPage: false, endCursor: null, startCursor: null }
+          })
+        }
+      },
+      environment: ({ id }: { id: string }, caller: Caller) => {
+        authorize(caller)
+        const environment = environmentOf(id)
+        return {
+          ...environment,
+          projectId,
+          serviceInstances: ({ after, first }: { first?: number; after?: string }) => {
+            const size = Math.min(first ?? state.maxPageSize, state.maxPageSize)
+            const start = after === undefined || after === null ? 0 : Number(Buffer.from(after, "base64url").toString()) + 1
+            if (state.failPage !== undefined && Math.floor(start / size) === state.failPage) throw new GraphQLError("Internal server error")
+            const all = [...state.services.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+            const page = all.slice(start, start + size)
+            const cursor = (i: number) => Buffer.from(String(start + i)).toString("base64url")
+            return {
+              edges: page.map((s, i) => ({ cursor: cursor(i), node: instanceView(s, id) })),
+              pageInfo: {
+                hasNextPage: start + size < all.length,
+                hasPreviousPage: start > 0,
+                startCursor: page.length > 0 ? cursor(0) : null,
+                endCursor: page.length > 0 ? cursor(page.length - 1) : null
+              }
+            }
+          }
+        }
+      },
+      serviceInstance: ({ environmentId, serviceId }: { environmentId: string; serviceId: string }, caller: Caller) => {
+        authorize(caller)
+        environmentOf(environmentId)
+        return instanceView(serviceOf(serviceId), environmentId)
+      },
+      serviceCreate: ({ input }: { input: { projectId: string; environmentId?: string; name?: string; source?: { image?: string } } }, caller: Caller) => {
+        authorize(caller)
+        if (input.projectId !== projectId) throw new GraphQLError(`Project ${input.projectId} not found`)
+        const name = input.name ?? `service-${state.services.size}`
+        if ([...state.services.values()].some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        const service: EmulatedService = {
+          id: randomUUID(),
+          name,
+          createdAt: Date.now(),
+          image: input.source?.image ?? null,
+          variables: {},
+          domain: null,
+          deployments: []
+        }
+        state.services.set(service.id, service)
+        return { id: service.id, name, createdAt: new Date(service.createdAt).toISOString(), projectId }
+      },
+      variableCollectionUpsert: ({ input }: { input: { serviceId?: string; variables: Record<string, string>; replace?: boolean; skipDeploys?: boolean } }, caller: Caller) => {
+        authorize(caller)
+        const service = serviceOf(input.serviceId ?? "")
+        service.variables = input.replace === true ? { ...input.variables } : { ...service.variables, ...input.variables }
+        if (input.skipDeploys !== true && service.image !== null) deploy(service)
+        return true
+      },
+      serviceDomainCreate: ({ input }: { input: { serviceId: string; environmentId: string } }, caller: Caller) => {
+        authorize(caller)
+        environmentOf(input.environmentId)
+        const service = serviceOf(input.serviceId)
+        service.domain = `${service.name}-production.up.railway.app`
+        return { id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }
+      },
+      serviceInstanceUpdate: ({ input, serviceId }: { serviceId: string; input: { source?: { image?: string } } }, caller: Caller) => {
+        authorize(caller)
+        const service = serviceOf(serviceId)
+        if (input.source?.image !== undefined) service.image = input.source.image
+        return true
+      },
+      serviceInstanceDeployV2: ({ serviceId }: { serviceId: string }, caller: Caller) => {
+        authorize(caller)
+        return deploy(serviceOf(serviceId)).id
+      },
+      serviceDelete: ({ id }: { id: string }, caller: Caller) => {
+        authorize(caller)
+        serviceOf(id)
+        state.services.delete(id)
+        return true
+      }
+    }
+
+    const deploy = (service: EmulatedService) => {
+      const deployment: EmulatedDeployment = {
+        id: randomUUID(),
+        createdAt: Date.now(),
+        image: service.image,
+        variables: { ...service.variables },
+        domain: service.domain
+      }
+      service.deployments.push(deployment)
+      return deployment
+    }
+
+    const emulator = yield* startHttpEmulator(async (request) => {
+      const body = request.body as { query?: string; variables?: Record<string, unknown>; operationName?: string } | undefined
+      if (request.method !== "POST" || request.path !== "/graphql/v2" || typeof body?.query !== "string") {
+        return { status: 404, body: { errors: [{ message: "Not found" }] } }
+      }
+      const name = body.operationName ?? /(?:query|mutation)\s+(\w+)/.exec(body.query)?.[1] ?? "anonymous"
+      state.operations[name] = (state.operations[name] ?? 0) + 1
+      const kind = request.headers["project-access-token"] === projectToken
+        ? "project"
+        : request.headers.authorization === `Bearer ${accountToken}`
+        ? "account"
+        : "none"
+      const result = await graphql({ schema, source: body.query, rootValue, contextValue: { kind }, variableValues: body.variables ?? {} })
+      state.remaining = Math.max(0, state.remaining - 1)
+      return {
+        status: 200,
+        body: result,
+        headers: { "x-ratelimit-limit": "1000", "x-ratelimit-remaining": String(state.remaining), "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) }
+      }
+    })
+
+    return {
+      ...emulator,
+      /** RAILWAY_API_URL for the provider. */
+      apiUrl: `${emulator.url}/graphql/v2`,
+      projectId,
+      environments,
+      accountToken,
+      projectToken,
+      services: () => [...state.services.values()],
+      /** Calls per GraphQL operation name. */
+      operations: () => ({ ...state.operations }),
+      resetCounts: () => {
+        state.operations = {}
+      },
+      setMaxPageSize: (size: number) => {
+        state.maxPageSize = size
+      },
+      /** Page `index` (0-based) of the listing fails; undefined to stop. */
+      failPage: (index: number | undefined) => {
+        state.failPage = index
+      },
+      /** Overrides the latest deployment's status of a service (CRASHED, SLEEPING, …). */
+      setDeploymentStatus: (serviceId: string, status: string) => {
+        const latest = state.services.get(serviceId)?.deployments.at(-1)
+        if (latest !== undefined) latest.override = status
+      },
+      /** A service made outside the provider (another tool, an older run). */
+      addService: (name: string, image = "ghcr.io/xmtplabs/convos-runtime:latest") => {
+        const service: EmulatedService = { id: randomUUID(), name, createdAt: Date.now(), image, variables: {}, domain: `${name}.up.railway.app`, deployments: [] }
+        state.services.set(service.id, service)
+        deploy(service)
+        return service
+      }
+    }
+  })

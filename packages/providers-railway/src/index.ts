@@ -1,0 +1,5 @@
+export * from "./check.js"
+export * from "./client.js"
+export * from "./config.js"
+export { operations } from "./operations.js"
+export * from "./provider.js"
