@@ -1,0 +1,60 @@
+/**
+ * A reference runtime: a small real server that keeps the Convos runtime contract (DESIGN §4), so a pool
+ * can run end to end on one machine. Not ready during a start-up delay; binds one conversation, then 409.
+ */
+import { createServer, type Server } from "node:http"
+import { randomBytes, timingSafeEqual } from "node:crypto"
+
+export interface ReferenceRuntimeOptions {
+  readonly port: number
+  readonly host?: string
+  /** POOL_API_KEY: the bearer token the pool sends. */
+  readonly apiKey: string
+  /** How long before /pool/health says ready. */
+  readonly startupDelayMs: number
+}
+
+const authorized = (header: string | undefined, apiKey: string) => {
+  const expected = Buffer.from(`Bearer ${apiKey}`)
+  const given = Buffer.from(header ?? "")
+  return given.length === expected.length && timingSafeEqual(given, expected)
+}
+
+export const startReferenceRuntime = (options: ReferenceRuntimeOptions): Promise<Server> => {
+  const startedAt = Date.now()
+  let conversation: { conversationId: string; inviteUrl: string; joined: boolean } | undefined
+  const server = createServer((req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" })
+      res.end(JSON.stringify(body))
+    }
+    if (req.method === "GET" && req.url === "/") return send(200, { runtime: "warmpool reference runtime", bound: conversation !== undefined })
+    if (!authorized(req.headers.authorization, options.apiKey)) return send(401, { error: "unauthorized" })
+    if (req.method === "GET" && req.url === "/pool/health") return send(200, { ready: Date.now() - startedAt >= options.startupDelayMs })
+    if (req.method === "POST" && req.url === "/pool/provision") {
+      const chunks: Array<Buffer> = []
+      req.on("data", (c: Buffer) => chunks.push(c))
+      req.on("end", () => {
+        let body: { agentName?: unknown; instructions?: unknown; joinUrl?: unknown }
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString("utf8"))
+        } catch {
+          return send(400, { error: "body is not JSON" })
+        }
+        if (typeof body.agentName !== "string" || typeof body.instructions !== "string") return send(400, { error: "agentName and instructions are required" })
+        if (conversation !== undefined) return send(409, { error: "already bound to a conversation" })
+        const conversationId = randomBytes(8).toString("hex")
+        conversation = typeof body.joinUrl === "string"
+          ? { conversationId, inviteUrl: body.joinUrl, joined: true }
+          : { conversationId, inviteUrl: `https://dev.convos.org/v2?i=${conversationId}`, joined: false }
+        send(200, { ok: true, ...conversation })
+      })
+      return
+    }
+    send(404, { error: "not found" })
+  })
+  return new Promise((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve(server))
+  })
+}

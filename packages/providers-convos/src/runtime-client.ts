@@ -1,0 +1,88 @@
+/**
+ * The Convos runtime contract (DESIGN §4) from the pool's side: `GET /pool/health` and
+ * `POST /pool/provision`, both with `Authorization: Bearer <POOL_API_KEY>`.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import {
+  AlreadyBoundError,
+  HealthProbe,
+  InstanceRuntime,
+  ProvisionRejectedError,
+  ProvisionUnknownError
+} from "@warmpool/reconciler"
+import { Duration, Effect, Layer, Redacted, Schema } from "effect"
+
+export interface RuntimeClientOptions {
+  /** POOL_API_KEY: instances accept it as their bearer token. */
+  readonly apiKey: Redacted.Redacted<string>
+  /** Health answers slower than this count as unreachable. Default 10 s (a sleeping service takes a while to wake). */
+  readonly healthTimeout?: Duration.DurationInput
+  /** A provision slower than this has an unknown outcome. Default 60 s. */
+  readonly provisionTimeout?: Duration.DurationInput
+}
+
+const HealthAnswer = Schema.Struct({ ready: Schema.Boolean })
+const ProvisionAnswer = Schema.Struct({
+  inviteUrl: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  conversationId: Schema.String,
+  joined: Schema.optionalWith(Schema.Boolean, { default: () => false })
+})
+
+const url = (base: string, path: string) => `${base.replace(/\/$/, "")}${path}`
+
+export const makeHealthProbe = (options: RuntimeClientOptions) =>
+  Effect.map(HttpClient.HttpClient, (client) =>
+    HealthProbe.of({
+      check: ({ url: base }) =>
+        client.execute(HttpClientRequest.get(url(base, "/pool/health")).pipe(HttpClientRequest.bearerToken(Redacted.value(options.apiKey)))).pipe(
+          Effect.flatMap((response): Effect.Effect<unknown, unknown> => (response.status === 200 ? response.json : Effect.fail(response.status))),
+          Effect.flatMap(Schema.decodeUnknown(HealthAnswer)),
+          Effect.map((answer) => (answer.ready ? "ready" as const : "not-ready" as const)),
+          Effect.scoped,
+          Effect.timeout(options.healthTimeout ?? Duration.seconds(10)),
+          Effect.orElseSucceed(() => "unreachable" as const),
+          Effect.withSpan("HttpHealthProbe.check")
+        )
+    }))
+
+export const makeInstanceRuntime = (options: RuntimeClientOptions) =>
+  Effect.map(HttpClient.HttpClient, (client) =>
+    InstanceRuntime.of({
+      provision: (instance, request) => {
+        const instanceId = instance.id
+        const unknown = (message: string) => new ProvisionUnknownError({ instanceId, message })
+        if (instance.url === null) return Effect.fail(new ProvisionRejectedError({ instanceId, status: 0, message: "instance has no URL" }))
+        return client.execute(
+          HttpClientRequest.post(url(instance.url, "/pool/provision")).pipe(
+            HttpClientRequest.bearerToken(Redacted.value(options.apiKey)),
+            HttpClientRequest.bodyUnsafeJson({ agentName: request.agentName, instructions: request.instructions, ...(request.joinUrl ? { joinUrl: request.joinUrl } : {}) })
+          )
+        ).pipe(
+          Effect.mapError((error) => unknown(`request failed: ${error.message}`)),
+          Effect.flatMap((response) =>
+            Effect.gen(function*() {
+              const text = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+              if (response.status === 409) return yield* new AlreadyBoundError({ instanceId, message: "instance is already bound to a conversation (409)" })
+              if (response.status >= 400 && response.status < 500) {
+                return yield* new ProvisionRejectedError({ instanceId, status: response.status, message: text.slice(0, 200) })
+              }
+              if (response.status !== 200) return yield* unknown(`HTTP ${response.status}`)
+              const json = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => unknown("non-JSON answer") })
+              return yield* Schema.decodeUnknown(ProvisionAnswer)(json).pipe(Effect.mapError(() => unknown("unexpected answer shape")))
+            })
+          ),
+          Effect.scoped,
+          Effect.timeoutFail({
+            duration: options.provisionTimeout ?? Duration.seconds(60),
+            onTimeout: () => unknown("no answer in time")
+          }),
+          Effect.withSpan("HttpInstanceRuntime.provision")
+        )
+      }
+    }))
+
+/** Health probe and runtime client for Convos instances. Needs an `HttpClient`. */
+export const ConvosRuntime = {
+  layer: (options: RuntimeClientOptions): Layer.Layer<HealthProbe | InstanceRuntime, never, HttpClient.HttpClient> =>
+    Layer.merge(Layer.effect(HealthProbe, makeHealthProbe(options)), Layer.effect(InstanceRuntime, makeInstanceRuntime(options)))
+}
