@@ -1,0 +1,75 @@
+import { FetchHttpClient } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { ConvosRuntime } from "@warmpool/providers-convos"
+import { ComputeProvider, HealthProbe, InstanceRuntime, newInstance } from "@warmpool/reconciler"
+import { computeProviderConformance } from "@warmpool/reconciler/conformance"
+import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { LocalCompute } from "../src/index.js"
+
+const API_KEY = "local-test-key"
+const dataDir = () => mkdtempSync(join(tmpdir(), "warmpool-local-"))
+const env = { POOL_API_KEY: API_KEY }
+
+computeProviderConformance("local processes", LocalCompute.layer({ dataDir: dataDir(), startupDelayMs: 0 }), { env })
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe("LocalCompute", () => {
+  it.live("an instance becomes ready after its start-up delay, provisions once, answers 409 after; shutdown stops it", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const clients = ConvosRuntime.layer({ apiKey: Redacted.make(API_KEY), healthTimeout: Duration.seconds(1) }).pipe(Layer.provide(FetchHttpClient.layer))
+      const pid = yield* Effect.gen(function*() {
+        const compute = yield* ComputeProvider
+        const health = yield* HealthProbe
+        const runtime = yield* InstanceRuntime
+        const created = yield* compute.create({ name: "convos-agent-one", image: "reference", env })
+        const target = { id: "one", url: created.url! }
+        const first = yield* health.check(target).pipe(Effect.retry({ while: (h) => h === "unreachable", schedule: Schedule.spaced("50 millis") }))
+        expect(first).not.toBe("ready")
+        const ready = yield* health.check(target).pipe(
+          Effect.filterOrFail((h) => h === "ready"),
+          Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("5 seconds")))
+        )
+        expect(ready).toBe("ready")
+        const instance = newInstance({ id: "one", pool: "p", name: "convos-agent-one", status: "claiming", url: created.url, now: new Date() })
+        const result = yield* runtime.provision(instance, { agentName: "tokyo", instructions: "plan" })
+        expect(result.conversationId).toMatch(/^[0-9a-f]{16}$/)
+        expect((yield* Effect.flip(runtime.provision(instance, { agentName: "again", instructions: "x" })))._tag).toBe("AlreadyBoundError")
+        const json = JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))
+        return json[0].pid as number
+      }).pipe(Effect.provide(Layer.merge(LocalCompute.layer({ dataDir: dir, startupDelayMs: 700 }), clients)), Effect.scoped)
+      yield* Effect.sleep(Duration.millis(300))
+      expect(alive(pid)).toBe(false)
+    }), 20_000)
+
+  it.live("a restarted provider finds its live instances again and reports dead ones crashed", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const first = LocalCompute.layer({ dataDir: dir, startupDelayMs: 0, stopOnShutdown: false })
+      const made = yield* Effect.flatMap(ComputeProvider, (c) => Effect.all([
+        c.create({ name: "convos-agent-a", image: "reference", env }),
+        c.create({ name: "convos-agent-b", image: "reference", env })
+      ])).pipe(Effect.provide(first), Effect.scoped)
+      const pids = JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8")).map((s: { pid: number }) => s.pid) as Array<number>
+      process.kill(pids[1]!, "SIGKILL")
+      yield* Effect.sleep(Duration.millis(200))
+      const listed = yield* Effect.flatMap(ComputeProvider, (c) => c.list("convos-agent-")).pipe(
+        Effect.provide(LocalCompute.layer({ dataDir: dir, startupDelayMs: 0 })),
+        Effect.scoped
+      )
+      expect(listed.map((s) => [s.serviceId, s.deployStatus])).toEqual([[made[0].serviceId, "SUCCESS"], [made[1].serviceId, "CRASHED"]])
+      yield* Effect.sleep(Duration.millis(200))
+      expect(alive(pids[0]!)).toBe(false) // the second provider stopped it on shutdown
+    }), 20_000)
+})
