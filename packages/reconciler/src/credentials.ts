@@ -43,8 +43,8 @@ export const combineCredentials = (issuers: ReadonlyArray<CredentialsService>): 
   }
 }
 
-/** A layer of `combineCredentials` over the services of the given tags' layers. */
-export const combinedCredentialsLayer = <R>(
-  issuers: ReadonlyArray<Effect.Effect<CredentialsService, never, R>>
-): Layer.Layer<Credentials, never, R> =>
+/** A layer of `combineCredentials` over the given issuers, built in order. */
+export const combinedCredentialsLayer = <E, R>(
+  issuers: ReadonlyArray<Effect.Effect<CredentialsService, E, R>>
+): Layer.Layer<Credentials, E, R> =>
   Layer.effect(Credentials, Effect.map(Effect.all(issuers), combineCredentials))

@@ -142,7 +142,7 @@ export const make = (
         pass,
         startedAt: new Date(started),
         durationMs,
-        listing: Option.getOrElse(led, () => "failed" as const),
+        listing: Option.getOrElse(led, () => "skipped" as const),
         planned,
         failed,
         errors,

@@ -84,7 +84,8 @@ export interface PassSummary {
   readonly pass: number
   readonly startedAt: Date
   readonly durationMs: number
-  readonly listing: "complete" | "failed"
+  /** `skipped` when this replica did not lead the pass. */
+  readonly listing: "complete" | "failed" | "skipped"
   /** Actions planned, by kind. */
   readonly planned: { readonly [K in ActionKind]: number }
   /** Actions that failed, by kind (retried by a later pass). */

@@ -1,0 +1,151 @@
+/**
+ * The HTTP API: the seed pool manager's routes and shapes (its clients keep working), plus warmpool's
+ * operator routes. One description serves the handlers, `/openapi.json` and the docs page.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+
+/** Every error answer is `{ _tag, message }`, with the HTTP status its class stands for. */
+const fields = { message: Schema.String }
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", fields, HttpApiSchema.annotations({ status: 400 })) {}
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields, HttpApiSchema.annotations({ status: 401 })) {}
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields, HttpApiSchema.annotations({ status: 404 })) {}
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, HttpApiSchema.annotations({ status: 409 })) {}
+/** Provisioning failed on every attempt. */
+export class BadGateway extends Schema.TaggedError<BadGateway>()("BadGateway", fields, HttpApiSchema.annotations({ status: 502 })) {}
+/** No idle instance now, or the database is unreachable. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
+
+/** `Authorization: Bearer <POOL_API_KEY>`, compared in constant time. */
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
+  failure: Unauthorized,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+const Counts = Schema.Struct({
+  creating: Schema.Int,
+  starting: Schema.Int,
+  idle: Schema.Int,
+  claiming: Schema.Int,
+  claimed: Schema.Int,
+  crashed: Schema.Int,
+  deleting: Schema.Int
+})
+
+/** An instance as the API shows it: secrets (gateway token, key hash) left out. */
+export const PublicInstance = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  status: Schema.String,
+  serviceId: Schema.NullOr(Schema.String),
+  url: Schema.NullOr(Schema.String),
+  deployStatus: Schema.NullOr(Schema.String),
+  agentName: Schema.NullOr(Schema.String),
+  conversationId: Schema.NullOr(Schema.String),
+  inviteUrl: Schema.NullOr(Schema.String),
+  createdAt: Schema.String,
+  claimedAt: Schema.NullOr(Schema.String),
+  statusChangedAt: Schema.String,
+  sourceBranch: Schema.NullOr(Schema.String),
+  runtimeImage: Schema.NullOr(Schema.String),
+  lastError: Schema.NullOr(Schema.String)
+})
+
+const Status = Schema.Struct({ counts: Counts, instances: Schema.Array(PublicInstance) })
+
+const NonEmpty = (field: string, max: number) =>
+  Schema.String.pipe(
+    Schema.minLength(1, { message: () => `${field} must not be empty` }),
+    Schema.maxLength(max, { message: () => `${field} must be at most ${max} characters` })
+  )
+
+export const ClaimBody = Schema.Struct({
+  agentName: NonEmpty("agentName", 200),
+  instructions: Schema.String.pipe(Schema.maxLength(20_000, { message: () => "instructions must be at most 20000 characters" })),
+  joinUrl: Schema.optional(NonEmpty("joinUrl", 2_000).pipe(
+    Schema.filter((u) => URL.canParse(u) && /^https?:/.test(u) || "joinUrl must be an http(s) URL")
+  ))
+})
+
+export const ClaimAnswer = Schema.Struct({
+  inviteUrl: Schema.NullOr(Schema.String),
+  conversationId: Schema.String,
+  instanceId: Schema.String,
+  joined: Schema.Boolean,
+  gatewayToken: Schema.NullOr(Schema.String),
+  gatewayUrl: Schema.NullOr(Schema.String)
+})
+
+/** `{ "count": N }` with N a whole number in range. */
+const CountBody = (max: number) =>
+  Schema.Struct({
+    count: Schema.Int.pipe(Schema.between(1, max, { message: () => `count must be a whole number from 1 to ${max}` }))
+  })
+
+export const MAX_COUNT = 100
+
+const PassSummary = Schema.Struct({
+  pass: Schema.Int,
+  startedAt: Schema.String,
+  durationMs: Schema.Number,
+  listing: Schema.String,
+  planned: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  failed: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  errors: Schema.Array(Schema.String),
+  applied: Schema.Boolean
+})
+
+const Planned = Schema.Struct({ actions: Schema.Array(Schema.Struct({ kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String })) })
+
+export class PublicGroup extends HttpApiGroup.make("public")
+  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ ok: Schema.Literal(true) })))
+  .add(HttpApiEndpoint.get("counts", "/api/pool/counts").addSuccess(Counts).addError(Unavailable))
+  .annotate(OpenApi.Description, "Open to all: liveness and pool counts (no instance data).")
+{}
+
+export class PoolGroup extends HttpApiGroup.make("pool")
+  .add(HttpApiEndpoint.get("status", "/api/pool/status").addSuccess(Status).addError(Unavailable))
+  .add(
+    HttpApiEndpoint.post("claim", "/api/pool/claim")
+      .setPayload(ClaimBody)
+      .addSuccess(ClaimAnswer)
+      .addError(BadRequest)
+      .addError(BadGateway)
+      .addError(Unavailable)
+      .annotate(OpenApi.Description, "Claims an idle instance and provisions its conversation. 503 with Retry-After when none is idle; 502 when provisioning failed on every attempt.")
+  )
+  .add(
+    HttpApiEndpoint.post("replenish", "/api/pool/replenish")
+      .setPayload(Schema.Union(CountBody(MAX_COUNT), Schema.Struct({}), Schema.Null))
+      .addSuccess(PassSummary)
+      .addError(Unavailable)
+      .annotate(OpenApi.Description, "`{count: N}` creates N instances now (capped by the pool's maximum); an empty body runs a pass.")
+  )
+  .add(HttpApiEndpoint.post("drain", "/api/pool/drain").setPayload(CountBody(MAX_COUNT)).addSuccess(Schema.Struct({ drained: Schema.Array(Schema.String) })).addError(Unavailable))
+  .add(HttpApiEndpoint.post("reconcile", "/api/pool/reconcile").addSuccess(PassSummary).addError(Unavailable))
+  .add(HttpApiEndpoint.get("plan", "/api/pool/plan").addSuccess(Planned).addError(Unavailable))
+  .add(
+    HttpApiEndpoint.del("kill", "/api/pool/instances/:id")
+      .setPath(Schema.Struct({ id: Schema.String }))
+      .addSuccess(PublicInstance)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(Unavailable)
+  )
+  .add(
+    HttpApiEndpoint.del("dismiss", "/api/pool/crashed/:id")
+      .setPath(Schema.Struct({ id: Schema.String }))
+      .addSuccess(PublicInstance)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(Unavailable)
+  )
+  .middleware(Authorization)
+  .annotate(OpenApi.Description, "Needs `Authorization: Bearer <POOL_API_KEY>`.")
+{}
+
+export class PoolApi extends HttpApi.make("warmpool")
+  .add(PublicGroup)
+  .add(PoolGroup)
+  .annotate(OpenApi.Title, "warmpool: the Convos agent pool manager")
+{}

@@ -1,0 +1,157 @@
+/**
+ * The server, assembled from Layers: the database (DATABASE_URL, or an embedded Postgres), the Postgres
+ * store and leadership, a compute provider, the credentials (Convos secrets + OpenRouter + AgentMail), the
+ * runtime clients, the controller, and the HTTP API with its dashboard, docs and metrics.
+ */
+import { FetchHttpClient, HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
+import { HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { AgentMailCredentials } from "@warmpool/providers-agentmail"
+import { ConvosRuntime } from "@warmpool/providers-convos"
+import { LocalCompute } from "@warmpool/providers-local"
+import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
+import { RailwayCompute } from "@warmpool/providers-railway"
+import { type ComputeProvider, combinedCredentialsLayer, Controller, Credentials, decodePoolSpec, type PoolSpec } from "@warmpool/reconciler"
+import { PgInstanceStore, PgLeadership, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
+import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { createServer } from "node:http"
+import { join } from "node:path"
+import { PoolApi } from "./api/api.js"
+import type { ServerSettings } from "./config.js"
+import { ConvosSecrets } from "./convos/secrets.js"
+import { dashboardHtml } from "./http/dashboard.js"
+import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
+import { renderPrometheus } from "./http/metrics.js"
+
+/** Request bodies past this are refused (413) before they are read. */
+export const MAX_BODY_BYTES = 64 * 1024
+
+/** The API key: POOL_API_KEY, or in local mode a generated one (printed once); railway mode requires it. */
+export const resolveApiKey = (settings: ServerSettings): Either.Either<{ key: Redacted.Redacted<string>; generated: boolean }, string> =>
+  Option.match(settings.apiKey, {
+    onSome: (key) => Either.right({ key, generated: false }),
+    onNone: () =>
+      settings.provider === "local"
+        ? Either.right({ key: Redacted.make(randomBytes(24).toString("base64url")), generated: true })
+        : Either.left("POOL_API_KEY: required with the railway provider (instances and clients authenticate with it)")
+  })
+
+/** The pool the server keeps, from its settings; problems as lines. */
+export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<string>): Either.Either<PoolSpec, ReadonlyArray<string>> =>
+  decodePoolSpec({
+    name: settings.pool.name,
+    namePrefix: settings.pool.namePrefix,
+    minIdle: settings.pool.minIdle,
+    maxTotal: settings.pool.maxTotal,
+    stuckTimeoutMs: settings.pool.stuckTimeoutMs,
+    template: {
+      image: settings.runtimeImage,
+      env: { ...settings.agentEnv, POOL_API_KEY: Redacted.value(apiKey), PORT: "8080" }
+    }
+  }).pipe(Either.mapLeft((lines) => lines.map((line) => `pool: ${line}`)))
+
+/** Postgres: DATABASE_URL, or an embedded server kept in `<dataDir>/pg`. Migrated on start. */
+export const databaseLayer = (settings: ServerSettings) =>
+  Option.match(settings.databaseUrl, {
+    onSome: (url) => PgClient.layer({ url }),
+    onNone: () =>
+      Layer.unwrapScoped(
+        Effect.map(
+          startEmbeddedPostgres({ dataDir: join(settings.dataDir, "pg") }),
+          (running) => PgClient.layer({ url: running.url })
+        )
+      )
+  }).pipe(Layer.tap((context) => Effect.provide(runMigrations, context)))
+
+/** The compute provider the settings name. */
+export const computeLayer = (settings: ServerSettings): Layer.Layer<ComputeProvider, unknown> =>
+  settings.provider === "railway"
+    ? RailwayCompute.layerConfig
+    : LocalCompute.layer({ dataDir: join(settings.dataDir, "local"), startupDelayMs: 5_000 })
+
+/** Convos secrets, an OpenRouter key and an AgentMail inbox per instance (each only when configured). */
+export const credentialsLayer = combinedCredentialsLayer([
+  Effect.succeed(ConvosSecrets),
+  Effect.provide(Credentials, OpenRouterCredentials.layerConfig),
+  Effect.provide(Credentials, AgentMailCredentials.layerConfig)
+]).pipe(Layer.provide(FetchHttpClient.layer))
+
+/** `/`, `/metrics` and `/openapi.json`: routes beside the API. */
+const extraRoutes = HttpApiBuilder.Router.use((router) =>
+  Effect.all([
+    router.get("/", HttpServerResponse.html(dashboardHtml)),
+    router.get("/metrics", Effect.sync(() => HttpServerResponse.text(renderPrometheus(), { contentType: "text/plain; version=0.0.4" }))),
+    router.get("/openapi.json", HttpServerResponse.json(OpenApi.fromApi(PoolApi)))
+  ])
+)
+
+const isJson = (text: string) => {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export interface HttpOptions {
+  readonly port: number
+  readonly host?: string
+  readonly environment: ServerSettings["environment"]
+  readonly apiKey: Redacted.Redacted<string>
+}
+
+/** The HTTP API over whatever Controller and store are given. A 503 says when to come back; big bodies are refused. */
+export const httpLayer = (options: HttpOptions) =>
+  HttpApiBuilder.serve((app) =>
+    HttpMiddleware.make((inner) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
+          return HttpServerResponse.unsafeJson({ _tag: "PayloadTooLarge", message: `request bodies are limited to ${MAX_BODY_BYTES} bytes` }, { status: 413 })
+        }
+        // HttpApiBuilder reads JSON bodies with `orDie`: a body that is not JSON at all would end as an empty
+        // 400. Check it here (the body is cached, the handler reads it again for free) and say what is wrong.
+        if ((request.headers["content-type"] ?? "").includes("json")) {
+          const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+          if (text.trim() !== "" && !isJson(text)) {
+            return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: "the request body is not valid JSON" }, { status: 400 })
+          }
+        }
+        const response = yield* inner
+        return response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response
+      }))(app).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(MAX_BODY_BYTES)))
+  ).pipe(
+    Layer.provide(extraRoutes),
+    Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
+    Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment)]))),
+    // The bearer check runs per request, around the handlers.
+    Layer.provide(AuthorizationLive(options.apiKey)),
+    HttpServer.withLogAddress,
+    Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" }))
+  )
+
+/** The whole server for `spec`, with `compute` as the platform (the settings' provider by default). */
+export const serverLayer = (
+  settings: ServerSettings,
+  apiKey: Redacted.Redacted<string>,
+  spec: PoolSpec,
+  compute: Layer.Layer<ComputeProvider, unknown> = computeLayer(settings)
+) => {
+  const database = databaseLayer(settings)
+  const services = Layer.mergeAll(
+    compute,
+    PgInstanceStore.layer,
+    PgLeadership.layer({ name: spec.name }),
+    credentialsLayer,
+    ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
+  ).pipe(Layer.provideMerge(database))
+  const controller = Controller.layer(spec, { tickInterval: Duration.millis(settings.pool.tickIntervalMs) })
+  return httpLayer({ port: settings.port, environment: settings.environment, apiKey }).pipe(
+    Layer.provideMerge(controller),
+    Layer.provideMerge(services)
+  )
+}
+

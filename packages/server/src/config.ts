@@ -1,0 +1,84 @@
+/**
+ * The server's configuration: every environment variable of the seed pool manager with its default, plus
+ * warmpool's few. An invalid value stops the process at start with one line per problem.
+ */
+import { Config, ConfigError, Either, Option, type Redacted } from "effect"
+
+export type Provider = "railway" | "local"
+
+export interface ServerSettings {
+  readonly port: number
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  readonly environment: "staging" | "dev" | "production"
+  readonly provider: Provider
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  /** Local state: the embedded Postgres and the local provider's processes. */
+  readonly dataDir: string
+  readonly pool: {
+    readonly name: string
+    readonly namePrefix: string
+    readonly minIdle: number
+    readonly maxTotal: number
+    readonly stuckTimeoutMs: number
+    readonly tickIntervalMs: number
+  }
+  readonly runtimeImage: string
+  /** Passed into every instance's environment (DESIGN §4). */
+  readonly agentEnv: Readonly<Record<string, string>>
+}
+
+const wholeNumber = (name: string, fallback: number, min: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `must be a whole number ≥ ${min}`, validation: (n) => n >= min }),
+    Config.withDefault(fallback)
+  )
+
+/** Agent keys handed to instances as they are (absent ones are left out). */
+const AGENT_KEYS = [
+  "OPENCLAW_PRIMARY_MODEL",
+  "XMTP_ENV",
+  "AGENTMAIL_API_KEY",
+  "BANKR_API_KEY",
+  "TELNYX_API_KEY",
+  "TELNYX_PHONE_NUMBER",
+  "TELNYX_MESSAGING_PROFILE_ID"
+] as const
+
+export const ServerConfig: Config.Config<ServerSettings> = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(3001)),
+  apiKey: Config.option(Config.redacted("POOL_API_KEY")),
+  environment: Config.literal("staging", "dev", "production")("POOL_ENVIRONMENT").pipe(Config.withDefault("dev" as const)),
+  railwayToken: Config.option(Config.redacted("RAILWAY_API_TOKEN")),
+  providerChoice: Config.option(Config.literal("railway", "local")("POOL_PROVIDER")),
+  databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
+  dataDir: Config.string("WARMPOOL_DATA_DIR").pipe(Config.withDefault(".warmpool")),
+  pool: Config.all({
+    name: Config.string("POOL_NAME").pipe(Config.withDefault("default")),
+    namePrefix: Config.string("POOL_NAME_PREFIX").pipe(Config.withDefault("convos-agent-")),
+    minIdle: wholeNumber("POOL_MIN_IDLE", 3, 0),
+    maxTotal: wholeNumber("POOL_MAX_TOTAL", 50, 1),
+    stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
+    tickIntervalMs: wholeNumber("TICK_INTERVAL_MS", 30_000, 100)
+  }),
+  runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
+  agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))])))
+}).pipe(
+  Config.map(({ agentEnv, providerChoice, railwayToken, ...rest }): ServerSettings => ({
+    ...rest,
+    provider: Option.getOrElse(providerChoice, () => (Option.isSome(railwayToken) ? "railway" : "local")),
+    agentEnv: Object.fromEntries(Object.entries(agentEnv).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : [])))
+  }))
+)
+
+/** A config error as lines, one per problem: `POOL_MIN_IDLE: must be a whole number ≥ 0`. */
+export const configErrorLines = (error: ConfigError.ConfigError): ReadonlyArray<string> =>
+  ConfigError.reduceWithContext(error, undefined, {
+    andCase: (_, left: ReadonlyArray<string>, right: ReadonlyArray<string>) => [...left, ...right],
+    orCase: (_, left: ReadonlyArray<string>, right: ReadonlyArray<string>) => [...left, ...right],
+    invalidDataCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    missingDataCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    sourceUnavailableCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    unsupportedCase: (_, path, message) => [`${path.join(".")}: ${message}`]
+  }).filter((line, i, all) => all.indexOf(line) === i)
+
+export const eitherLines = <A>(result: Either.Either<A, ConfigError.ConfigError>) => Either.mapLeft(result, configErrorLines)

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * `warmpool serve | db:migrate | status | claim | drain | railway:check`.
+ * A bad configuration stops the process at start with one line per problem.
+ */
+import { Command, Options } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { printRailwayCheck, RailwayConfig } from "@warmpool/providers-railway"
+import { runMigrations } from "@warmpool/reconciler/postgres"
+import { Console, Effect, Either, Layer, Option, Redacted } from "effect"
+import { databaseLayer, poolSpecOf, resolveApiKey, serverLayer } from "./app.js"
+import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
+
+class StartupError extends Error {
+  constructor(readonly lines: ReadonlyArray<string>) {
+    super(lines.join("\n"))
+  }
+}
+
+/** The settings, or a StartupError listing every problem. */
+const settings = ServerConfig.pipe(Effect.mapError((error) => new StartupError(configErrorLines(error))))
+
+const serve = Command.make("serve", {}, () =>
+  Effect.gen(function*() {
+    const config = yield* settings
+    const key = resolveApiKey(config)
+    const spec = Either.flatMap(Either.mapLeft(key, (line) => [line]), ({ key }) => poolSpecOf(config, key))
+    if (Either.isLeft(spec)) return yield* Effect.fail(new StartupError(spec.left))
+    const { generated, key: apiKey } = Either.getOrThrow(key)
+    if (generated) {
+      // Local mode only: printed once so the operator can use the dashboard; set POOL_API_KEY to choose one.
+      yield* Console.log(`POOL_API_KEY (generated for this run, local mode): ${Redacted.value(apiKey)}`)
+    }
+    yield* Console.log(describe(config))
+    return yield* Layer.launch(serverLayer(config, apiKey, spec.right))
+  })).pipe(Command.withDescription("Run the pool manager: API, dashboard and the reconcile loop."))
+
+const describe = (config: ServerSettings) =>
+  [
+    `warmpool: dashboard at http://localhost:${config.port}/ · API docs at /docs · metrics at /metrics`,
+    `  pool "${config.pool.name}": min idle ${config.pool.minIdle}, max ${config.pool.maxTotal}, provider ${config.provider}`,
+    `  database: ${Option.isSome(config.databaseUrl) ? "DATABASE_URL" : `embedded Postgres in ${config.dataDir}/pg`}`
+  ].join("\n")
+
+const migrate = Command.make("db:migrate", {}, () =>
+  Effect.gen(function*() {
+    const config = yield* settings
+    const applied = yield* runMigrations.pipe(Effect.provide(databaseLayer(config)))
+    yield* Console.log(applied.length === 0 ? "database is up to date" : `applied: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+  })).pipe(Command.withDescription("Create or update the instances table (a seed database is migrated in place)."))
+
+/** Operator commands talk to a running server, as any client would. */
+const serverUrl = Options.text("url").pipe(Options.withDescription("server URL (default http://localhost:$PORT)"), Options.optional)
+
+const call = (url: Option.Option<string>, method: string, path: string, body?: unknown) =>
+  Effect.gen(function*() {
+    const config = yield* settings
+    const base = Option.getOrElse(url, () => `http://localhost:${config.port}`)
+    const headers: Record<string, string> = { "content-type": "application/json" }
+    if (Option.isSome(config.apiKey)) headers.authorization = `Bearer ${Redacted.value(config.apiKey.value)}`
+    const response = yield* Effect.tryPromise({
+      try: () => fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }),
+      catch: (error) => new StartupError([`${base}: ${error instanceof Error ? error.message : String(error)}`])
+    })
+    const json = yield* Effect.promise(() => response.json().catch(() => ({})))
+    if (!response.ok) return yield* Effect.fail(new StartupError([`HTTP ${response.status}: ${(json as { message?: string }).message ?? "error"}`]))
+    return json
+  })
+
+const status = Command.make("status", { url: serverUrl }, ({ url }) =>
+  Effect.flatMap(call(url, "GET", "/api/pool/status"), (status) => {
+    const { counts, instances } = status as { counts: Record<string, number>; instances: Array<{ id: string; status: string; agentName: string | null }> }
+    return Console.log([
+      Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(" · "),
+      ...instances.map((i) => `${i.id}  ${i.status.padEnd(9)} ${i.agentName ?? ""}`)
+    ].join("\n"))
+  })).pipe(Command.withDescription("Pool counts and instances of a running server."))
+
+const claim = Command.make("claim", {
+  url: serverUrl,
+  agentName: Options.text("agent-name"),
+  instructions: Options.text("instructions").pipe(Options.withDefault("")),
+  joinUrl: Options.text("join-url").pipe(Options.optional)
+}, ({ agentName, instructions, joinUrl, url }) =>
+  Effect.flatMap(
+    call(url, "POST", "/api/pool/claim", { agentName, instructions, ...Option.match(joinUrl, { onNone: () => ({}), onSome: (joinUrl) => ({ joinUrl }) }) }),
+    (result) => Console.log(JSON.stringify(result, null, 2))
+  )).pipe(Command.withDescription("Claim an idle instance."))
+
+const drain = Command.make("drain", { url: serverUrl, count: Options.integer("count") }, ({ count, url }) =>
+  Effect.flatMap(call(url, "POST", "/api/pool/drain", { count }), (result) => Console.log(JSON.stringify(result)))).pipe(
+    Command.withDescription("Remove up to N idle instances.")
+  )
+
+const railwayCheck = Command.make("railway:check", {}, () =>
+  Effect.flatMap(RailwayConfig.pipe(Effect.mapError((error) => new StartupError(configErrorLines(error)))), printRailwayCheck)).pipe(
+    Command.withDescription("Check the RAILWAY_* setup: token kind, project, environment, services, rate-limit headers.")
+  )
+
+const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, status, claim, drain, railwayCheck]))
+
+Command.run(cli, { name: "warmpool", version: "0.1.0" })(process.argv).pipe(
+  Effect.catchAll((error) =>
+    Effect.gen(function*() {
+      const lines = error instanceof StartupError ? error.lines : [String(error)]
+      for (const line of lines) yield* Console.error(line)
+      return yield* Effect.sync(() => process.exit(1))
+    })),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain
+)
