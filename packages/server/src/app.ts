@@ -4,7 +4,7 @@
  * runtime clients, the controller, and the HTTP API with its dashboard, docs and metrics.
  */
 import { FetchHttpClient, HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
-import { HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
+import { HttpApp, HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
@@ -97,14 +97,15 @@ const isJson = (text: string) => {
 }
 
 export interface HttpOptions {
-  readonly port: number
-  readonly host?: string
   readonly environment: ServerSettings["environment"]
   readonly apiKey: Redacted.Redacted<string>
 }
 
-/** The HTTP API over whatever Controller and store are given. A 503 says when to come back; big bodies are refused. */
-export const httpLayer = (options: HttpOptions) =>
+/**
+ * The HTTP API over whatever Controller and store are given, on the `HttpServer` in context.
+ * A 503 says when to come back; big bodies are refused.
+ */
+export const httpApiLayer = (options: HttpOptions) =>
   HttpApiBuilder.serve((app) =>
     HttpMiddleware.make((inner) =>
       Effect.gen(function*() {
@@ -120,8 +121,11 @@ export const httpLayer = (options: HttpOptions) =>
             return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: "the request body is not valid JSON" }, { status: 400 })
           }
         }
-        const response = yield* inner
-        return response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response
+        // Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because
+        // error answers are rendered after this middleware.
+        yield* HttpApp.appendPreResponseHandler((_, response) =>
+          Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response))
+        return yield* inner
       }))(app).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(MAX_BODY_BYTES)))
   ).pipe(
     Layer.provide(extraRoutes),
@@ -129,9 +133,12 @@ export const httpLayer = (options: HttpOptions) =>
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment)]))),
     // The bearer check runs per request, around the handlers.
     Layer.provide(AuthorizationLive(options.apiKey)),
-    HttpServer.withLogAddress,
-    Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" }))
+    HttpServer.withLogAddress
   )
+
+/** The HTTP API on a Node server listening on `port`. */
+export const httpLayer = (options: HttpOptions & { readonly port: number; readonly host?: string }) =>
+  httpApiLayer(options).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" })))
 
 /** The whole server for `spec`, with `compute` as the platform (the settings' provider by default). */
 export const serverLayer = (

@@ -76,11 +76,10 @@ export const ClaimAnswer = Schema.Struct({
   gatewayUrl: Schema.NullOr(Schema.String)
 })
 
+const Count = (max: number) => Schema.Int.pipe(Schema.between(1, max, { message: () => `count must be a whole number from 1 to ${max}` }))
+
 /** `{ "count": N }` with N a whole number in range. */
-const CountBody = (max: number) =>
-  Schema.Struct({
-    count: Schema.Int.pipe(Schema.between(1, max, { message: () => `count must be a whole number from 1 to ${max}` }))
-  })
+const CountBody = (max: number) => Schema.Struct({ count: Count(max) })
 
 export const MAX_COUNT = 100
 
@@ -116,7 +115,7 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   )
   .add(
     HttpApiEndpoint.post("replenish", "/api/pool/replenish")
-      .setPayload(Schema.Union(CountBody(MAX_COUNT), Schema.Struct({}), Schema.Null))
+      .setPayload(Schema.NullOr(Schema.Struct({ count: Schema.optional(Count(MAX_COUNT)) })))
       .addSuccess(PassSummary)
       .addError(Unavailable)
       .annotate(OpenApi.Description, "`{count: N}` creates N instances now (capped by the pool's maximum); an empty body runs a pass.")

@@ -100,7 +100,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             }
           }))
         .handle("replenish", ({ payload }) =>
-          controller.replenish(payload !== null && "count" in payload ? payload.count : 0).pipe(Effect.map(toSummary)))
+          controller.replenish(payload?.count ?? 0).pipe(Effect.map(toSummary)))
         .handle("drain", ({ payload }) =>
           controller.drain(payload.count).pipe(Effect.map((drained) => ({ drained })), Effect.mapError(unavailable)))
         .handle("reconcile", () => controller.runPass.pipe(Effect.map(toSummary)))

@@ -1,0 +1,153 @@
+/** The HTTP API over real loopback HTTP, on in-memory services: the seed's contract, auth, and bad input. */
+import { HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Controller, PoolSpec } from "@warmpool/reconciler"
+import { InMemoryRuntimeControl, inMemoryServices, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { Effect, Layer, Redacted } from "effect"
+import { createServer } from "node:http"
+import { httpApiLayer } from "../src/index.js"
+
+const KEY = "test-key-0123456789"
+const spec = new PoolSpec({ name: "pool", namePrefix: "convos-agent-", minIdle: 2, maxTotal: 5, template: { image: "img", env: {} } })
+
+/** The API on a free loopback port, with the controller and in-memory services it serves. */
+const world = (environment: "dev" | "production" = "dev") =>
+  httpApiLayer({ environment, apiKey: Redacted.make(KEY) }).pipe(
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provideMerge(Controller.layer(spec, { background: false })),
+    Layer.provideMerge(inMemoryServices())
+  )
+
+const base = Effect.map(HttpServer.HttpServer, (server) => {
+  const address = server.address as HttpServer.TcpAddress
+  return `http://127.0.0.1:${address.port}`
+})
+
+const call = (method: string, path: string, options: { body?: string | object; key?: string | null; contentType?: string } = {}) =>
+  Effect.gen(function*() {
+    const url = yield* base
+    const headers: Record<string, string> = {}
+    if (options.key !== null) headers.authorization = `Bearer ${options.key ?? KEY}`
+    if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json"
+    const response = yield* Effect.promise(() =>
+      fetch(`${url}${path}`, {
+        method,
+        headers,
+        ...(options.body === undefined ? {} : { body: typeof options.body === "string" ? options.body : JSON.stringify(options.body) })
+      }))
+    const text = yield* Effect.promise(() => response.text())
+    let json: any = undefined
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    return { status: response.status, json, text, headers: response.headers }
+  })
+
+const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
+
+describe("HTTP API", () => {
+  it.live("healthz and counts are open; everything else needs the bearer key", () =>
+    Effect.gen(function*() {
+      yield* fill
+      expect(yield* call("GET", "/healthz", { key: null })).toMatchObject({ status: 200, json: { ok: true } })
+      expect(yield* call("GET", "/api/pool/counts", { key: null })).toMatchObject({ status: 200, json: { idle: 2, claimed: 0 } })
+      for (const [method, path] of [["GET", "/api/pool/status"], ["POST", "/api/pool/reconcile"], ["GET", "/api/pool/plan"], ["DELETE", "/api/pool/instances/x"]] as const) {
+        expect((yield* call(method, path, { key: null })).status).toBe(401)
+        expect((yield* call(method, path, { key: "wrong-key-0123456789" })).status).toBe(401)
+      }
+    }).pipe(Effect.provide(world())))
+
+  it.live("claim answers the seed's shape; status lists instances without their secrets", () =>
+    Effect.gen(function*() {
+      yield* fill
+      const claim = yield* call("POST", "/api/pool/claim", { body: { agentName: "tokyo-trip-planner", instructions: "plan" } })
+      expect(claim.status).toBe(200)
+      expect(Object.keys(claim.json).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
+      const status = yield* call("GET", "/api/pool/status")
+      expect(status.json.counts).toMatchObject({ claimed: 1, idle: 1 })
+      const claimed = status.json.instances.find((i: { id: string }) => i.id === claim.json.instanceId)
+      expect(claimed).toMatchObject({ status: "claimed", agentName: "tokyo-trip-planner" })
+      expect(status.text).not.toMatch(/gatewayToken|openrouterKeyHash|hash-convos/)
+    }).pipe(Effect.provide(world())))
+
+  it.live("no idle instance is a 503 with Retry-After; failed provisioning on every attempt is a 502", () =>
+    Effect.gen(function*() {
+      const none = yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+      expect(none.status).toBe(503)
+      expect(none.headers.get("retry-after")).toBe("5")
+      yield* fill
+      yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("bound"))
+      const failed = yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+      expect(failed.status).toBe(502)
+      expect(failed.json.message).toContain("provisioning failed on every attempt")
+    }).pipe(Effect.provide(world())))
+
+  it.live("bad input is a 4xx that says what is wrong, and changes nothing", () =>
+    Effect.gen(function*() {
+      yield* fill
+      const before = yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)
+      const cases = [
+        [yield* call("POST", "/api/pool/claim", { body: "{\"agentName\":" }), 400, "not valid JSON"],
+        [yield* call("POST", "/api/pool/claim", { body: { agentName: 7, instructions: "" } }), 400, "agentName"],
+        [yield* call("POST", "/api/pool/claim", { body: { agentName: "", instructions: "" } }), 400, "agentName must not be empty"],
+        [yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "", joinUrl: "https://popup.convos.org/v2?i=1" } }), 400, "popup.convos.org"],
+        [yield* call("POST", "/api/pool/drain", { body: { count: -1 } }), 400, "count must be a whole number from 1 to 100"],
+        [yield* call("POST", "/api/pool/replenish", { body: { count: 1e9 } }), 400, "count must be a whole number from 1 to 100"],
+        [yield* call("POST", "/api/pool/drain", { body: "count=3", contentType: "text/plain" }), 400, "count"],
+        [yield* call("POST", "/api/pool/claim", { body: { agentName: "a".repeat(70_000), instructions: "" } }), 413, "limited to 65536 bytes"],
+        [yield* call("DELETE", "/api/pool/crashed/nope"), 404, "no instance nope"]
+      ] as const
+      for (const [answer, status, says] of cases) {
+        expect(answer.status, answer.text).toBe(status)
+        expect(answer.json?.message ?? "", answer.text).toContain(says)
+      }
+      expect(yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)).toEqual(before)
+    }).pipe(Effect.provide(world())))
+
+  it.live("production refuses dev.convos.org join links", () =>
+    Effect.gen(function*() {
+      yield* fill
+      const answer = yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "", joinUrl: "https://dev.convos.org/v2?i=1" } })
+      expect(answer.status).toBe(400)
+      expect(answer.json.message).toContain("dev.convos.org")
+    }).pipe(Effect.provide(world("production"))))
+
+  it.live("replenish, drain, reconcile, plan, kill and dismiss", () =>
+    Effect.gen(function*() {
+      const plan = yield* call("GET", "/api/pool/plan")
+      expect(plan.json.actions.map((a: { kind: string }) => a.kind)).toEqual(["Create", "Create"])
+      expect((yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)).length).toBe(0) // a dry run
+      const replenished = yield* call("POST", "/api/pool/replenish", { body: { count: 1 } })
+      expect(replenished.json.planned.Create).toBe(3)
+      expect((yield* call("POST", "/api/pool/replenish")).status).toBe(200)
+      yield* call("POST", "/api/pool/reconcile")
+      const drained = yield* call("POST", "/api/pool/drain", { body: { count: 1 } })
+      expect(drained.json.drained).toHaveLength(1)
+      const claim = yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+      expect((yield* call("DELETE", `/api/pool/crashed/${claim.json.instanceId}`)).status).toBe(409)
+      expect((yield* call("DELETE", `/api/pool/instances/${claim.json.instanceId}`)).json.status).toBe("deleting")
+      expect((yield* call("DELETE", `/api/pool/instances/${claim.json.instanceId}`)).status).toBe(409)
+      const reconcile = yield* call("POST", "/api/pool/reconcile")
+      expect(reconcile.json.planned.Delete).toBeGreaterThanOrEqual(2)
+    }).pipe(Effect.provide(world())))
+
+  it.live("metrics, openapi and the docs page; the dashboard never contains the key", () =>
+    Effect.gen(function*() {
+      yield* fill
+      yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+      const metrics = yield* call("GET", "/metrics", { key: null })
+      expect(metrics.text).toContain('warmpool_instances{pool="pool",status="idle"}')
+      expect(metrics.text).toMatch(/warmpool_claim_duration_seconds_bucket\{le="[\d.]+"\} \d+/)
+      expect(metrics.text).toContain("# TYPE warmpool_passes_total counter")
+      const openapi = yield* call("GET", "/openapi.json", { key: null })
+      expect(Object.keys(openapi.json.paths)).toEqual(expect.arrayContaining(["/api/pool/claim", "/api/pool/status", "/api/pool/crashed/{id}"]))
+      expect((yield* call("GET", "/docs", { key: null })).status).toBe(200)
+      const page = yield* call("GET", "/", { key: null })
+      expect(page.status).toBe(200)
+      expect(page.text).toContain("<title>warmpool</title>")
+      expect(page.text).not.toContain(KEY)
+    }).pipe(Effect.provide(world())))
+})
