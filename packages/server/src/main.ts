@@ -24,9 +24,12 @@ const serve = Command.make("serve", {}, () =>
   Effect.gen(function*() {
     const config = yield* settings
     const key = resolveApiKey(config)
-    const spec = Either.flatMap(Either.mapLeft(key, (line) => [line]), ({ key }) => poolSpecOf(config, key))
-    if (Either.isLeft(spec)) return yield* Effect.fail(new StartupError(spec.left))
-    const { generated, key: apiKey } = Either.getOrThrow(key)
+    const spec = poolSpecOf(config, Either.isRight(key) ? key.right.key : Redacted.make(""))
+    // Every problem at once: a missing key and a bad pool are both said.
+    if (Either.isLeft(key) || Either.isLeft(spec)) {
+      return yield* Effect.fail(new StartupError([...(Either.isLeft(key) ? [key.left] : []), ...(Either.isLeft(spec) ? spec.left : [])]))
+    }
+    const { generated, key: apiKey } = key.right
     if (generated) {
       // Local mode only: printed once so the operator can use the dashboard; set POOL_API_KEY to choose one.
       yield* Console.log(`POOL_API_KEY (generated for this run, local mode): ${Redacted.value(apiKey)}`)

