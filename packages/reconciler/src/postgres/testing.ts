@@ -14,6 +14,13 @@ import type { StoreError } from "../errors.js"
 import { startEmbeddedPostgres } from "./embedded.js"
 import { runMigrations } from "./migrations.js"
 
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The Postgres server tests make their databases on (see the global setup). */
+    readonly postgresUrl: string
+  }
+}
+
 /** The server URL tests use, from the environment: TEST_DATABASE_URL, then DATABASE_URL. */
 export const testServerUrlFromEnv = (): string | undefined => process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
 

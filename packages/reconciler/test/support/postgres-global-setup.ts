@@ -7,13 +7,6 @@ import { Effect, Exit, Scope } from "effect"
 import type { TestProject } from "vitest/node"
 import { testServer } from "../../src/postgres/testing.js"
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    /** The Postgres server tests make their databases on. */
-    readonly postgresUrl: string
-  }
-}
-
 export default async function setup(project: TestProject) {
   const scope = Effect.runSync(Scope.make())
   const server = await Effect.runPromise(Scope.extend(testServer, scope))
