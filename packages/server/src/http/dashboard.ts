@@ -34,7 +34,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>warmpool</h1><span id="pool" class="muted"></span><span class="muted" id="updated"></span></header>
+<header><h1>warmpool</h1><span class="muted" id="updated"></span></header>
 <main>
   <div class="cards" id="counts"></div>
   <section id="keybox">
@@ -47,7 +47,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     <h2>Operate</h2>
     <form id="replenish"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button>Add</button></form>
     <form id="drain" style="margin-top:8px"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button class="secondary">Drain idle</button></form>
-    <form id="reconcile" style="margin-top:8px"><button class="secondary">Reconcile now</button><span class="muted" id="lastpass"></span></form>
+    <form id="reconcile" style="margin-top:8px"><button class="secondary">Reconcile now</button></form>
   </section>
   <section id="claimbox" hidden>
     <h2>Claim</h2>
