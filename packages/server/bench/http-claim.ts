@@ -1,0 +1,83 @@
+/**
+ * Claims over HTTP at 32 concurrent clients (Postgres store, an instantly answering runtime; the server in its
+ * own process, as in production), against store claims at 32 callers on the same database in the same run.
+ */
+import { SqlClient } from "@effect/sql"
+import { InstanceStore } from "@warmpool/reconciler"
+import { PgInstanceStore } from "@warmpool/reconciler/postgres"
+import { databaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
+import { Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const ROWS = 2_000
+const CLIENTS = 32
+const KEY = "bench-key"
+
+const fillIdle = (pool: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql`INSERT INTO instances (id, pool, name, status, url, created_at)
+        SELECT ${pool} || '-' || g, ${pool}, ${pool} || '-' || g, 'idle', 'http://127.0.0.1:9', now() - g * interval '1 second'
+        FROM generate_series(1, ${ROWS}) AS g`)
+
+/** `worker` from CLIENTS loops until one says "none left"; claims per second and each claim's latency. */
+const drive = (worker: Effect.Effect<boolean, unknown>) =>
+  Effect.gen(function*() {
+    const latencies: Array<number> = []
+    const timed = Effect.suspend(() => {
+      const started = performance.now()
+      return Effect.tap(worker, (won) => Effect.sync(() => won && latencies.push(performance.now() - started)))
+    })
+    const started = performance.now()
+    yield* Effect.forEach(Array.from({ length: CLIENTS }), () => Effect.repeat(timed, { while: (won) => won }), { concurrency: "unbounded" })
+    if (latencies.length !== ROWS) throw new Error(`claimed ${latencies.length} of ${ROWS}`)
+    const sorted = latencies.sort((a, b) => a - b)
+    return { rate: (ROWS / (performance.now() - started)) * 1000, p99: sorted[Math.floor(sorted.length * 0.99)]! }
+  })
+
+/** The server in its own process on `databaseUrl`; its port once it is ready. */
+const serverProcess = (databaseUrl: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly child: ChildProcess; readonly port: number }>((resume) => {
+      const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("./support/claim-server.ts", import.meta.url))], {
+        env: { ...process.env, DATABASE_URL: databaseUrl, POOL_API_KEY: KEY },
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      child.stdout!.on("data", (data: Buffer) => {
+        const ready = /ready (\d+)/.exec(String(data))
+        if (ready) resume(Effect.succeed({ child, port: Number(ready[1]) }))
+      })
+    }),
+    ({ child }) => Effect.sync(() => child.kill())
+  )
+
+const bench = Effect.gen(function*() {
+  const { url } = yield* testServer
+  return yield* Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
+    const { port } = yield* serverProcess(databaseUrl(url, db!))
+    yield* fillIdle("http")
+    const http = yield* drive(Effect.promise(() =>
+      fetch(`http://127.0.0.1:${port}/api/pool/claim`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ agentName: "bench", instructions: "" })
+      }).then(async (r) => {
+        await r.arrayBuffer()
+        if (r.status !== 200 && r.status !== 503) throw new Error(`HTTP ${r.status}`)
+        return r.status === 200
+      })))
+    const store = yield* InstanceStore
+    yield* fillIdle("direct")
+    const direct = yield* drive(Effect.map(store.claimIdle("direct"), Option.isSome))
+    return {
+      "claim.http.rate": http.rate,
+      "claim.http.p99.ms": http.p99,
+      "claim.store.rate.same_run": direct.rate,
+      "claim.http_vs_store": http.rate / direct.rate
+    }
+  }).pipe(Effect.provide(PgInstanceStore.layer.pipe(Layer.provideMerge(freshDatabase(url, { maxConnections: 32 })))))
+}).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
+
+export const run = (): Promise<Record<string, number>> => Effect.runPromise(bench)

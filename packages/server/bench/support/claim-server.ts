@@ -1,0 +1,28 @@
+/**
+ * The server under load, in its own process (as in production: clients are elsewhere): the HTTP API on the
+ * Postgres store at DATABASE_URL, with an instantly answering runtime. Prints `ready <port>`.
+ */
+import { HttpServer } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { Controller, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { PgInstanceStore } from "@warmpool/reconciler/postgres"
+import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "@warmpool/reconciler/testing"
+import { Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+import { createServer } from "node:http"
+import { httpApiLayer } from "../../src/index.js"
+
+const spec = new PoolSpec({ name: "http", namePrefix: "http-", minIdle: 0, maxTotal: 100_000, template: { image: "img", env: {} } })
+const layer = httpApiLayer({ environment: "dev", apiKey: Redacted.make(process.env.POOL_API_KEY!) }).pipe(
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(Controller.layer(spec, { background: false })),
+  Layer.provideMerge(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader)),
+  Layer.provideMerge(PgInstanceStore.layer),
+  Layer.provideMerge(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!), maxConnections: 32 }))
+)
+
+Effect.gen(function*() {
+  const address = (yield* HttpServer.HttpServer).address as HttpServer.TcpAddress
+  console.log(`ready ${address.port}`)
+  return yield* Effect.never
+}).pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.Warning), NodeRuntime.runMain)
