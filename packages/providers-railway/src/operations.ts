@@ -92,6 +92,13 @@ export const ServiceInstanceDeploy = /* GraphQL */ `
   }
 `
 
+/** A service's variables (for `db:enrich`: gateway token and inbox id of rows that lack them). */
+export const ServiceVariables = /* GraphQL */ `
+  query ServiceVariables($projectId: String!, $environmentId: String!, $serviceId: String!) {
+    variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId)
+  }
+`
+
 export const ServiceDelete = /* GraphQL */ `
   mutation ServiceDelete($id: String!, $environmentId: String) {
     serviceDelete(id: $id, environmentId: $environmentId)
@@ -108,5 +115,6 @@ export const operations = {
   ServiceDomainCreate,
   ServiceInstanceUpdate,
   ServiceInstanceDeploy,
-  ServiceDelete
+  ServiceDelete,
+  ServiceVariables
 } as const

@@ -5,7 +5,7 @@
  * create completes the service it began instead of making a twin.
  */
 import { ComputeProvider, type CreatedService, InvalidRequestError, type ProviderError, retryRemote, ServiceInfo } from "@warmpool/reconciler"
-import { Effect, Layer, Option, Ref, type Scope } from "effect"
+import { Context, Effect, Layer, Option, Ref, type Scope } from "effect"
 import { makeRailwayClient, type RequestOptions } from "./client.js"
 import { RailwayConfig, type RailwayOptions, type TokenKind } from "./config.js"
 import * as Ops from "./operations.js"
@@ -160,6 +160,28 @@ export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Ty
 
     return ComputeProvider.of({ list: listAll, create, destroy })
   })
+
+/** Reads a service's variables: what `db:enrich` recovers gateway tokens and inbox ids from. */
+export class ServiceVariables extends Context.Tag("@warmpool/providers-railway/ServiceVariables")<
+  ServiceVariables,
+  { readonly read: (serviceId: string) => Effect.Effect<Readonly<Record<string, string>>, ProviderError> }
+>() {}
+
+const makeVariables = (options: RailwayOptions) =>
+  Effect.map(connect(options), ({ context, request }) =>
+    ServiceVariables.of({
+      read: (serviceId) =>
+        request<{ variables: Record<string, string> }>("serviceVariables", Ops.ServiceVariables, {
+          projectId: context.projectId,
+          environmentId: context.environmentId,
+          serviceId
+        }).pipe(Effect.map((r) => r.variables))
+    }))
+
+export const RailwayServiceVariables = {
+  layer: (options: RailwayOptions): Layer.Layer<ServiceVariables, ProviderError> => Layer.scoped(ServiceVariables, makeVariables(options)),
+  layerConfig: Layer.unwrapEffect(Effect.map(RailwayConfig, (options) => Layer.scoped(ServiceVariables, makeVariables(options))))
+}
 
 export const RailwayCompute = {
   /** From options (library users, tests). Fails at build when the token or the environment is wrong. */

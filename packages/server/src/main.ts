@@ -5,10 +5,11 @@
  */
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { printRailwayCheck, RailwayConfig } from "@warmpool/providers-railway"
-import { runMigrations } from "@warmpool/reconciler/postgres"
+import { printRailwayCheck, RailwayConfig, RailwayServiceVariables } from "@warmpool/providers-railway"
+import { PgInstanceStore, runMigrations } from "@warmpool/reconciler/postgres"
 import { Console, Effect, Either, Layer, Option, Redacted } from "effect"
-import { databaseLayer, poolSpecOf, resolveApiKey, serverLayer } from "./app.js"
+import { computeLayer, databaseLayer, poolSpecOf, resolveApiKey, serverLayer } from "./app.js"
+import { enrich } from "./enrich.js"
 import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
 
 class StartupError extends Error {
@@ -51,6 +52,28 @@ const migrate = Command.make("db:migrate", {}, () =>
     const applied = yield* runMigrations.pipe(Effect.provide(databaseLayer(config)))
     yield* Console.log(applied.length === 0 ? "database is up to date" : `applied: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
   })).pipe(Command.withDescription("Create or update the instances table (a seed database is migrated in place)."))
+
+const enrichCommand = Command.make("db:enrich", {
+  dryRun: Options.boolean("dry-run").pipe(Options.withDescription("show the changes, write nothing")),
+  all: Options.boolean("all").pipe(Options.withDescription("re-fetch every field, not only the empty ones"))
+}, ({ all, dryRun }) =>
+  Effect.gen(function*() {
+    const config = yield* settings
+    const platform = config.provider === "railway"
+      ? Layer.merge(computeLayer(config), RailwayServiceVariables.layerConfig)
+      : computeLayer(config)
+    const report = yield* enrich({ pool: config.pool.name, namePrefix: config.pool.namePrefix, dryRun, all }).pipe(
+      Effect.provide(Layer.mergeAll(PgInstanceStore.layer, platform).pipe(Layer.provideMerge(databaseLayer(config))))
+    )
+    for (const { changes, id } of report) {
+      for (const [field, change] of Object.entries(changes)) {
+        // Secrets are shown by their length only.
+        const shown = field === "gatewayToken" ? `<${change.to.length} characters>` : change.to
+        yield* Console.log(`${id}  ${field}: ${change.from ?? "(empty)"} → ${shown}`)
+      }
+    }
+    yield* Console.log(`${report.length} row(s) ${dryRun ? "would change (dry run)" : "enriched"}`)
+  })).pipe(Command.withDescription("Fill missing url, gateway_token, agentmail_inbox_id and runtime_image from the provider."))
 
 /** Operator commands talk to a running server, as any client would. */
 const serverUrl = Options.text("url").pipe(Options.withDescription("server URL (default http://localhost:$PORT)"), Options.optional)
@@ -100,7 +123,7 @@ const railwayCheck = Command.make("railway:check", {}, () =>
     Command.withDescription("Check the RAILWAY_* setup: token kind, project, environment, services, rate-limit headers.")
   )
 
-const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, status, claim, drain, railwayCheck]))
+const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, enrichCommand, status, claim, drain, railwayCheck]))
 
 Command.run(cli, { name: "warmpool", version: "0.1.0" })(process.argv).pipe(
   Effect.catchAll((error) =>

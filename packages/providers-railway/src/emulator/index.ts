@@ -48,6 +48,7 @@ const schema = buildSchema(/* GraphQL */ `
     project(id: String!): Project!
     projectToken: ProjectToken!
     serviceInstance(environmentId: String!, serviceId: String!): ServiceInstance!
+    variables(environmentId: String!, projectId: String!, serviceId: String, unrendered: Boolean): EnvironmentVariables!
   }
   type Mutation {
     serviceCreate(input: ServiceCreateInput!): Service!
@@ -190,6 +191,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         environmentOf(environmentId)
         return instanceView(serviceOf(serviceId), environmentId)
+      },
+      variables: ({ serviceId }: { serviceId?: string }, caller: Caller) => {
+        authorize(caller)
+        return serviceId === undefined ? {} : serviceOf(serviceId).variables
       },
       serviceCreate: ({ input }: { input: { projectId: string; environmentId?: string; name?: string; source?: { image?: string } } }, caller: Caller) => {
         authorize(caller)
