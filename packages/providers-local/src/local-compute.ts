@@ -33,13 +33,19 @@ interface LocalService {
 
 const entryPath = fileURLToPath(referenceRuntimeEntry)
 
-/** Alive, and still our runtime (a pid can be reused by another program). */
-const isOurs = (pid: number) => {
+/** Whether a process with this pid exists. */
+export const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0)
+    return true
   } catch {
     return false
   }
+}
+
+/** Alive, and still our runtime (a pid can be reused by another program). */
+const isOurs = (pid: number) => {
+  if (!isAlive(pid)) return false
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(entryPath)
   } catch {

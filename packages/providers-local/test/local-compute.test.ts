@@ -7,7 +7,7 @@ import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LocalCompute } from "../src/index.js"
+import { isAlive, LocalCompute } from "../src/index.js"
 
 const API_KEY = "local-test-key"
 const dataDir = () => mkdtempSync(join(tmpdir(), "warmpool-local-"))
@@ -15,14 +15,6 @@ const env = { POOL_API_KEY: API_KEY }
 
 computeProviderConformance("local processes", LocalCompute.layer({ dataDir: dataDir(), startupDelayMs: 0 }), { env })
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe("LocalCompute", () => {
   it.live("an instance becomes ready after its start-up delay, provisions once, answers 409 after; shutdown stops it", () =>
@@ -50,7 +42,7 @@ describe("LocalCompute", () => {
         return json[0].pid as number
       }).pipe(Effect.provide(Layer.merge(LocalCompute.layer({ dataDir: dir, startupDelayMs: 700 }), clients)), Effect.scoped)
       yield* Effect.sleep(Duration.millis(300))
-      expect(alive(pid)).toBe(false)
+      expect(isAlive(pid)).toBe(false)
     }), 20_000)
 
   it.live("a restarted provider finds its live instances again and reports dead ones crashed", () =>
@@ -70,6 +62,6 @@ describe("LocalCompute", () => {
       )
       expect(listed.map((s) => [s.serviceId, s.deployStatus])).toEqual([[made[0].serviceId, "SUCCESS"], [made[1].serviceId, "CRASHED"]])
       yield* Effect.sleep(Duration.millis(200))
-      expect(alive(pids[0]!)).toBe(false) // the second provider stopped it on shutdown
+      expect(isAlive(pids[0]!)).toBe(false) // the second provider stopped it on shutdown
     }), 20_000)
 })

@@ -4,39 +4,37 @@
  * Listing uses `environment(id).serviceInstances` (the non-deprecated path), one paginated query per pass.
  */
 
-/** Services of one environment with their latest deployment, image and domains; one page. */
+/** What the pool reads of a service: name, age, image, latest deployment status and public domain. */
+const InstanceFields = /* GraphQL */ `
+  fragment InstanceFields on ServiceInstance {
+    serviceId
+    serviceName
+    createdAt
+    source { image }
+    latestDeployment { status }
+    domains { serviceDomains { domain } }
+  }
+`
+
+/** Services of one environment; one page. */
 export const ListServiceInstances = /* GraphQL */ `
   query ListServiceInstances($environmentId: String!, $first: Int!, $after: String) {
     environment(id: $environmentId) {
       serviceInstances(first: $first, after: $after) {
-        edges {
-          node {
-            serviceId
-            serviceName
-            createdAt
-            source { image }
-            latestDeployment { status }
-            domains { serviceDomains { domain } }
-          }
-        }
+        edges { node { ...InstanceFields } }
         pageInfo { hasNextPage endCursor }
       }
     }
   }
+  ${InstanceFields}
 `
 
 /** One service's instance in the environment: what a resumed create still has to do. */
 export const GetServiceInstance = /* GraphQL */ `
   query GetServiceInstance($environmentId: String!, $serviceId: String!) {
-    serviceInstance(environmentId: $environmentId, serviceId: $serviceId) {
-      serviceId
-      serviceName
-      createdAt
-      source { image }
-      latestDeployment { status }
-      domains { serviceDomains { domain } }
-    }
+    serviceInstance(environmentId: $environmentId, serviceId: $serviceId) { ...InstanceFields }
   }
+  ${InstanceFields}
 `
 
 /** The project's name and environments (to resolve RAILWAY_ENVIRONMENT_NAME). */

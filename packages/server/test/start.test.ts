@@ -2,6 +2,7 @@
  * `npm start` with nothing configured, as a user runs it: the built server in its own process on an embedded
  * Postgres and local instances. The pool fills, a claim works over HTTP, and shutdown leaves no process behind.
  */
+import { isAlive } from "@warmpool/providers-local"
 import { describe, expect, it } from "vitest"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, readFileSync } from "node:fs"
@@ -17,14 +18,6 @@ const freePort = () =>
       server.close(() => done(port))
     })
   })
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 const until = async <A>(what: string, f: () => Promise<A | undefined>, ms: number): Promise<A> => {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
@@ -71,7 +64,7 @@ describe.runIf(existsSync(main))("npm start with nothing configured", () => {
       expect(pids.length).toBeGreaterThanOrEqual(2)
       child.kill("SIGTERM")
       await until("the server to exit", async () => (child.exitCode !== null || child.signalCode !== null ? true : undefined), 20_000)
-      expect(pids.filter(alive)).toEqual([])
+      expect(pids.filter(isAlive)).toEqual([])
     } catch (error) {
       throw new Error(`${String(error)}\n--- server output ---\n${output.slice(-3000)}`)
     } finally {

@@ -96,6 +96,16 @@ const PassSummary = Schema.Struct({
 
 const Planned = Schema.Struct({ actions: Schema.Array(Schema.Struct({ kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String })) })
 
+/** `DELETE …/:id`: marks an instance for deletion and answers with it. */
+const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.PathSegment, description: string) =>
+  HttpApiEndpoint.del(name, path)
+    .setPath(Schema.Struct({ id: Schema.String }))
+    .addSuccess(PublicInstance)
+    .addError(NotFound)
+    .addError(Conflict)
+    .addError(Unavailable)
+    .annotate(OpenApi.Description, description)
+
 export class PublicGroup extends HttpApiGroup.make("public")
   .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ ok: Schema.Literal(true) })))
   .add(HttpApiEndpoint.get("counts", "/api/pool/counts").addSuccess(Counts).addError(Unavailable))
@@ -123,22 +133,8 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   .add(HttpApiEndpoint.post("drain", "/api/pool/drain").setPayload(CountBody(MAX_COUNT)).addSuccess(Schema.Struct({ drained: Schema.Array(Schema.String) })).addError(Unavailable))
   .add(HttpApiEndpoint.post("reconcile", "/api/pool/reconcile").addSuccess(PassSummary).addError(Unavailable))
   .add(HttpApiEndpoint.get("plan", "/api/pool/plan").addSuccess(Planned).addError(Unavailable))
-  .add(
-    HttpApiEndpoint.del("kill", "/api/pool/instances/:id")
-      .setPath(Schema.Struct({ id: Schema.String }))
-      .addSuccess(PublicInstance)
-      .addError(NotFound)
-      .addError(Conflict)
-      .addError(Unavailable)
-  )
-  .add(
-    HttpApiEndpoint.del("dismiss", "/api/pool/crashed/:id")
-      .setPath(Schema.Struct({ id: Schema.String }))
-      .addSuccess(PublicInstance)
-      .addError(NotFound)
-      .addError(Conflict)
-      .addError(Unavailable)
-  )
+  .add(removal("kill", "/api/pool/instances/:id", "Kills an instance, claimed ones included: its service and credentials go."))
+  .add(removal("dismiss", "/api/pool/crashed/:id", "Dismisses a crashed instance: its service and credentials go."))
   .middleware(Authorization)
   .annotate(OpenApi.Description, "Needs `Authorization: Bearer <POOL_API_KEY>`.")
 {}
