@@ -6,7 +6,8 @@
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { printRailwayCheck, RailwayConfig, RailwayServiceVariables } from "@warmpool/providers-railway"
-import { PgInstanceStore, runMigrations } from "@warmpool/reconciler/postgres"
+import { PgInstanceStore } from "@warmpool/reconciler/postgres"
+import { SqlClient } from "@effect/sql"
 import { Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import { computeLayer, databaseLayer, poolSpecOf, resolveApiKey, serverLayer } from "./app.js"
 import { enrich } from "./enrich.js"
@@ -49,8 +50,12 @@ const describe = (config: ServerSettings) =>
 const migrate = Command.make("db:migrate", {}, () =>
   Effect.gen(function*() {
     const config = yield* settings
-    const applied = yield* runMigrations.pipe(Effect.provide(databaseLayer(config)))
-    yield* Console.log(applied.length === 0 ? "database is up to date" : `applied: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+    // Connecting migrates (every start does); then say where the schema stands.
+    const applied = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql<{ migration_id: number; name: string }>`SELECT migration_id, name FROM warmpool_migrations ORDER BY migration_id`).pipe(
+      Effect.provide(databaseLayer(config))
+    )
+    yield* Console.log(`schema migrated: ${applied.map((m) => `${m.migration_id}_${m.name}`).join(", ")}`)
   })).pipe(Command.withDescription("Create or update the instances table (a seed database is migrated in place)."))
 
 const enrichCommand = Command.make("db:enrich", {

@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Ref } from "effect"
+import { Chunk, Context, Effect, HashMap, Layer, Option, Ref } from "effect"
 import { AlreadyBoundError, ProvisionRejectedError, ProvisionUnknownError } from "../errors.js"
 import { InstanceRuntime } from "../services.js"
 
@@ -25,14 +25,16 @@ export const InMemoryRuntime = {
   layer: (fallback: RuntimeBehaviour = "ok") =>
     Layer.effectContext(
       Effect.gen(function*() {
-        const behaviours = yield* Ref.make(new Map<string, RuntimeBehaviour>())
+        // Persistent collections: a claim costs O(log n), not a copy of every instance so far.
+        const behaviours = yield* Ref.make(HashMap.empty<string, RuntimeBehaviour>())
         const byDefault = yield* Ref.make(fallback)
-        const provisioned = yield* Ref.make<ReadonlyArray<string>>([])
+        const provisioned = yield* Ref.make(Chunk.empty<string>())
         const runtime: Context.Tag.Service<InstanceRuntime> = {
           provision: (instance, request) =>
             Effect.gen(function*() {
-              const behaviour = (yield* Ref.get(behaviours)).get(instance.id) ?? (yield* Ref.get(byDefault))
               const instanceId = instance.id
+              const set = HashMap.get(yield* Ref.get(behaviours), instanceId)
+              const behaviour = Option.isSome(set) ? set.value : yield* Ref.get(byDefault)
               switch (behaviour) {
                 case "bound":
                   return yield* new AlreadyBoundError({ instanceId, message: "instance is already bound to a conversation" })
@@ -43,8 +45,8 @@ export const InMemoryRuntime = {
                 case "hang":
                   return yield* Effect.never
                 case "ok": {
-                  yield* Ref.update(behaviours, (m) => new Map(m).set(instanceId, "bound"))
-                  yield* Ref.update(provisioned, (ids) => [...ids, instanceId])
+                  yield* Ref.update(behaviours, HashMap.set(instanceId, "bound" as RuntimeBehaviour))
+                  yield* Ref.update(provisioned, Chunk.append(instanceId))
                   return {
                     conversationId: `conv-${instanceId}`,
                     inviteUrl: request.joinUrl ?? `https://convos.test/v2?i=${instanceId}`,
@@ -55,9 +57,9 @@ export const InMemoryRuntime = {
             })
         }
         const control: Context.Tag.Service<InMemoryRuntimeControl> = {
-          set: (id, behaviour) => Ref.update(behaviours, (m) => new Map(m).set(id, behaviour)),
+          set: (id, behaviour) => Ref.update(behaviours, HashMap.set(id, behaviour)),
           setDefault: (behaviour) => Ref.set(byDefault, behaviour),
-          provisioned: Ref.get(provisioned)
+          provisioned: Effect.map(Ref.get(provisioned), Chunk.toReadonlyArray)
         }
         return Context.make(InstanceRuntime, runtime).pipe(Context.add(InMemoryRuntimeControl, control))
       })
