@@ -13,39 +13,29 @@ interface Matching {
   readonly complete: boolean
   /** The row's service, when the listing is complete and shows it. */
   readonly serviceOf: (row: Instance) => ServiceInfo | undefined
-  /** Prefixed services that no row claims. */
-  readonly unmatched: () => ReadonlyArray<ServiceInfo>
+  /** The listed service with this name, if any. */
+  readonly named: (name: string) => ServiceInfo | undefined
+  /** The pool's services (those with its prefix). */
+  readonly services: () => IterableIterator<ServiceInfo>
 }
 
-const match = (spec: PoolSpec, listing: Listing, rows: ReadonlyArray<Instance>): Matching => {
+const match = (spec: PoolSpec, listing: Listing): Matching => {
   if (listing._tag === "Failed") {
-    return { complete: false, serviceOf: () => undefined, unmatched: () => [] }
+    return { complete: false, serviceOf: () => undefined, named: () => undefined, services: () => [][Symbol.iterator]() }
   }
   const byId = new Map<string, ServiceInfo>()
-  const byName = new Map<string, ServiceInfo>()
   for (const service of listing.services) {
-    if (!service.name.startsWith(spec.namePrefix)) continue
-    byId.set(service.serviceId, service)
-    byName.set(service.name, service)
+    if (service.name.startsWith(spec.namePrefix)) byId.set(service.serviceId, service)
+  }
+  // Most rows find their service by id; the by-name index is built only when one does not.
+  let byName: Map<string, ServiceInfo> | undefined
+  const named = (name: string) => {
+    byName ??= new Map([...byId.values()].map((service) => [service.name, service]))
+    return byName.get(name)
   }
   // A row is matched by its service id; rows that never recorded one (creating, old seed rows) by name.
-  const serviceOf = (row: Instance) =>
-    row.serviceId !== null ? byId.get(row.serviceId) : byName.get(row.name)
-  return {
-    complete: true,
-    serviceOf,
-    unmatched: () => {
-      const claimed = new Set<string>()
-      for (const row of rows) {
-        const service = serviceOf(row)
-        if (service !== undefined) claimed.add(service.serviceId)
-        // A row still naming the service keeps it from being adopted twice.
-        const named = byName.get(row.name)
-        if (named !== undefined) claimed.add(named.serviceId)
-      }
-      return [...byId.values()].filter((service) => !claimed.has(service.serviceId))
-    }
-  }
+  const serviceOf = (row: Instance) => (row.serviceId !== null ? byId.get(row.serviceId) : named(row.name))
+  return { complete: true, serviceOf, named, services: () => byId.values() }
 }
 
 /** The deploy phase of a row: from the listing when it shows the service, else the last recorded status. */
@@ -69,7 +59,7 @@ export const probeTargets = (
   rows: ReadonlyArray<Instance>
 ): ReadonlyArray<{ readonly id: string; readonly url: string }> => {
   const mine = ownRows(spec, rows)
-  const matching = match(spec, listing, mine)
+  const matching = match(spec, listing)
   const targets: Array<{ id: string; url: string }> = []
   for (const row of mine) {
     if (row.status !== "starting") continue
@@ -101,8 +91,10 @@ export const initialCreateAllowance = (spec: PoolSpec): number => spec.createBat
 export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Action> => {
   const { now } = observation
   const rows = ownRows(spec, observation.rows)
-  const matching = match(spec, observation.listing, rows)
+  const matching = match(spec, observation.listing)
   const { complete } = matching
+  /** Services some row owns (by id, or by name: a row still naming a service keeps it from being adopted). */
+  const owned = new Set<string>()
 
   const updates: Array<Action> = []
   const deleteCandidates: Array<{ row: Instance; reason: DeleteReason; serviceId: string | null }> = []
@@ -111,6 +103,12 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   for (const row of rows) {
     const service = matching.serviceOf(row)
+    if (service !== undefined) owned.add(service.serviceId)
+    else {
+      // A row that lost its service by id may still name one: that service is not an orphan to adopt.
+      const named = matching.named(row.name)
+      if (named !== undefined) owned.add(named.serviceId)
+    }
     const phase = phaseOf(row, service)
     // Rule 6: a row whose service is gone from a complete listing (and old enough to have shown up).
     const vanished = complete && service === undefined && seenLongEnough(row)
@@ -175,7 +173,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   }
 
   // Rule 6: adopt prefixed services nobody owns, once the platform has had time to show their rows' creates.
-  const unmatched = matching.unmatched()
+  const unmatched = [...matching.services()].filter((service) => !owned.has(service.serviceId))
   const adopted = unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs)
   for (const service of adopted) updates.push(Action.Adopt({ service }))
 
