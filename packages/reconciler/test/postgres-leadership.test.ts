@@ -8,7 +8,8 @@ import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Either, Layer, Option, Redacted, Schedule, TestServices } from "effect"
 import { createServer, type Server, Socket } from "node:net"
 import { inject } from "vitest"
-import { InstanceStore, Leadership, newInstance } from "../src/index.js"
+import { Controller, InstanceStore, Leadership, newInstance, PoolSpec } from "../src/index.js"
+import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "../src/testing/index.js"
 import { PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
 import { databaseUrl, freshDatabase } from "../src/postgres/testing.js"
 
@@ -123,6 +124,35 @@ describe("Postgres leadership", () => {
         const moved = yield* b.leadership.whileLeader(b.store.transition({ id: "fenced", from: ["starting"], to: "idle" }))
         expect(Option.map(moved, (r) => r.status)).toEqual(Option.some("idle"))
         expect(Option.isSome(yield* a.store.claimIdle("pool"))).toBe(true)
+      }).pipe(Effect.scoped, TestServices.provideLive))
+
+    it.effect("two controllers on one database: only the leader applies passes; both serve claims", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
+        const url = databaseUrl(serverUrl, db!)
+        const spec = new PoolSpec({ name: "replicated", namePrefix: "agent-", minIdle: 3, maxTotal: 10, template: { image: "img", env: {} } })
+        // One platform, two replicas: each with its own connections, store and lease.
+        const platform = yield* Layer.build(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
+        const controllerOf = (holder: string) =>
+          Layer.build(
+            Controller.layer(spec, { background: false }).pipe(
+              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder, ttl: Duration.seconds(5) }), PgInstanceStore.layer)),
+              Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })),
+              Layer.provide(Layer.succeedContext(platform))
+            )
+          ).pipe(Effect.map((context) => Context.get(context, Controller)))
+        const first = yield* controllerOf("first")
+        const second = yield* controllerOf("second")
+        for (let i = 0; i < 3; i++) {
+          const [a, b] = yield* Effect.all([first.runPass, second.runPass], { concurrency: 2 })
+          expect([a.applied, b.applied]).toEqual([true, false])
+          expect(b.listing).toBe("skipped")
+        }
+        const [{ n }] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM instances WHERE pool = ${spec.name}`
+        expect(n).toBe(3) // created once, not by both
+        const claimedByFollower = yield* second.claim({ agentName: "via-follower", instructions: "" })
+        expect(claimedByFollower.instance.status).toBe("claimed")
       }).pipe(Effect.scoped, TestServices.provideLive))
   })
 })
