@@ -42,7 +42,7 @@ const bench = Effect.gen(function*() {
     const results: Record<string, number> = {}
     for (const workers of [1, 8, 32]) {
       yield* fillIdle(`store${workers}`)
-      results[`claim.store.rate.c${workers}`] = yield* rate(workers, Effect.map(store.claimIdle(`store${workers}`), Option.isSome))
+      results[`claim.store.rate.c${workers}`] = yield* rate(workers, Effect.map(store.claimIdle(`store${workers}`), (rows) => rows.length > 0))
     }
     const dbUrl = new URL(url)
     dbUrl.pathname = `/${db}`

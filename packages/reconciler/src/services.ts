@@ -51,8 +51,11 @@ export class InstanceStore extends Context.Tag("@warmpool/reconciler/InstanceSto
     readonly transitionMany: (
       changes: ReadonlyArray<Transition>
     ) => Effect.Effect<ReadonlyArray<string>, StoreError>
-    /** Atomically moves the oldest idle row of `pool` to `claiming` and returns it. No double claims, ever. */
-    readonly claimIdle: (pool: string) => Effect.Effect<Option.Option<Instance>, StoreError>
+    /**
+     * Atomically moves the `count` (default 1) oldest idle rows of `pool` to `claiming` and returns them,
+     * oldest first; fewer when fewer are idle. No double claims, ever.
+     */
+    readonly claimIdle: (pool: string, count?: number) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
     /** Deletes the row if it is in `from`. Returns whether a row was deleted. */
     readonly remove: (id: string, from: ReadonlyArray<InstanceStatus>) => Effect.Effect<boolean, StoreError>
     readonly counts: (pool: string) => Effect.Effect<StatusCounts, StoreError>

@@ -47,6 +47,31 @@ describe("Controller", () => {
       expect(next.planned.Create).toBe(1)
     }).pipe(Effect.provide(world(testSpec()))))
 
+  it.effect("a burst of claims: each gets its own instance, and they share the store's statements", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* Effect.repeatN(controller.runPass, 4)
+      expect((yield* rows).filter((r) => r.status === "idle")).toHaveLength(8)
+      const callsBefore = yield* Effect.flatMap(InMemoryStoreControl, (c) => c.calls)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 8 }, (_, i) => `agent-${i}`),
+        (agentName) => controller.claim({ agentName, instructions: "" }),
+        { concurrency: "unbounded" }
+      )
+      expect(new Set(results.map((r) => r.instance.id)).size).toBe(8)
+      expect(results.map((r) => [r.instance.agentName, r.instance.status])).toEqual(
+        Array.from({ length: 8 }, (_, i) => [`agent-${i}`, "claimed"])
+      )
+      expect((yield* rows).filter((r) => r.status === "claimed").map((r) => r.agentName).sort()).toEqual(
+        Array.from({ length: 8 }, (_, i) => `agent-${i}`)
+      )
+      const calls = yield* Effect.flatMap(InMemoryStoreControl, (c) => c.calls)
+      const used = (operation: string) => (calls[operation] ?? 0) - (callsBefore[operation] ?? 0)
+      expect(used("claimIdle")).toBeLessThan(8)
+      expect(used("transitionMany")).toBeLessThan(8)
+      expect(used("transition")).toBe(0)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 8, maxTotal: 20 })))))
+
   it.effect("an instance already bound (409) becomes crashed and the claim moves on", () =>
     Effect.gen(function*() {
       const controller = yield* Controller

@@ -4,7 +4,7 @@
  * runtime clients, the controller, and the HTTP API with its dashboard, docs and metrics.
  */
 import { FetchHttpClient, HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
-import { HttpApp, HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
+import { FileSystem, HttpApp, HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
@@ -101,33 +101,39 @@ export interface HttpOptions {
   readonly apiKey: Redacted.Redacted<string>
 }
 
+/** Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because error answers are rendered by HttpApi after every middleware. */
+const retryAfterOn503: HttpApp.PreResponseHandler = (_, response) =>
+  Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response)
+
+/** Refuses big bodies by their Content-Length, and says so when a JSON body is not JSON. */
+const checkBody = HttpMiddleware.make((inner) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
+      return HttpServerResponse.unsafeJson({ _tag: "PayloadTooLarge", message: `request bodies are limited to ${MAX_BODY_BYTES} bytes` }, { status: 413 })
+    }
+    // HttpApiBuilder reads JSON bodies with `orDie`: a body that is not JSON at all would end as an empty
+    // 400. Check it here (the body is cached, the handler reads it again for free) and say what is wrong.
+    if ((request.headers["content-type"] ?? "").includes("json")) {
+      const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+      if (text.trim() !== "" && !isJson(text)) {
+        return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: "the request body is not valid JSON" }, { status: 400 })
+      }
+    }
+    return yield* inner
+  })
+)
+
 /**
  * The HTTP API over whatever Controller and store are given, on the `HttpServer` in context.
- * A 503 says when to come back; big bodies are refused.
+ * A 503 says when to come back; big bodies are refused. What holds for every request is set once for the
+ * server (its fibers inherit it), not per request.
  */
 export const httpApiLayer = (options: HttpOptions) =>
-  HttpApiBuilder.serve((app) =>
-    HttpMiddleware.make((inner) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) {
-          return HttpServerResponse.unsafeJson({ _tag: "PayloadTooLarge", message: `request bodies are limited to ${MAX_BODY_BYTES} bytes` }, { status: 413 })
-        }
-        // HttpApiBuilder reads JSON bodies with `orDie`: a body that is not JSON at all would end as an empty
-        // 400. Check it here (the body is cached, the handler reads it again for free) and say what is wrong.
-        if ((request.headers["content-type"] ?? "").includes("json")) {
-          const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
-          if (text.trim() !== "" && !isJson(text)) {
-            return HttpServerResponse.unsafeJson({ _tag: "BadRequest", message: "the request body is not valid JSON" }, { status: 400 })
-          }
-        }
-        // Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because
-        // error answers are rendered after this middleware.
-        yield* HttpApp.appendPreResponseHandler((_, response) =>
-          Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response))
-        return yield* inner
-      }))(app).pipe(HttpIncomingMessage.withMaxBodySize(Option.some(MAX_BODY_BYTES)))
-  ).pipe(
+  HttpApiBuilder.serve().pipe(
+    Layer.locally(HttpApp.currentPreResponseHandlers, Option.some(retryAfterOn503)),
+    Layer.provide(HttpApiBuilder.middleware(checkBody)),
+    Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(MAX_BODY_BYTES)))),
     Layer.provide(extraRoutes),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment)]))),

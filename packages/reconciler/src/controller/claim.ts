@@ -4,11 +4,13 @@
  * the seed's endless claim loop came from doing exactly that.
  */
 import { Clock, Duration, Effect, Metric, Option } from "effect"
+import { Instance } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { ClaimFailedError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
-import { InstanceRuntime, InstanceStore } from "../services.js"
+import { InstanceRuntime, InstanceStore, type Transition } from "../services.js"
 import { describeError } from "./apply.js"
 import type { ClaimError, ClaimRequest, ClaimResult } from "./controller.js"
+import { makeGroupCommit } from "./group-commit.js"
 import * as metrics from "./metrics.js"
 
 export const makeClaim = (
@@ -19,9 +21,32 @@ export const makeClaim = (
     const store = yield* InstanceStore
     const runtime = yield* InstanceRuntime
 
+    // Claims that arrive together take their rows in one statement and record their outcomes in another.
+    const takeIdle = yield* makeGroupCommit(
+      (requests: ReadonlyArray<void>) =>
+        Effect.map(store.claimIdle(spec.name, requests.length), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
+      {
+        maxBatch: 64,
+        inFlight: 1,
+        // Its claimer went away before it was provisioned: it is as idle as it was.
+        undeliverable: Option.match({
+          onNone: () => Effect.void,
+          onSome: (row) => Effect.ignore(store.transition({ id: row.id, from: ["claiming"], to: "idle" }))
+        })
+      }
+    )
+    const recordClaimed = yield* makeGroupCommit(
+      (changes: ReadonlyArray<Transition>) =>
+        Effect.map(store.transitionMany(changes), (applied) => {
+          const landed = new Set(applied)
+          return changes.map((change) => landed.has(change.id))
+        }),
+      { maxBatch: 64, inFlight: 1 }
+    )
+
     const attempt = (request: ClaimRequest, failures: ReadonlyArray<string>): Effect.Effect<ClaimResult, ClaimError> =>
       Effect.gen(function*() {
-        const claimed = yield* store.claimIdle(spec.name)
+        const claimed = yield* takeIdle()
         if (Option.isNone(claimed)) {
           return yield* failures.length === 0
             ? new NoIdleInstanceError({ pool: spec.name, message: "no idle instance; the pool is being refilled" })
@@ -37,24 +62,19 @@ export const makeClaim = (
         )
         if (outcome._tag === "Right") {
           const now = new Date(yield* Clock.currentTimeMillis)
-          const row = yield* store.transition({
-            id: instance.id,
-            from: ["claiming"],
-            to: "claimed",
-            patch: {
-              agentName: request.agentName,
-              instructions: request.instructions,
-              conversationId: outcome.right.conversationId,
-              inviteUrl: outcome.right.inviteUrl,
-              claimedAt: now,
-              sourceBranch: request.sourceBranch ?? null
-            }
-          }).pipe(
+          const patch = {
+            agentName: request.agentName,
+            instructions: request.instructions,
+            conversationId: outcome.right.conversationId,
+            inviteUrl: outcome.right.inviteUrl,
+            claimedAt: now,
+            sourceBranch: request.sourceBranch ?? null
+          }
+          if (!(yield* recordClaimed({ id: instance.id, from: ["claiming"], to: "claimed", patch }))) {
             // Only the plan's claim timeout moves a `claiming` row: this claim outlived it.
-            Effect.catchTag("StaleStatusError", () =>
-              new ClaimFailedError({ attempts: failures.length + 1, message: `instance ${instance.id} was provisioned after its claim timed out` }))
-          )
-          return { ...outcome.right, instance: row }
+            return yield* new ClaimFailedError({ attempts: failures.length + 1, message: `instance ${instance.id} was provisioned after its claim timed out` })
+          }
+          return { ...outcome.right, instance: new Instance({ ...instance, ...patch, status: "claimed", statusChangedAt: now }, { disableValidation: true }) }
         }
         const error = outcome.left
         if (error._tag === "ProvisionRejectedError") {
@@ -80,8 +100,8 @@ export const makeClaim = (
       const started = yield* Clock.currentTimeMillis
       return yield* attempt(request, []).pipe(
         Effect.tapBoth({
-          onFailure: (error) => Metric.increment(Metric.tagged(metrics.claims, "outcome", error._tag)),
-          onSuccess: () => Metric.increment(Metric.tagged(metrics.claims, "outcome", "claimed"))
+          onFailure: (error) => Metric.increment(metrics.claimsWithOutcome(error._tag)),
+          onSuccess: () => Metric.increment(metrics.claimsWithOutcome("claimed"))
         }),
         Effect.ensuring(
           Effect.gen(function*() {

@@ -11,3 +11,14 @@ export const providerErrors = Metric.counter("warmpool_provider_errors_total", {
 export const claimDuration = Metric.histogram("warmpool_claim_duration_seconds", secondsBuckets, "Duration of claims")
 export const claims = Metric.counter("warmpool_claims_total", { description: "Claims, by outcome", incremental: true })
 export const instances = Metric.gauge("warmpool_instances", { description: "Instances, by status" })
+
+const claimCounters = new Map<string, Metric.Metric.Counter<number>>()
+
+/** The claims counter of one outcome, tagged once and kept: claims are the hot path. */
+export const claimsWithOutcome = (outcome: string): Metric.Metric.Counter<number> => {
+  const known = claimCounters.get(outcome)
+  if (known !== undefined) return known
+  const counter = Metric.tagged(claims, "outcome", outcome)
+  claimCounters.set(outcome, counter)
+  return counter
+}

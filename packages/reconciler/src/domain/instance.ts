@@ -92,6 +92,9 @@ export const newInstance = (fields: {
 /** Counts by status, every status present (zero when none). */
 export type StatusCounts = { readonly [S in InstanceStatus]: number }
 
+/** Claim order: the oldest row first, the id breaking ties. */
+export const oldestFirst = (a: Instance, b: Instance): number => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)
+
 export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }>): StatusCounts => {
   const counts: Record<InstanceStatus, number> = {
     creating: 0,

@@ -5,7 +5,7 @@
  */
 import { SqlClient, type SqlError, type Statement } from "@effect/sql"
 import { Effect, FiberRef, Layer, Option, Ref } from "effect"
-import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus } from "../domain/instance.js"
+import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, oldestFirst } from "../domain/instance.js"
 import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
 import { InstanceStore, type Transition } from "../services.js"
 import { CurrentFence, fenceHolds } from "./fence.js"
@@ -60,7 +60,7 @@ const toInstance = (r: Row): Instance =>
     statusChangedAt: date(r.status_changed_at)!,
     failures: Number(r.failures ?? 0),
     lastError: str(r.last_error)
-  })
+  }, { disableValidation: true }) // the table's column types already hold what the schema would check
 
 const storeError = (operation: string) => (error: SqlError.SqlError) =>
   new StoreError({
@@ -171,16 +171,17 @@ export const make = Effect.gen(function*() {
           const applied = yield* Effect.forEach([...groups.values()], (group) => applyGroup(group, guard))
           return applied.flat()
         }).pipe(Effect.withSpan("PgInstanceStore.transitionMany")),
-    claimIdle: (pool) =>
+    claimIdle: (pool, count = 1) =>
       sql<Row>`
         UPDATE instances SET status = 'claiming', status_changed_at = now()
-        WHERE id = (
+        WHERE id IN (
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
-          ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+          ORDER BY created_at LIMIT ${count} FOR UPDATE SKIP LOCKED
         )
         RETURNING *`.pipe(
         Effect.mapError(storeError("store.claimIdle")),
-        Effect.map((rows) => Option.fromNullable(rows[0]).pipe(Option.map(toInstance))),
+        // RETURNING keeps no order: oldest first, as the caller was promised.
+        Effect.map((rows) => rows.map(toInstance).sort(oldestFirst)),
         Effect.withSpan("PgInstanceStore.claimIdle")
       ),
     remove: (id, from) =>

@@ -1,5 +1,5 @@
 import { Clock, Context, Effect, Layer, Option, Ref } from "effect"
-import { countByStatus, Instance, type InstanceStatus } from "../domain/instance.js"
+import { countByStatus, Instance, type InstanceStatus, oldestFirst } from "../domain/instance.js"
 import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
 import { InstanceStore, type Transition } from "../services.js"
 import { type Faults, makeFaults } from "./faults.js"
@@ -13,7 +13,6 @@ export class InMemoryStoreControl extends Context.Tag("@warmpool/reconciler/test
   }
 >() {}
 
-const oldestFirst = (a: Instance, b: Instance) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)
 
 const make = Effect.gen(function*() {
   const table = yield* Ref.make(new Map<string, Instance>())
@@ -85,15 +84,15 @@ const make = Effect.gen(function*() {
           return [applied, copy] as const
         })
       }),
-    claimIdle: (pool) =>
+    claimIdle: (pool, count = 1) =>
       Effect.gen(function*() {
         yield* faults.guard("claimIdle")
         const now = yield* Clock.currentTimeMillis
         return yield* Ref.modify(table, (rows) => {
-          const oldest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle").sort(oldestFirst)[0]
-          if (oldest === undefined) return [Option.none(), rows] as const
+          const oldest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle").sort(oldestFirst).slice(0, count)
           const copy = new Map(rows)
-          return [Option.fromNullable(applyTransition(copy, { id: oldest.id, from: ["idle"], to: "claiming" }, now)), copy] as const
+          const claimed = oldest.flatMap((r) => applyTransition(copy, { id: r.id, from: ["idle"], to: "claiming" }, now) ?? [])
+          return [claimed as ReadonlyArray<Instance>, copy] as const
         })
       }),
     remove: (id, from: ReadonlyArray<InstanceStatus>) =>

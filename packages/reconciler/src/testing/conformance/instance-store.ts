@@ -131,10 +131,23 @@ export const instanceStoreConformance = <E>(
           yield* store.insert(row(pool, "older-but-starting", "starting", 900))
           yield* store.insert(row(uniquePool(), "other-pool", "idle", 1000))
           const first = yield* store.claimIdle(pool)
-          expect(first.pipe(Option.map((r) => [r.id, r.status]))).toEqual(Option.some([`${pool}-old`, "claiming"]))
+          expect(first.map((r) => [r.id, r.status])).toEqual([[`${pool}-old`, "claiming"]])
           const second = yield* store.claimIdle(pool)
-          expect(second.pipe(Option.map((r) => r.id))).toEqual(Option.some(`${pool}-new`))
-          expect(yield* store.claimIdle(pool)).toEqual(Option.none())
+          expect(second.map((r) => r.id)).toEqual([`${pool}-new`])
+          expect(yield* store.claimIdle(pool)).toEqual([])
+        }))
+
+      it.effect("claimIdle with a count takes that many of the oldest idle rows at once, oldest first", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          yield* Effect.forEach([1, 4, 3, 2, 5], (age) => store.insert(row(pool, `aged-${age}`, "idle", age * 100)))
+          yield* store.insert(row(pool, "busy", "claimed", 1000))
+          const batch = yield* store.claimIdle(pool, 3)
+          expect(batch.map((r) => [r.id, r.status])).toEqual([5, 4, 3].map((age) => [`${pool}-aged-${age}`, "claiming"]))
+          expect((yield* store.claimIdle(pool, 10)).map((r) => r.id)).toEqual([`${pool}-aged-2`, `${pool}-aged-1`])
+          const counts = yield* store.counts(pool)
+          expect([counts.idle, counts.claiming, counts.claimed]).toEqual([0, 5, 1])
         }))
 
       it.effect("concurrent claims never hand one row to two callers", () =>
@@ -144,8 +157,13 @@ export const instanceStoreConformance = <E>(
           const idle = 20
           const claimers = options.claimers ?? 50
           yield* Effect.forEach(Array.from({ length: idle }, (_, i) => row(pool, `r${i}`, "idle", i)), (r) => store.insert(r))
-          const results = yield* Effect.forEach(Array.from({ length: claimers }), () => store.claimIdle(pool), { concurrency: "unbounded" })
-          const winners = results.filter(Option.isSome).map((o) => o.value.id)
+          // Single and batched claimers racing for the same rows.
+          const results = yield* Effect.forEach(
+            Array.from({ length: claimers }, (_, i) => i % 5 + 1),
+            (count) => store.claimIdle(pool, count),
+            { concurrency: "unbounded" }
+          )
+          const winners = results.flat().map((r) => r.id)
           expect(winners.length).toBe(idle)
           expect(new Set(winners).size).toBe(idle)
           expect((yield* store.counts(pool)).claiming).toBe(idle)
