@@ -1,12 +1,12 @@
 /**
  * `ComputeProvider` on this machine: each instance is a child process on a loopback port running the
  * reference runtime. A state file in `dataDir` remembers them, so a restarted server finds live ones again
- * and reports dead ones as CRASHED (the plan then reaps them). Children are stopped on shutdown.
+ * and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited for, on shutdown.
  */
 import { ComputeProvider, type CreatedService, ServiceInfo, TransientError } from "@warmpool/reconciler"
 import { freePort } from "@warmpool/reconciler/postgres"
 import { referenceRuntimeEntry } from "@warmpool/providers-convos/reference-runtime"
-import { Effect, Layer, Ref, type Scope } from "effect"
+import { Clock, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
@@ -53,14 +53,29 @@ const isOurs = (pid: number) => {
   }
 }
 
-const stop = (pid: number) => {
+const signal = (pid: number, name: NodeJS.Signals) => {
   if (!isOurs(pid)) return
   try {
-    process.kill(pid, "SIGTERM")
+    process.kill(pid, name)
   } catch {
     // already gone
   }
 }
+
+const stop = (pid: number) => signal(pid, "SIGTERM")
+
+/** Stops every one and waits until they are gone (up to 5 s, then SIGKILL), so none outlives its server. */
+const stopAll = (pids: ReadonlyArray<number>) =>
+  Effect.gen(function*() {
+    pids.forEach(stop)
+    const gone = yield* Effect.sync(() => pids.every((pid) => !isOurs(pid))).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (gone) => gone }),
+      Effect.timeoutTo({ duration: "5 seconds", onSuccess: () => true, onTimeout: () => false }),
+      // Processes die in real time, whatever clock the caller runs on (tests run theirs on a TestClock).
+      Effect.withClock(Clock.make())
+    )
+    if (!gone) pids.forEach((pid) => signal(pid, "SIGKILL"))
+  })
 
 export const make = (options: LocalComputeOptions): Effect.Effect<ComputeProvider["Type"], never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -126,7 +141,7 @@ export const make = (options: LocalComputeOptions): Effect.Effect<ComputeProvide
     if (options.stopOnShutdown ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.gen(function*() {
-          for (const service of yield* Ref.get(state)) stop(service.pid)
+          yield* stopAll((yield* Ref.get(state)).map((service) => service.pid))
           yield* save([])
         }))
       )
