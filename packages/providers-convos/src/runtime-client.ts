@@ -17,8 +17,6 @@ export interface RuntimeClientOptions {
   readonly apiKey: Redacted.Redacted<string>
   /** Health answers slower than this count as unreachable. Default 10 s (a sleeping service takes a while to wake). */
   readonly healthTimeout?: Duration.DurationInput
-  /** A provision slower than this has an unknown outcome. Default 60 s. */
-  readonly provisionTimeout?: Duration.DurationInput
 }
 
 const HealthAnswer = Schema.Struct({ ready: Schema.Boolean })
@@ -72,10 +70,7 @@ export const makeInstanceRuntime = (options: RuntimeClientOptions) =>
             })
           ),
           Effect.scoped,
-          Effect.timeoutFail({
-            duration: options.provisionTimeout ?? Duration.seconds(60),
-            onTimeout: () => unknown("no answer in time")
-          }),
+          // No deadline of its own: the Controller bounds every provision (`provisionTimeout`), whatever the runtime.
           Effect.withSpan("HttpInstanceRuntime.provision")
         )
       }
