@@ -4,7 +4,7 @@
  * Effect layers cost on the hot path.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
 import pg from "pg"
 import { InstanceStore } from "../src/index.js"
 import { PgInstanceStore } from "../src/postgres/index.js"
@@ -13,7 +13,7 @@ import { freshDatabase, testServer } from "../src/postgres/testing.js"
 const ROWS = 3_000
 const CLAIM_SQL = `
   UPDATE instances SET status = 'claiming', status_changed_at = now()
-  WHERE id = (SELECT id FROM instances WHERE status = 'idle' AND pool = $1 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+  WHERE id IN (SELECT id FROM instances WHERE status = 'idle' AND pool = $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   RETURNING *`
 
 const fillIdle = (pool: string) =>
@@ -48,7 +48,7 @@ const bench = Effect.gen(function*() {
     dbUrl.pathname = `/${db}`
     const raw = new pg.Pool({ connectionString: dbUrl.toString(), max: 32 })
     yield* fillIdle("raw32")
-    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32"])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
+    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
     yield* Effect.promise(() => raw.end())
     results["claim.store.rate"] = results["claim.store.rate.c32"]!
     results["claim.raw.rate"] = rawRate
