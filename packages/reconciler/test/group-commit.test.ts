@@ -20,7 +20,7 @@ const setup = (options: { readonly maxBatch: number }) =>
           if (items.some((n) => n < 0)) return yield* Effect.fail(`negative in ${items.join(",")}`)
           return items.map((n) => n * 2)
         }),
-      { maxBatch: options.maxBatch, inFlight: 1, undeliverable: (result) => Ref.update(undone, (u) => [...u, result]) }
+      { maxBatch: options.maxBatch, undeliverable: (result) => Ref.update(undone, (u) => [...u, result]) }
     )
     /** Submits `items` while the first call is held, each from its own fiber. */
     const queueBehindFirst = (items: ReadonlyArray<number>) =>

@@ -27,7 +27,6 @@ export const makeClaim = (
         Effect.map(store.claimIdle(spec.name, requests.length), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
       {
         maxBatch: 64,
-        inFlight: 1,
         // Its claimer went away before it was provisioned: it is as idle as it was.
         undeliverable: Option.match({
           onNone: () => Effect.void,
@@ -41,7 +40,7 @@ export const makeClaim = (
           const landed = new Set(applied)
           return changes.map((change) => landed.has(change.id))
         }),
-      { maxBatch: 64, inFlight: 1 }
+      { maxBatch: 64 }
     )
 
     const attempt = (request: ClaimRequest, failures: ReadonlyArray<string>): Effect.Effect<ClaimResult, ClaimError> =>

@@ -1,5 +1,5 @@
 /**
- * Group commit: callers who arrive while a batch is in flight wait together and go in the next one call.
+ * Group commit: one call in flight at a time; callers who arrive meanwhile wait together and go in the next one.
  * A lone caller goes at once (no timer, no added latency); under a burst, N callers cost one round trip
  * instead of N — the store's statements, not the claims, were what a burst of claims queued behind.
  */
@@ -8,8 +8,6 @@ import { Chunk, Deferred, Effect, Exit, Queue, type Scope } from "effect"
 export interface GroupCommitOptions<B> {
   /** Most items one call takes. */
   readonly maxBatch: number
-  /** Calls in flight at once. */
-  readonly inFlight: number
   /** A result whose caller stopped waiting (interrupted): undo it so nothing is left half-done. */
   readonly undeliverable?: (result: B) => Effect.Effect<void>
 }
@@ -38,7 +36,7 @@ export const makeGroupCommit = <A, B, E>(
             Exit.isSuccess(exit) ? deliver(deferred, exit.value[i]!) : Deferred.failCause(deferred, exit.cause), { discard: true }))),
       Effect.forever
     )
-    yield* Effect.forkScoped(Effect.all(Array.from({ length: options.inFlight }, () => worker), { concurrency: "unbounded" }))
+    yield* Effect.forkScoped(worker)
 
     return (item: A) =>
       Effect.gen(function*() {
