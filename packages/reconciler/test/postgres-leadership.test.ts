@@ -52,7 +52,9 @@ const replica = (url: string, holder: string, options: { ttl: Duration.DurationI
   Effect.gen(function*() {
     const context = yield* Layer.build(
       Layer.mergeAll(PgLeadership.layer({ name: "pool", holder, ...options }), PgInstanceStore.layer).pipe(
-        Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2, connectTimeout: Duration.seconds(1) }))
+        Layer.provideMerge(
+          PgClient.layer({ url: Redacted.make(url), maxConnections: 2, connectTimeout: Duration.seconds(1), applicationName: `warmpool-${holder}` })
+        )
       )
     )
     return { leadership: Context.get(context, Leadership), store: Context.get(context, InstanceStore) }
@@ -87,6 +89,28 @@ describe("Postgres leadership", () => {
         yield* leads(a).pipe(Effect.filterOrFail((x) => !x), Effect.retry(Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(2)))))
         const [lease] = yield* sql<{ holder: string; epoch: string }>`SELECT holder, epoch FROM warmpool_leases WHERE name = 'pool'`
         expect(lease).toEqual({ holder: "b", epoch: "2" })
+      }).pipe(Effect.scoped, TestServices.provideLive))
+
+    it.effect("terminating the leader's backends is not a lost leader: its pool reconnects, it keeps its lease and epoch", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
+        const url = databaseUrl(serverUrl, db!)
+        yield* sql`DELETE FROM warmpool_leases`
+        const timing = { ttl: Duration.millis(1500), renewEvery: Duration.millis(250) }
+        const a = yield* replica(url, "steady", timing)
+        const b = yield* replica(url, "standby", timing)
+        expect([yield* leads(a), yield* leads(b)]).toEqual([true, false])
+        const killed = yield* sql<{ ok: boolean }>`
+          SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'warmpool-steady'`
+        expect(killed.length).toBeGreaterThan(0)
+        // Two lease lifetimes: the standby never leads; the leader, after at most a failed renewal, leads again.
+        const samples = yield* Effect.forEach(Array.from({ length: 15 }), () =>
+          Effect.zipRight(Effect.sleep(Duration.millis(200)), Effect.all([leads(a), leads(b)])))
+        expect(samples.filter(([, standby]) => standby)).toEqual([])
+        expect(samples.slice(-3).every(([steady]) => steady)).toBe(true)
+        const [lease] = yield* sql<{ holder: string; epoch: string }>`SELECT holder, epoch FROM warmpool_leases WHERE name = 'pool'`
+        expect(lease).toEqual({ holder: "steady", epoch: "1" })
       }).pipe(Effect.scoped, TestServices.provideLive))
 
     it.effect("a leader that lost its lease without noticing lands no write once another took over", () =>
