@@ -8,7 +8,7 @@ import { Effect, Layer } from "effect"
 import pg from "pg"
 import { InstanceStore } from "../src/index.js"
 import { PgInstanceStore } from "../src/postgres/index.js"
-import { freshDatabase, testServer } from "../src/postgres/testing.js"
+import { currentDatabaseUrl, freshDatabase, testServer } from "../src/postgres/testing.js"
 
 const ROWS = 3_000
 const CLAIM_SQL = `
@@ -37,16 +37,12 @@ const bench = Effect.gen(function*() {
   const { url } = yield* testServer
   return yield* Effect.gen(function*() {
     const store = yield* InstanceStore
-    const sql = yield* SqlClient.SqlClient
-    const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
     const results: Record<string, number> = {}
     for (const workers of [1, 8, 32]) {
       yield* fillIdle(`store${workers}`)
       results[`claim.store.rate.c${workers}`] = yield* rate(workers, Effect.map(store.claimIdle(`store${workers}`), (rows) => rows.length > 0))
     }
-    const dbUrl = new URL(url)
-    dbUrl.pathname = `/${db}`
-    const raw = new pg.Pool({ connectionString: dbUrl.toString(), max: 32 })
+    const raw = new pg.Pool({ connectionString: yield* currentDatabaseUrl(url), max: 32 })
     yield* fillIdle("raw32")
     const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
     yield* Effect.promise(() => raw.end())

@@ -11,7 +11,7 @@ import { inject } from "vitest"
 import { Controller, InstanceStore, Leadership, newInstance, PoolSpec } from "../src/index.js"
 import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "../src/testing/index.js"
 import { PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
-import { databaseUrl, freshDatabase } from "../src/postgres/testing.js"
+import { currentDatabaseUrl, freshDatabase } from "../src/postgres/testing.js"
 
 const serverUrl = inject("postgresUrl")
 
@@ -68,8 +68,7 @@ describe("Postgres leadership", () => {
     it.effect("exactly one replica leads; cutting its connection hands the lease over within the ttl", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
-        const target = new URL(databaseUrl(serverUrl, db!))
+        const target = new URL(yield* currentDatabaseUrl(serverUrl))
         const cutOff = yield* proxy(target)
         const viaProxy = new URL(target)
         viaProxy.hostname = "127.0.0.1"
@@ -94,8 +93,7 @@ describe("Postgres leadership", () => {
     it.effect("terminating the leader's backends is not a lost leader: its pool reconnects, it keeps its lease and epoch", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
-        const url = databaseUrl(serverUrl, db!)
+        const url = yield* currentDatabaseUrl(serverUrl)
         yield* sql`DELETE FROM warmpool_leases`
         const timing = { ttl: Duration.millis(1500), renewEvery: Duration.millis(250) }
         const a = yield* replica(url, "steady", timing)
@@ -116,8 +114,7 @@ describe("Postgres leadership", () => {
     it.effect("a leader that lost its lease without noticing lands no write once another took over", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
-        const url = databaseUrl(serverUrl, db!)
+        const url = yield* currentDatabaseUrl(serverUrl)
         yield* sql`DELETE FROM warmpool_leases`
         // A renews only once an hour: after its first lease it is a paused process that still believes it leads.
         const a = yield* replica(url, "paused", { ttl: Duration.millis(600), renewEvery: Duration.hours(1) })
@@ -153,8 +150,7 @@ describe("Postgres leadership", () => {
     it.effect("two controllers on one database: only the leader applies passes; both serve claims", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
-        const url = databaseUrl(serverUrl, db!)
+        const url = yield* currentDatabaseUrl(serverUrl)
         const spec = new PoolSpec({ name: "replicated", namePrefix: "agent-", minIdle: 3, maxTotal: 10, template: { image: "img", env: {} } })
         // One platform, two replicas: each with its own connections, store and lease.
         const platform = yield* Layer.build(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))

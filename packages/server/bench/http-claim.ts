@@ -6,7 +6,7 @@
 import { SqlClient } from "@effect/sql"
 import { InstanceStore } from "@warmpool/reconciler"
 import { PgInstanceStore } from "@warmpool/reconciler/postgres"
-import { databaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
+import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { Agent, request } from "node:http"
@@ -71,9 +71,7 @@ const serverProcess = (databaseUrl: string) =>
 const bench = Effect.gen(function*() {
   const { url } = yield* testServer
   return yield* Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
-    const { port } = yield* serverProcess(databaseUrl(url, db!))
+    const { port } = yield* serverProcess(yield* currentDatabaseUrl(url))
     const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS })
     const body = JSON.stringify({ agentName: "bench", instructions: "" })
     const http = yield* measure("http", Effect.async<boolean, Error>((resume) => {

@@ -4,7 +4,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { freePort } from "@warmpool/reconciler/postgres"
-import { databaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
+import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
 import { Effect, Layer, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
@@ -24,20 +24,20 @@ const bench = Effect.gen(function*() {
   const { url } = yield* testServer
   return yield* Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const [{ db }] = yield* sql<{ db: string }>`SELECT current_database() AS db`
     // Claimed rows: their services are on no platform here, so passes mark them crashed and delete nothing.
     yield* sql`INSERT INTO instances (id, pool, name, status, url, agent_name, created_at, claimed_at, gateway_token)
                SELECT 'r' || g, 'default', 'convos-agent-r' || g, 'claimed', 'https://r' || g || '.up.railway.app', 'agent ' || g,
                       now() - interval '1 day', now() - interval '1 hour', md5(g::text) || md5(g::text)
                FROM generate_series(1, ${ROWS}) AS g`
     const port = yield* freePort
+    const databaseUrl = yield* currentDatabaseUrl(url)
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(process.execPath, [main, "serve"], {
           env: {
             PATH: process.env.PATH ?? "",
             PORT: String(port),
-            DATABASE_URL: databaseUrl(url, db!),
+            DATABASE_URL: databaseUrl,
             POOL_API_KEY: "rss-bench",
             POOL_MIN_IDLE: "0",
             POOL_MAX_TOTAL: String(ROWS * 2),

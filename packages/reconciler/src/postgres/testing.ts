@@ -58,6 +58,12 @@ export const databaseUrl = (serverUrl: string, name: string): string => {
   return url.toString()
 }
 
+/** The URL of the database the `SqlClient` in context is on (e.g. a `freshDatabase`): for a second client or a process. */
+export const currentDatabaseUrl = (serverUrl: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ db: string }>`SELECT current_database() AS db`).pipe(
+    Effect.map(([row]) => databaseUrl(serverUrl, row!.db))
+  )
+
 /** Runs `f` on a short-lived connection to the server's maintenance database. */
 export const onServer = <A, E>(serverUrl: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
   Effect.flatMap(SqlClient.SqlClient, f).pipe(
