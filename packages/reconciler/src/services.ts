@@ -3,7 +3,7 @@
  * implementation (Railway, Postgres, HTTP, in-memory …). Contracts are checked by the conformance
  * suites in `@warmpool/reconciler/testing`, run against every implementation.
  */
-import { Context, type Effect, type Option } from "effect"
+import { Context, type Effect, type Option, type Stream } from "effect"
 import type {
   ConflictError,
   ProviderError,
@@ -71,6 +71,11 @@ export class Leadership extends Context.Tag("@warmpool/reconciler/Leadership")<
   {
     /** Runs `effect` if this replica leads the pool, `None` if another one does. */
     readonly whileLeader: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<Option.Option<A>, E, R>
+    /**
+     * Whether this replica leads: the current value, then every change. The controller runs a pass the
+     * moment it starts leading, so a failover does not wait for the next tick.
+     */
+    readonly leading: Stream.Stream<boolean>
   }
 >() {}
 

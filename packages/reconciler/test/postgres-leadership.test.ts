@@ -147,6 +147,45 @@ describe("Postgres leadership", () => {
         expect(yield* a.store.claimIdle("pool")).toHaveLength(1)
       }).pipe(Effect.scoped, TestServices.provideLive))
 
+    it.effect("failover: with the default lease, the standby's first pass comes < 5 s after the leader's death", () =>
+      Effect.gen(function*() {
+        const url = yield* currentDatabaseUrl(serverUrl)
+        const target = new URL(url)
+        const cutOff = yield* proxy(target)
+        const viaProxy = new URL(target)
+        viaProxy.hostname = "127.0.0.1"
+        viaProxy.port = String(cutOff.port)
+        const spec = new PoolSpec({ name: "failover", namePrefix: "agent-", minIdle: 1, maxTotal: 5, template: { image: "img", env: {} } })
+        const platform = yield* Layer.build(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
+        // Passes only on triggers: an hour-long tick cannot be what wakes the standby.
+        const controllerOf = (holder: string, databaseUrl: string) =>
+          Layer.build(
+            Controller.layer(spec, { tickInterval: Duration.hours(1) }).pipe(
+              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder }), PgInstanceStore.layer)),
+              Layer.provide(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 2, connectTimeout: Duration.seconds(1) })),
+              Layer.provide(Layer.succeedContext(platform))
+            )
+          ).pipe(Effect.map((context) => Context.get(context, Controller)))
+        const leader = yield* controllerOf("leader", viaProxy.toString())
+        const standby = yield* controllerOf("standby", url)
+        const appliedPass = (c: Controller["Type"], after: number) =>
+          c.lastPass.pipe(
+            Effect.map(Option.filter((p) => p.applied && p.startedAt.getTime() >= after)),
+            Effect.flatMap(Option.match({ onNone: () => Effect.fail("not yet"), onSome: Effect.succeed })),
+            Effect.retry(Schedule.spaced(Duration.millis(25)).pipe(Schedule.upTo(Duration.seconds(10))))
+          )
+        yield* appliedPass(leader, 0)
+        expect(Option.map(yield* standby.lastPass, (p) => p.applied)).not.toEqual(Option.some(true))
+
+        // The leader's process dies: its connections drop, it never releases the lease.
+        yield* cutOff.cut
+        const diedAt = Date.now()
+        const first = yield* appliedPass(standby, diedAt)
+        const failoverMs = first.startedAt.getTime() - diedAt
+        console.log(`failover: the standby's first pass began ${failoverMs} ms after the leader died`)
+        expect(failoverMs).toBeLessThan(5_000)
+      }).pipe(Effect.scoped, TestServices.provideLive))
+
     it.effect("two controllers on one database: only the leader applies passes; both serve claims", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

@@ -3,7 +3,7 @@
  * Level-triggered like controller-runtime: every pass looks at the whole world, so a missed
  * trigger or a crashed pass costs latency, never correctness.
  */
-import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope } from "effect"
+import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope, Stream } from "effect"
 import { instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
@@ -179,6 +179,8 @@ export const make = (
         Effect.forever
       )
       yield* Effect.forkScoped(loop)
+      // A replica that starts leading (a failover, a released lease) passes at once, not a tick later.
+      yield* Effect.forkScoped(Stream.runForEach(Stream.filter(leadership.leading, (leads) => leads), () => trigger))
     }
 
     const claim = yield* makeClaim(spec, {
