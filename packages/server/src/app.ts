@@ -13,8 +13,8 @@ import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Controller, Credentials, decodePoolSpec, type PoolSpec } from "@warmpool/reconciler"
-import { PgInstanceStore, PgLeadership, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
-import { Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { PgInstanceStore, PgLeadership, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
+import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
 import { join } from "node:path"
@@ -52,14 +52,20 @@ export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<s
     }
   }).pipe(Either.mapLeft((lines) => lines.map((line) => `pool: ${line}`)))
 
-/** Postgres: DATABASE_URL, or an embedded server kept in `<dataDir>/pg`. Migrated on start. */
+/** The start-up banner's line on the embedded database: where its data is, and why when not where asked. */
+const describeEmbedded = (running: RunningPostgres) =>
+  running.relocatedFrom === undefined
+    ? `  database: embedded Postgres in ${running.dataDir}`
+    : `  database: embedded Postgres in ${running.dataDir} (the postgres user it runs as cannot enter ${running.relocatedFrom}; set WARMPOOL_DATA_DIR to choose)`
+
+/** Postgres: DATABASE_URL, or an embedded server kept in `<dataDir>/pg` (or its stand-in, see `startEmbeddedPostgres`). Migrated on start. */
 export const databaseLayer = (settings: ServerSettings) =>
   Option.match(settings.databaseUrl, {
     onSome: (url) => PgClient.layer({ url }),
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
-          startEmbeddedPostgres({ dataDir: join(settings.dataDir, "pg") }),
+          startEmbeddedPostgres({ dataDir: join(settings.dataDir, "pg") }).pipe(Effect.tap((running) => Console.log(describeEmbedded(running)))),
           (running) => PgClient.layer({ url: running.url })
         )
       )

@@ -44,7 +44,7 @@ const describe = (config: ServerSettings) =>
   [
     `warmpool: dashboard at http://localhost:${config.port}/ · API docs at /docs · metrics at /metrics`,
     `  pool "${config.pool.name}": min idle ${config.pool.minIdle}, max ${config.pool.maxTotal}, provider ${config.provider}`,
-    `  database: ${Option.isSome(config.databaseUrl) ? "DATABASE_URL" : `embedded Postgres in ${config.dataDir}/pg`}`
+    ...(Option.isSome(config.databaseUrl) ? ["  database: DATABASE_URL"] : [])
   ].join("\n")
 
 const migrate = Command.make("db:migrate", {}, () =>
