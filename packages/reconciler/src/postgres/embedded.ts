@@ -132,7 +132,8 @@ const run = (program: string, args: ReadonlyArray<string>, runAs: RunAs | undefi
 
 /**
  * A Postgres that our last run left behind (killed before it could stop its database) still holds the folder:
- * stop it. One whose parent is alive belongs to a server that is running: that is an error, not ours to stop.
+ * stop it. One whose parent is a live Node process belongs to a server that is running: that is an error, not
+ * ours to stop. (An orphan's parent is init or a subreaper, never Node.)
  */
 const stopLeftover = (dataDir: string) =>
   Effect.gen(function*() {
@@ -140,8 +141,8 @@ const stopLeftover = (dataDir: string) =>
     if (!existsSync(pidFile)) return
     const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0])
     if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return // a stale file: Postgres itself ignores it
-    const parent = parentOf(pid)
-    if (parent !== undefined && parent !== 1 && isRunning(parent)) {
+    const parent = nodeParentOf(pid)
+    if (parent !== undefined) {
       return yield* new StoreError({
         operation: "embedded.start",
         message: `another process (pid ${parent}) runs the Postgres in ${dataDir}: stop it first, or choose another WARMPOOL_DATA_DIR`,
@@ -161,12 +162,13 @@ const isRunning = (pid: number) => {
   }
 }
 
-/** The parent of `pid` (Linux, from /proc); undefined where that cannot be known. */
-const parentOf = (pid: number): number | undefined => {
+/** The parent of `pid` when it is a Node process (Linux, from /proc); undefined otherwise or where unknown. */
+const nodeParentOf = (pid: number): number | undefined => {
   try {
     // Fields after the parenthesised command name: state, then the parent's pid.
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    return readFileSync(`/proc/${parent}/comm`, "utf8").trim().startsWith("node") ? parent : undefined
   } catch {
     return undefined
   }

