@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto"
 import { type Instance, type InstancePatch, newInstance } from "../domain/instance.js"
 import type { Action } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
+import { templateHash } from "../domain/template.js"
 import { ComputeProvider, Credentials, InstanceStore, type Transition } from "../services.js"
 
 /** An error's one-line description. Errors of the services carry no secrets by contract. */
@@ -63,6 +64,7 @@ export const makeApplier = (spec: PoolSpec) =>
     const compute = yield* ComputeProvider
     const store = yield* InstanceStore
     const credentials = yield* Credentials
+    const hash = templateHash(spec.template)
 
     /** Records why an action failed on its row, best effort: the failure itself is what gets reported. */
     const noteFailure = (row: Instance, status: Instance["status"], error: unknown) =>
@@ -92,7 +94,8 @@ export const makeApplier = (spec: PoolSpec) =>
         name: `${spec.namePrefix}${id}`,
         status: "creating",
         now,
-        runtimeImage: spec.template.image
+        runtimeImage: spec.template.image,
+        templateHash: hash
       })
       // Intent first: the row exists before anything is made, so a crash leaves something to finish.
       yield* store.insert(intent)

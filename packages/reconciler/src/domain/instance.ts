@@ -27,7 +27,7 @@ const NullableString = Schema.NullOr(Schema.String)
 
 /**
  * One instance: every column of the seed's `instances` table, plus what the reconciler needs
- * (pool, status_changed_at, failures, last_error). Field names are camelCase here and snake_case in SQL.
+ * (pool, status_changed_at, failures, last_error, template_hash). Field names are camelCase here and snake_case in SQL.
  */
 export class Instance extends Schema.Class<Instance>("Instance")({
   id: Schema.String,
@@ -45,6 +45,8 @@ export class Instance extends Schema.Class<Instance>("Instance")({
   claimedAt: Schema.NullOr(Schema.DateFromSelf),
   sourceBranch: NullableString,
   runtimeImage: NullableString,
+  /** Hash of the pool template the instance was created from (or last upgraded to); rollouts compare it. */
+  templateHash: NullableString,
   openrouterKeyHash: NullableString,
   agentmailInboxId: NullableString,
   gatewayToken: NullableString,
@@ -78,6 +80,7 @@ export const newInstance = (fields: {
     claimedAt: null,
     sourceBranch: null,
     runtimeImage: null,
+    templateHash: null,
     openrouterKeyHash: null,
     agentmailInboxId: null,
     gatewayToken: null,

@@ -34,6 +34,7 @@ export type DeleteReason =
   | "orphan" // its service is gone from a complete listing
   | "abandoned" // a create that a dead process left half-done
   | "requested" // marked `deleting` by drain, kill or dismiss
+  | "rollout" // made from an old template, and replaced by a new one (rule 10)
 
 export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed
@@ -43,7 +44,7 @@ export type CrashReason =
 /** One step of a plan. Each carries the status it expects, so apply can compare-and-set. */
 export type Action = Data.TaggedEnum<{
   /** Make a new instance: row (`creating`) → credentials → service → `starting`. */
-  Create: { readonly reason: "fill" | "requested" }
+  Create: { readonly reason: "fill" | "rollout" | "requested" }
   /** A prefixed service with no row: insert one. */
   Adopt: { readonly service: ServiceInfo }
   /** A `creating` row whose service exists (its creator died before recording it): → `starting`. */

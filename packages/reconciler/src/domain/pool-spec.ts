@@ -50,6 +50,8 @@ const PoolSpecFields = Schema.Struct({
   createBatch: Schema.optionalWith(Positive("createBatch"), { default: () => 5 }),
   /** At most this many deletes per pass. */
   deleteBatch: Schema.optionalWith(Positive("deleteBatch"), { default: () => 10 }),
+  /** During a rollout, at most this many new instances beyond the warm target at once (rule 10). */
+  maxSurge: Schema.optionalWith(Positive("maxSurge"), { default: () => 1 }),
   /** Service names are `${namePrefix}${id}`; services with the prefix belong to the pool. */
   namePrefix: Schema.optionalWith(
     Schema.String.pipe(

@@ -7,6 +7,8 @@ import type { Instance } from "../domain/instance.js"
 import { Action, type DeleteReason, type Listing, type Observation } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { type DeployPhase, deployPhase, type ServiceInfo } from "../domain/service.js"
+import { isOutdated } from "../domain/template.js"
+import { currentTemplate, rolloutStep } from "./rollout.js"
 
 /** How a pool's rows line up with the platform's services. Shared by `plan` and `probeTargets`. */
 interface Matching {
@@ -93,6 +95,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const rows = ownRows(spec, observation.rows)
   const matching = match(spec, observation.listing)
   const { complete } = matching
+  const current = currentTemplate(spec)
   /** Services some row owns (by id, or by name: a row still naming a service keeps it from being adopted). */
   const owned = new Set<string>()
 
@@ -134,6 +137,11 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         }
         if (complete && phase === "dead") {
           deleteCandidates.push({ row, reason: "dead", serviceId: row.serviceId })
+          break
+        }
+        // Rule 10: a starting instance of an old template serves no claim yet: replace it at once.
+        if (complete && row.status === "starting" && isOutdated(row, current)) {
+          deleteCandidates.push({ row, reason: "rollout", serviceId: row.serviceId })
           break
         }
         if (row.status === "starting") {
@@ -186,27 +194,45 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   // Rules 4, 5, 8: fill the warm part of the pool, counting creates in flight, never past maxTotal.
   const leaving = new Set(deletes.map((d) => d.id))
   let warm = 0
+  const idle: Array<Instance> = []
   for (const row of rows) {
     if ((row.status === "creating" || row.status === "starting" || row.status === "idle") && !leaving.has(row.id)) {
       warm++
+      if (row.status === "idle") idle.push(row)
     }
   }
   for (const service of adopted) if (deployPhase(service.deployStatus) !== "dead") warm++
+
+  // Rule 10: old idle ones drained while idle stays at minIdle, new ones made up to maxSurge beyond the target.
+  const outdatedLeft = deleteCandidates.filter((c) => c.reason === "rollout" && !leaving.has(c.row.id)).length
+  const rollout = complete
+    ? rolloutStep(spec, current, idle, warm, outdatedLeft, spec.deleteBatch - deletes.length)
+    : { drain: [], surge: 0 }
+  for (const row of rollout.drain) {
+    deletes.push(Action.Delete({ id: row.id, from: "idle", serviceId: row.serviceId, reason: "rollout" }))
+    leaving.add(row.id)
+  }
+  warm -= rollout.drain.length
+
   // Every row and every unowned service may be a running service: all count toward maxTotal.
   const total = rows.length + unmatched.length
-  const wanted = Math.max(0, spec.minIdle - warm) + Math.max(0, observation.requestedCreates)
+  const fill = Math.max(0, spec.minIdle - warm)
+  const wanted = fill + rollout.surge + Math.max(0, observation.requestedCreates)
   const creates = complete
     ? Math.max(0, Math.min(wanted, spec.createBatch, observation.createAllowance, spec.maxTotal - total))
     : 0
-  const fill = Math.max(0, spec.minIdle - warm)
 
   const created: Array<Action> = []
-  for (let i = 0; i < creates; i++) created.push(Action.Create({ reason: i < fill ? "fill" : "requested" }))
+  for (let i = 0; i < creates; i++) {
+    created.push(Action.Create({ reason: i < fill ? "fill" : i < fill + rollout.surge ? "rollout" : "requested" }))
+  }
 
-  return [...updates, ...deletes, ...created]
+  // A drained row needs no status refresh: it is on its way out.
+  const kept = rollout.drain.length === 0 ? updates : updates.filter((a) => !("id" in a) || !leaving.has(a.id))
+  return [...kept, ...deletes, ...created]
 }
 
-const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4 }
+const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4, rollout: 5 }
 
 /** Record a changed deploy status or URL, so the table shows what the platform shows. */
 const pushRefresh = (updates: Array<Action>, row: Instance, service: ServiceInfo | undefined) => {

@@ -66,9 +66,16 @@ const leases = Effect.gen(function*() {
     )`
 })
 
+const templateHashes = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // Which pool template a row was created from; NULL for rows older than rollouts (judged by runtime_image).
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS template_hash TEXT`
+})
+
 export const migrations = Migrator.fromRecord({
   "1_instances": instances,
-  "2_leases": leases
+  "2_leases": leases,
+  "3_template_hash": templateHashes
 })
 
 /** Brings the schema up to date; safe to run on every start and from several replicas at once. */

@@ -23,6 +23,7 @@ const patchColumns = {
   claimedAt: "claimed_at",
   sourceBranch: "source_branch",
   runtimeImage: "runtime_image",
+  templateHash: "template_hash",
   openrouterKeyHash: "openrouter_key_hash",
   agentmailInboxId: "agentmail_inbox_id",
   gatewayToken: "gateway_token",
@@ -54,6 +55,7 @@ const toInstance = (r: Row): Instance =>
     claimedAt: date(r.claimed_at),
     sourceBranch: str(r.source_branch),
     runtimeImage: str(r.runtime_image),
+    templateHash: str(r.template_hash),
     openrouterKeyHash: str(r.openrouter_key_hash),
     agentmailInboxId: str(r.agentmail_inbox_id),
     gatewayToken: str(r.gateway_token),
@@ -128,11 +130,11 @@ export const make = Effect.gen(function*() {
         const inserted = yield* sql<Row>`
           INSERT INTO instances (id, pool, service_id, name, url, status, deploy_status, agent_name, conversation_id,
             invite_url, instructions, created_at, claimed_at, source_branch, runtime_image, openrouter_key_hash,
-            agentmail_inbox_id, gateway_token, status_changed_at, failures, last_error)
+            agentmail_inbox_id, gateway_token, status_changed_at, failures, last_error, template_hash)
           SELECT ${row.id}, ${row.pool}, ${row.serviceId}, ${row.name}, ${row.url}, ${row.status}, ${row.deployStatus},
             ${row.agentName}, ${row.conversationId}, ${row.inviteUrl}, ${row.instructions}, ${row.createdAt},
             ${row.claimedAt}, ${row.sourceBranch}, ${row.runtimeImage}, ${row.openrouterKeyHash},
-            ${row.agentmailInboxId}, ${row.gatewayToken}, ${row.statusChangedAt}, ${row.failures}, ${row.lastError}
+            ${row.agentmailInboxId}, ${row.gatewayToken}, ${row.statusChangedAt}, ${row.failures}, ${row.lastError}, ${row.templateHash}
           WHERE ${guard}
           RETURNING id`.pipe(
           Effect.catchAll((error): Effect.Effect<never, StoreError | ConflictError> =>
