@@ -3,10 +3,10 @@
  * reference runtime. A state file in `dataDir` remembers them, so a restarted server finds live ones again
  * and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited for, on shutdown.
  */
-import { ComputeProvider, type CreatedService, ServiceInfo, TransientError } from "@warmpool/reconciler"
+import { ComputeProvider, type CreatedService, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
 import { freePort } from "@warmpool/reconciler/postgres"
 import { referenceRuntimeEntry } from "@warmpool/providers-convos/reference-runtime"
-import { Clock, Effect, Layer, Ref, Schedule, type Scope } from "effect"
+import { Clock, Context, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
@@ -77,7 +77,9 @@ const stopAll = (pids: ReadonlyArray<number>) =>
     if (!gone) pids.forEach((pid) => signal(pid, "SIGKILL"))
   })
 
-export const make = (options: LocalComputeOptions): Effect.Effect<ComputeProvider["Type"], never, Scope.Scope> =>
+export const make = (
+  options: LocalComputeOptions
+): Effect.Effect<{ readonly compute: ComputeProvider["Type"]; readonly upgrader: ServiceUpgrader["Type"] }, never, Scope.Scope> =>
   Effect.gen(function*() {
     mkdirSync(options.dataDir, { recursive: true })
     const file = join(options.dataDir, "local-services.json")
@@ -138,6 +140,14 @@ export const make = (options: LocalComputeOptions): Effect.Effect<ComputeProvide
         }))
     })
 
+    // Every image runs the same reference runtime here, so a redeploy records the image and restarts nothing.
+    const upgrader = ServiceUpgrader.of({
+      redeploy: (serviceId, request) =>
+        lock.withPermits(1)(
+          Ref.updateAndGet(state, (all) => all.map((s) => (s.serviceId === serviceId ? { ...s, image: request.image } : s))).pipe(Effect.flatMap(save))
+        )
+    })
+
     if (options.stopOnShutdown ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.gen(function*() {
@@ -146,9 +156,10 @@ export const make = (options: LocalComputeOptions): Effect.Effect<ComputeProvide
         }))
       )
     }
-    return compute
+    return { compute, upgrader }
   })
 
 export const LocalCompute = {
-  layer: (options: LocalComputeOptions): Layer.Layer<ComputeProvider> => Layer.scoped(ComputeProvider, make(options))
+  layer: (options: LocalComputeOptions): Layer.Layer<ComputeProvider | ServiceUpgrader> =>
+    Layer.scopedContext(Effect.map(make(options), ({ compute, upgrader }) => Context.make(ComputeProvider, compute).pipe(Context.add(ServiceUpgrader, upgrader))))
 }

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ComputeProvider } from "@warmpool/reconciler"
+import { ComputeProvider, ServiceUpgrader } from "@warmpool/reconciler"
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
 import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Redacted } from "effect"
 import { buildClientSchema, parse, validate } from "graphql"
 import { existsSync, readFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { formatRailwayCheck, operations, RailwayCompute, RailwayConfig, type RailwayOptions, railwayCheck } from "../src/index.js"
+import { formatRailwayCheck, operations, RailwayCompute, RailwayConfig, type RailwayOptions, railwayCheck, RailwayUpgrader } from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
 
 type RailwayEmulator = Effect.Effect.Success<ReturnType<typeof startRailwayEmulator>>
@@ -67,6 +67,25 @@ describe("RailwayCompute", () => {
       yield* Effect.sleep(Duration.millis(150))
       expect((yield* compute.list("convos-agent-")).map((s) => s.deployStatus)).toEqual(["SUCCESS", "SUCCESS", "SUCCESS"])
     }).pipe(Effect.provide(world())))
+
+  it.live("a redeploy starts one new deployment on the new image, with the template's variables over the service's own", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      const upgrader = yield* Layer.build(RailwayUpgrader.layer(optionsFor(emulator))).pipe(Effect.map(Context.get(ServiceUpgrader)))
+      const created = yield* compute.create(request("convos-agent-up"))
+      emulator.resetCounts()
+      yield* upgrader.redeploy(created.serviceId, { image: "ghcr.io/xmtplabs/convos-runtime:v2", env: { PORT: "8080", XMTP_ENV: "production" } })
+      const [service] = emulator.services()
+      expect(service!.deployments).toHaveLength(2)
+      expect(service!.deployments[1]).toMatchObject({
+        image: "ghcr.io/xmtplabs/convos-runtime:v2",
+        variables: { ...request("convos-agent-up").env, XMTP_ENV: "production" }
+      })
+      expect(emulator.operations()).toEqual({ VariableCollectionUpsert: 1, ServiceInstanceUpdate: 1, ServiceInstanceDeploy: 1 })
+      yield* Effect.sleep(Duration.millis(150))
+      expect((yield* compute.list("convos-agent-")).map((s) => [s.image, s.deployStatus])).toEqual([["ghcr.io/xmtplabs/convos-runtime:v2", "SUCCESS"]])
+    }).pipe(Effect.scoped, Effect.provide(world())))
 
   it.live("lists one paginated query per page; a failing page fails the whole listing", () =>
     Effect.gen(function*() {

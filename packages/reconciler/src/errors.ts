@@ -129,3 +129,10 @@ export class StaleStatusError extends Schema.TaggedError<StaleStatusError>()("St
 export class NotLeaderError extends Schema.TaggedError<NotLeaderError>()("NotLeaderError", {
   message: Schema.String
 }) {}
+
+/** A request named a pool this manager does not keep. */
+export class UnknownPoolError extends Schema.TaggedError<UnknownPoolError>()("UnknownPoolError", {
+  pool: Schema.String,
+  known: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}

@@ -127,3 +127,18 @@ export class InstanceRuntime extends Context.Tag("@warmpool/reconciler/InstanceR
     ) => Effect.Effect<ProvisionResult, ProvisionError>
   }
 >() {}
+
+/** What a redeploy puts a service on: the pool's current template (per-instance variables are kept). */
+export interface RedeployRequest {
+  readonly image: string
+  readonly env: Readonly<Record<string, string>>
+}
+
+/**
+ * Redeploys an existing service onto a new template: the image, and the template's variables set over the
+ * ones it has. A capability apart from `ComputeProvider`: a platform that cannot do it simply offers none.
+ */
+export class ServiceUpgrader extends Context.Tag("@warmpool/reconciler/ServiceUpgrader")<
+  ServiceUpgrader,
+  { readonly redeploy: (serviceId: string, request: RedeployRequest) => Effect.Effect<void, ProviderError> }
+>() {}

@@ -12,7 +12,7 @@ import { ConvosRuntime } from "@warmpool/providers-convos"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute } from "@warmpool/providers-railway"
-import { type ComputeProvider, combinedCredentialsLayer, Controller, Credentials, decodePoolSpec, type PoolSpec } from "@warmpool/reconciler"
+import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
 import { PgInstanceStore, PgLeadership, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
@@ -37,20 +37,6 @@ export const resolveApiKey = (settings: ServerSettings): Either.Either<{ key: Re
         ? Either.right({ key: Redacted.make(randomBytes(24).toString("base64url")), generated: true })
         : Either.left("POOL_API_KEY: required with the railway provider (instances and clients authenticate with it)")
   })
-
-/** The pool the server keeps, from its settings; problems as lines. */
-export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<string>): Either.Either<PoolSpec, ReadonlyArray<string>> =>
-  decodePoolSpec({
-    name: settings.pool.name,
-    namePrefix: settings.pool.namePrefix,
-    minIdle: settings.pool.minIdle,
-    maxTotal: settings.pool.maxTotal,
-    stuckTimeoutMs: settings.pool.stuckTimeoutMs,
-    template: {
-      image: settings.runtimeImage,
-      env: { ...settings.agentEnv, POOL_API_KEY: Redacted.value(apiKey), PORT: "8080" }
-    }
-  }).pipe(Either.mapLeft((lines) => lines.map((line) => `pool: ${line}`)))
 
 /** The start-up banner's line on the embedded database: where its data is, and why when not where asked. */
 const describeEmbedded = (running: RunningPostgres) =>
@@ -152,25 +138,31 @@ export const httpApiLayer = (options: HttpOptions) =>
 export const httpLayer = (options: HttpOptions & { readonly port: number; readonly host?: string }) =>
   httpApiLayer(options).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" })))
 
-/** The whole server for `spec`, with `compute` as the platform (the settings' provider by default). */
+/**
+ * The whole server for the declared pools (the first is the default), with `compute` as the platform (the
+ * settings' provider by default). One lease per pool, named after it: replicas share the pools' passes.
+ */
 export const serverLayer = (
   settings: ServerSettings,
   apiKey: Redacted.Redacted<string>,
-  spec: PoolSpec,
+  pools: PoolSpec | ReadonlyArray<PoolSpec>,
   compute: Layer.Layer<ComputeProvider, unknown> = computeLayer(settings)
 ) => {
+  const specs = Array.isArray(pools) ? pools : [pools as PoolSpec]
   const database = databaseLayer(settings)
   const services = Layer.mergeAll(
     compute,
     PgInstanceStore.layer,
-    PgLeadership.layer({ name: spec.name }),
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
   ).pipe(Layer.provideMerge(database))
-  const controller = Controller.layer(spec, { tickInterval: Duration.millis(settings.pool.tickIntervalMs) })
+  const controllers = Pools.layerWith(
+    specs,
+    (spec) => PgLeadership.make({ name: spec.name }),
+    { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
+  )
   return httpLayer({ port: settings.port, environment: settings.environment, apiKey }).pipe(
-    Layer.provideMerge(controller),
+    Layer.provideMerge(controllers),
     Layer.provideMerge(services)
   )
 }
-

@@ -23,6 +23,8 @@ export interface ServerSettings {
     readonly tickIntervalMs: number
   }
   readonly runtimeImage: string
+  /** Declared pools: `POOLS` (JSON) or `POOLS_FILE` (path to JSON or YAML); decoded by `poolSpecsOf`. */
+  readonly pools: { readonly json: Option.Option<string>; readonly file: Option.Option<string> }
   /** Passed into every instance's environment (DESIGN §4). */
   readonly agentEnv: Readonly<Record<string, string>>
 }
@@ -60,6 +62,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
     stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
     tickIntervalMs: wholeNumber("TICK_INTERVAL_MS", 30_000, 100)
   }),
+  pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),
   runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
   agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))])))
 }).pipe(

@@ -2,6 +2,7 @@
 export * from "./api/api.js"
 export * from "./app.js"
 export * from "./config.js"
+export * from "./pools.js"
 export { ConvosSecrets } from "./convos/secrets.js"
 export { joinUrlProblem } from "./convos/join-url.js"
 export { dashboardHtml } from "./http/dashboard.js"

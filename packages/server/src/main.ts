@@ -9,7 +9,9 @@ import { printRailwayCheck, RailwayConfig, RailwayServiceVariables } from "@warm
 import { PgInstanceStore } from "@warmpool/reconciler/postgres"
 import { SqlClient } from "@effect/sql"
 import { Console, Effect, Either, Layer, Option, Redacted } from "effect"
-import { computeLayer, databaseLayer, poolSpecOf, resolveApiKey, serverLayer } from "./app.js"
+import type { PoolSpec } from "@warmpool/reconciler"
+import { computeLayer, databaseLayer, resolveApiKey, serverLayer } from "./app.js"
+import { poolSpecsOf } from "./pools.js"
 import { enrich } from "./enrich.js"
 import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
 
@@ -26,24 +28,25 @@ const serve = Command.make("serve", {}, () =>
   Effect.gen(function*() {
     const config = yield* settings
     const key = resolveApiKey(config)
-    const spec = poolSpecOf(config, Either.isRight(key) ? key.right.key : Redacted.make(""))
+    const specs = yield* Effect.either(poolSpecsOf(config, Either.isRight(key) ? key.right.key : Redacted.make("")))
     // Every problem at once: a missing key and a bad pool are both said.
-    if (Either.isLeft(key) || Either.isLeft(spec)) {
-      return yield* Effect.fail(new StartupError([...(Either.isLeft(key) ? [key.left] : []), ...(Either.isLeft(spec) ? spec.left : [])]))
+    if (Either.isLeft(key) || Either.isLeft(specs)) {
+      return yield* Effect.fail(new StartupError([...(Either.isLeft(key) ? [key.left] : []), ...(Either.isLeft(specs) ? specs.left.lines : [])]))
     }
     const { generated, key: apiKey } = key.right
     if (generated) {
       // Local mode only: printed once so the operator can use the dashboard; set POOL_API_KEY to choose one.
       yield* Console.log(`POOL_API_KEY (generated for this run, local mode): ${Redacted.value(apiKey)}`)
     }
-    yield* Console.log(describe(config))
-    return yield* Layer.launch(serverLayer(config, apiKey, spec.right))
+    yield* Console.log(describe(config, specs.right))
+    return yield* Layer.launch(serverLayer(config, apiKey, specs.right))
   })).pipe(Command.withDescription("Run the pool manager: API, dashboard and the reconcile loop."))
 
-const describe = (config: ServerSettings) =>
+const describe = (config: ServerSettings, specs: ReadonlyArray<PoolSpec>) =>
   [
-    `warmpool: dashboard at http://localhost:${config.port}/ · API docs at /docs · metrics at /metrics`,
-    `  pool "${config.pool.name}": min idle ${config.pool.minIdle}, max ${config.pool.maxTotal}, provider ${config.provider}`,
+    `warmpool: dashboard at http://localhost:${config.port}/ · API docs at /docs · metrics at /metrics · provider ${config.provider}`,
+    ...specs.map((spec, i) =>
+      `  pool "${spec.name}"${i === 0 ? " (default)" : ""}: min idle ${spec.minIdle}, max ${spec.maxTotal}, image ${spec.template.image}`),
     ...(Option.isSome(config.databaseUrl) ? ["  database: DATABASE_URL"] : [])
   ].join("\n")
 

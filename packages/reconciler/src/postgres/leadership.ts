@@ -99,6 +99,8 @@ export const make = (options: PgLeadershipOptions) =>
   })
 
 export const PgLeadership = {
+  /** Leadership for one pool, renewing for the scope's lifetime (for a lease per pool). */
+  make,
   /** Leadership for one pool; renews in the background for the layer's lifetime. */
   layer: (options: PgLeadershipOptions) => Layer.scoped(Leadership, make(options))
 }

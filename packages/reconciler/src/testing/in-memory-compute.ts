@@ -1,7 +1,7 @@
 import { Clock, Context, Duration, Effect, Layer, Ref } from "effect"
 import { type CreateServiceRequest, ServiceInfo } from "../domain/service.js"
 import { type ProviderError, TransientError } from "../errors.js"
-import { ComputeProvider } from "../services.js"
+import { ComputeProvider, ServiceUpgrader } from "../services.js"
 import { type Faults, makeFaults } from "./faults.js"
 
 interface Service {
@@ -10,6 +10,8 @@ interface Service {
   readonly image: string
   readonly env: Readonly<Record<string, string>>
   readonly createdAt: number
+  /** When its latest deploy began (creation, or a redeploy). */
+  readonly deployedAt: number
   /** Set when the platform says so, overriding the deploy progression. */
   readonly override: "CRASHED" | "SLEEPING" | undefined
   /** Left out of listings (the platform has not caught up yet). */
@@ -42,7 +44,7 @@ export class InMemoryComputeControl extends Context.Tag("@warmpool/reconciler/te
 /** QUEUED → BUILDING → DEPLOYING → SUCCESS over the deploy time, driven by the Clock. */
 const deployStatusAt = (service: Service, now: number, deployTime: number): string => {
   if (service.override !== undefined) return service.override
-  const progress = deployTime === 0 ? 1 : (now - service.createdAt) / deployTime
+  const progress = deployTime === 0 ? 1 : (now - service.deployedAt) / deployTime
   if (progress >= 1) return "SUCCESS"
   if (progress >= 2 / 3) return "DEPLOYING"
   if (progress >= 1 / 3) return "BUILDING"
@@ -108,6 +110,7 @@ const make = (options: InMemoryComputeOptions) =>
             image: request.image,
             env: request.env,
             createdAt: now,
+            deployedAt: now,
             override: undefined,
             hidden: false
           }
@@ -116,6 +119,16 @@ const make = (options: InMemoryComputeOptions) =>
           return { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
         }),
       destroy: (serviceId) => faults.guard("destroy").pipe(Effect.zipRight(update(serviceId, () => undefined)))
+    }
+
+    const upgrader: Context.Tag.Service<ServiceUpgrader> = {
+      redeploy: (serviceId, request) =>
+        Effect.gen(function*() {
+          yield* faults.guard("redeploy")
+          const now = yield* Clock.currentTimeMillis
+          // A new deploy on the new image; the service's own variables stay, the template's are set over them.
+          yield* update(serviceId, (s) => ({ ...s, image: request.image, env: { ...s.env, ...request.env }, deployedAt: now, override: undefined }))
+        })
     }
 
     const control: Context.Tag.Service<InMemoryComputeControl> = {
@@ -129,10 +142,10 @@ const make = (options: InMemoryComputeOptions) =>
       vanish: (serviceId) => update(serviceId, () => undefined),
       setDeployTime: (duration) => Ref.set(deployTime, Duration.toMillis(duration))
     }
-    return Context.make(ComputeProvider, compute).pipe(Context.add(InMemoryComputeControl, control))
+    return Context.make(ComputeProvider, compute).pipe(Context.add(ServiceUpgrader, upgrader), Context.add(InMemoryComputeControl, control))
   })
 
-/** A `ComputeProvider` in memory: idempotent like a real one, deploys progress on the Clock, faults on demand. */
+/** A `ComputeProvider` (and `ServiceUpgrader`) in memory: idempotent like a real one, deploys progress on the Clock, faults on demand. */
 export const InMemoryCompute = {
   layer: (options: InMemoryComputeOptions = {}) => Layer.effectContext(make(options)),
   /** A retryable platform failure, for `failNext`. */
