@@ -124,14 +124,15 @@ export const make = (
     const compute = ComputeProvider.of({
       list: (prefix) => Ref.get(state).pipe(Effect.map((services) => services.filter((s) => s.name.startsWith(prefix)).map(info))),
       create: (request) =>
-        lock.withPermits(1)(Effect.gen(function*() {
+        // Uninterruptible: a process spawned by a create that shutdown cut short would escape the state file and outlive its server.
+        lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
           const existing = (yield* Ref.get(state)).find((s) => s.name === request.name)
           const service = existing ?? (yield* spawnRuntime(request.name, request.image, request.env))
           if (existing === undefined) yield* Ref.updateAndGet(state, (all) => [...all, service]).pipe(Effect.flatMap(save))
           const created = info(service)
           const answer: CreatedService = { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
           return answer
-        })),
+        }))),
       destroy: (serviceId) =>
         lock.withPermits(1)(Effect.gen(function*() {
           const found = (yield* Ref.get(state)).find((s) => s.serviceId === serviceId)

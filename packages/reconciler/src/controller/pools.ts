@@ -48,19 +48,23 @@ export class Pools extends Context.Tag("@warmpool/reconciler/Pools")<
       if (problems.length > 0) return yield* Effect.dieMessage(problems.join("; "))
       const all = yield* Effect.forEach(specs, (spec) =>
         Effect.flatMap(leadership(spec), (leader) => Effect.provideService(Controller.make(spec, options), Leadership, leader)))
-      const byName = new Map(all.map((controller) => [controller.spec.name, controller]))
-      const known = specs.map((s) => s.name)
-      const service: Pools["Type"] = {
-        all,
-        pick: (name) => {
-          const found = name === undefined ? all[0] : byName.get(name)
-          return found !== undefined
-            ? Effect.succeed(found)
-            : Effect.fail(new UnknownPoolError({ pool: String(name), known, message: `unknown pool "${name}"; known pools: ${known.join(", ")}` }))
-        }
-      }
-      return service
+      return Pools.over(all)
     })
+
+  /** The registry over controllers made elsewhere (e.g. the one `Controller` of a single-pool app). */
+  static readonly over = (all: ReadonlyArray<Controller["Type"]>): Pools["Type"] => {
+    const byName = new Map(all.map((controller) => [controller.spec.name, controller]))
+    const known = all.map((c) => c.spec.name)
+    return {
+      all,
+      pick: (name) => {
+        const found = name === undefined ? all[0] : byName.get(name)
+        return found !== undefined
+          ? Effect.succeed(found)
+          : Effect.fail(new UnknownPoolError({ pool: String(name), known, message: `unknown pool "${name}"; known pools: ${known.join(", ")}` }))
+      }
+    }
+  }
 
   /** Every pool's controller, passes running for the layer's lifetime; `Controller` is the default pool's. */
   static readonly layerWith = <R>(

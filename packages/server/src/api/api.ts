@@ -13,6 +13,8 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields,
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, HttpApiSchema.annotations({ status: 409 })) {}
 /** Provisioning failed on every attempt. */
 export class BadGateway extends Schema.TaggedError<BadGateway>()("BadGateway", fields, HttpApiSchema.annotations({ status: 502 })) {}
+/** The platform cannot do what was asked (e.g. redeploy a service). */
+export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImplemented", fields, HttpApiSchema.annotations({ status: 501 })) {}
 /** No idle instance now, or the database is unreachable. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
 
@@ -32,9 +34,27 @@ const Counts = Schema.Struct({
   deleting: Schema.Int
 })
 
+/** The seed's flat counts (summed over pools), plus each pool's. */
+const CountsAnswer = Schema.Struct({ ...Counts.fields, pools: Schema.Record({ key: Schema.String, value: Counts }) })
+
+/** A pool as the status shows it: its declared size and template, and its counts. */
+const PoolStatus = Schema.Struct({
+  default: Schema.Boolean,
+  minIdle: Schema.Int,
+  maxTotal: Schema.Int,
+  maxSurge: Schema.Int,
+  image: Schema.String,
+  templateHash: Schema.String,
+  counts: Counts
+})
+
+/** `?pool=name`: one pool only (filters, or picks the pool an operation acts on). */
+const PoolParam = Schema.Struct({ pool: Schema.optional(Schema.String) })
+
 /** An instance as the API shows it: secrets (gateway token, key hash) left out. */
 export const PublicInstance = Schema.Struct({
   id: Schema.String,
+  pool: Schema.String,
   name: Schema.String,
   status: Schema.String,
   serviceId: Schema.NullOr(Schema.String),
@@ -48,10 +68,11 @@ export const PublicInstance = Schema.Struct({
   statusChangedAt: Schema.String,
   sourceBranch: Schema.NullOr(Schema.String),
   runtimeImage: Schema.NullOr(Schema.String),
+  templateHash: Schema.NullOr(Schema.String),
   lastError: Schema.NullOr(Schema.String)
 })
 
-const Status = Schema.Struct({ counts: Counts, instances: Schema.Array(PublicInstance) })
+const Status = Schema.Struct({ counts: Counts, pools: Schema.Record({ key: Schema.String, value: PoolStatus }), instances: Schema.Array(PublicInstance) })
 
 const NonEmpty = (field: string, max: number) =>
   Schema.String.pipe(
@@ -64,7 +85,10 @@ export const ClaimBody = Schema.Struct({
   instructions: Schema.String.pipe(Schema.maxLength(20_000, { message: () => "instructions must be at most 20000 characters" })),
   joinUrl: Schema.optional(NonEmpty("joinUrl", 2_000).pipe(
     Schema.filter((u) => URL.canParse(u) && /^https?:/.test(u) || "joinUrl must be an http(s) URL")
-  ))
+  )),
+  /** The pool to claim from, by the name the replaced system uses; `pool` says the same. Default: the first pool. */
+  runtime: Schema.optional(NonEmpty("runtime", 63)),
+  pool: Schema.optional(NonEmpty("pool", 63))
 })
 
 export const ClaimAnswer = Schema.Struct({
@@ -79,7 +103,7 @@ export const ClaimAnswer = Schema.Struct({
 const Count = (max: number) => Schema.Int.pipe(Schema.between(1, max, { message: () => `count must be a whole number from 1 to ${max}` }))
 
 /** `{ "count": N }` with N a whole number in range. */
-const CountBody = (max: number) => Schema.Struct({ count: Count(max) })
+const CountBody = (max: number) => Schema.Struct({ count: Count(max), pool: Schema.optional(Schema.String) })
 
 export const MAX_COUNT = 100
 
@@ -94,7 +118,9 @@ const PassSummary = Schema.Struct({
   applied: Schema.Boolean
 })
 
-const Planned = Schema.Struct({ actions: Schema.Array(Schema.Struct({ kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String })) })
+const Planned = Schema.Struct({
+  actions: Schema.Array(Schema.Struct({ pool: Schema.String, kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String }))
+})
 
 /** `DELETE …/:id`: marks an instance for deletion and answers with it. */
 const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.PathSegment, description: string) =>
@@ -108,12 +134,12 @@ const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.Pa
 
 export class PublicGroup extends HttpApiGroup.make("public")
   .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ ok: Schema.Literal(true) })))
-  .add(HttpApiEndpoint.get("counts", "/api/pool/counts").addSuccess(Counts).addError(Unavailable))
+  .add(HttpApiEndpoint.get("counts", "/api/pool/counts").setUrlParams(PoolParam).addSuccess(CountsAnswer).addError(BadRequest).addError(Unavailable))
   .annotate(OpenApi.Description, "Open to all: liveness and pool counts (no instance data).")
 {}
 
 export class PoolGroup extends HttpApiGroup.make("pool")
-  .add(HttpApiEndpoint.get("status", "/api/pool/status").addSuccess(Status).addError(Unavailable))
+  .add(HttpApiEndpoint.get("status", "/api/pool/status").setUrlParams(PoolParam).addSuccess(Status).addError(BadRequest).addError(Unavailable))
   .add(
     HttpApiEndpoint.post("claim", "/api/pool/claim")
       .setPayload(ClaimBody)
@@ -125,14 +151,36 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   )
   .add(
     HttpApiEndpoint.post("replenish", "/api/pool/replenish")
-      .setPayload(Schema.NullOr(Schema.Struct({ count: Schema.optional(Count(MAX_COUNT)) })))
+      .setPayload(Schema.NullOr(Schema.Struct({ count: Schema.optional(Count(MAX_COUNT)), pool: Schema.optional(Schema.String) })))
+      .setUrlParams(PoolParam)
       .addSuccess(PassSummary)
+      .addError(BadRequest)
       .addError(Unavailable)
-      .annotate(OpenApi.Description, "`{count: N}` creates N instances now (capped by the pool's maximum); an empty body runs a pass.")
+      .annotate(OpenApi.Description, "`{count: N}` creates N instances now (capped by the pool's maximum); an empty body runs a pass. `pool` (body or `?pool=`) picks the pool; default the first.")
   )
-  .add(HttpApiEndpoint.post("drain", "/api/pool/drain").setPayload(CountBody(MAX_COUNT)).addSuccess(Schema.Struct({ drained: Schema.Array(Schema.String) })).addError(Unavailable))
-  .add(HttpApiEndpoint.post("reconcile", "/api/pool/reconcile").addSuccess(PassSummary).addError(Unavailable))
-  .add(HttpApiEndpoint.get("plan", "/api/pool/plan").addSuccess(Planned).addError(Unavailable))
+  .add(
+    HttpApiEndpoint.post("drain", "/api/pool/drain").setPayload(CountBody(MAX_COUNT)).setUrlParams(PoolParam)
+      .addSuccess(Schema.Struct({ drained: Schema.Array(Schema.String) })).addError(BadRequest).addError(Unavailable)
+  )
+  .add(
+    HttpApiEndpoint.post("reconcile", "/api/pool/reconcile").setUrlParams(PoolParam).addSuccess(PassSummary).addError(BadRequest).addError(Unavailable)
+      .annotate(OpenApi.Description, "Runs a pass of `?pool=` now (default: every pool, answering with the default pool's pass).")
+  )
+  .add(
+    HttpApiEndpoint.get("plan", "/api/pool/plan").setUrlParams(PoolParam).addSuccess(Planned).addError(BadRequest).addError(Unavailable)
+      .annotate(OpenApi.Description, "Dry run: the actions the next pass of each pool (or of `?pool=`) would take, with their reasons; rollouts included.")
+  )
+  .add(
+    HttpApiEndpoint.post("upgrade", "/api/pool/instances/:id/upgrade")
+      .setPath(Schema.Struct({ id: Schema.String }))
+      .addSuccess(PublicInstance)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(BadGateway)
+      .addError(NotImplemented)
+      .addError(Unavailable)
+      .annotate(OpenApi.Description, "Redeploys a claimed instance onto its pool's current template (image and env); its conversation stays. Unclaimed instances are rolled by the pool itself.")
+  )
   .add(removal("kill", "/api/pool/instances/:id", "Kills an instance, claimed ones included: its service and credentials go."))
   .add(removal("dismiss", "/api/pool/crashed/:id", "Dismisses a crashed instance: its service and credentials go."))
   .middleware(Authorization)

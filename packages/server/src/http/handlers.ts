@@ -1,13 +1,15 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { type Action, Controller, type Instance, InstanceStore, type PassSummary } from "@warmpool/reconciler"
-import { Effect, Layer, Redacted } from "effect"
+import { type Action, currentTemplate, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
-import { Authorization, BadGateway, BadRequest, Conflict, NotFound, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
+import { Authorization, BadGateway, BadRequest, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
 import { joinUrlProblem } from "../convos/join-url.js"
+import { controllerOf, pickPool, poolsInContext, selectPools, sumCounts } from "./pools.js"
 
 /** The row as the API shows it: no gateway token, no key hash, no inbox id. */
 export const toPublic = (row: Instance) => ({
   id: row.id,
+  pool: row.pool,
   name: row.name,
   status: row.status,
   serviceId: row.serviceId,
@@ -21,6 +23,7 @@ export const toPublic = (row: Instance) => ({
   statusChangedAt: row.statusChangedAt.toISOString(),
   sourceBranch: row.sourceBranch,
   runtimeImage: row.runtimeImage,
+  templateHash: row.templateHash,
   lastError: row.lastError
 })
 
@@ -59,27 +62,53 @@ export const AuthorizationLive = (apiKey: Redacted.Redacted<string>) =>
 
 export const PublicLive = HttpApiBuilder.group(PoolApi, "public", (handlers) =>
   Effect.gen(function*() {
-    const controller = yield* Controller
+    const pools = yield* poolsInContext
     const store = yield* InstanceStore
     return handlers
       .handle("healthz", () => Effect.succeed({ ok: true as const }))
-      .handle("counts", () => store.counts(controller.spec.name).pipe(Effect.mapError(unavailable)))
+      .handle("counts", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const selected = yield* selectPools(pools, urlParams.pool)
+          const each = yield* Effect.forEach(selected, (c) => store.counts(c.spec.name)).pipe(Effect.mapError(unavailable))
+          return { ...sumCounts(each), pools: Object.fromEntries(selected.map((c, i) => [c.spec.name, each[i]!])) }
+        }))
   }))
 
 export const PoolLive = (environment: "staging" | "dev" | "production") =>
   HttpApiBuilder.group(PoolApi, "pool", (handlers) =>
     Effect.gen(function*() {
-      const controller = yield* Controller
+      const pools = yield* poolsInContext
       const store = yield* InstanceStore
-      const pool = controller.spec.name
+      const upgrader = yield* Effect.serviceOption(ServiceUpgrader)
       return handlers
-        .handle("status", () =>
-          Effect.all([store.counts(pool), store.list(pool)]).pipe(
-            Effect.map(([counts, rows]) => ({ counts, instances: rows.map(toPublic) })),
-            Effect.mapError(unavailable)
-          ))
+        .handle("status", ({ urlParams }) =>
+          Effect.gen(function*() {
+            const selected = yield* selectPools(pools, urlParams.pool)
+            const each = yield* Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name)])).pipe(
+              Effect.mapError(unavailable)
+            )
+            const poolStatus = selected.map((c, i) => {
+              const { spec } = c
+              const status = {
+                default: c === pools.all[0],
+                minIdle: spec.minIdle,
+                maxTotal: spec.maxTotal,
+                maxSurge: spec.maxSurge,
+                image: spec.template.image,
+                templateHash: currentTemplate(spec).hash,
+                counts: each[i]![0]
+              }
+              return [spec.name, status] as const
+            })
+            return {
+              counts: sumCounts(each.map(([counts]) => counts)),
+              pools: Object.fromEntries(poolStatus),
+              instances: each.flatMap(([, rows]) => rows.map(toPublic))
+            }
+          }))
         .handle("claim", ({ payload }) =>
           Effect.gen(function*() {
+            const controller = yield* pickPool(pools, payload.runtime, payload.pool)
             const problem = joinUrlProblem(environment, payload.joinUrl)
             if (problem !== undefined) return yield* new BadRequest({ message: problem })
             const result = yield* controller.claim(payload).pipe(
@@ -99,15 +128,53 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
               gatewayUrl: result.instance.url
             }
           }))
-        .handle("replenish", ({ payload }) =>
-          controller.replenish(payload?.count ?? 0).pipe(Effect.map(toSummary)))
-        .handle("drain", ({ payload }) =>
-          controller.drain(payload.count).pipe(Effect.map((drained) => ({ drained })), Effect.mapError(unavailable)))
-        .handle("reconcile", () => controller.runPass.pipe(Effect.map(toSummary)))
-        .handle("plan", () =>
-          controller.preview.pipe(Effect.map((actions) => ({ actions: actions.map(describeAction) })), Effect.mapError(unavailable)))
+        .handle("replenish", ({ payload, urlParams }) =>
+          pickPool(pools, urlParams.pool, payload?.pool ?? undefined).pipe(
+            Effect.flatMap((controller) => controller.replenish(payload?.count ?? 0)),
+            Effect.map(toSummary)
+          ))
+        .handle("drain", ({ payload, urlParams }) =>
+          pickPool(pools, urlParams.pool, payload.pool).pipe(
+            Effect.flatMap((controller) => controller.drain(payload.count).pipe(Effect.mapError(unavailable))),
+            Effect.map((drained) => ({ drained }))
+          ))
+        .handle("reconcile", ({ urlParams }) =>
+          selectPools(pools, urlParams.pool).pipe(
+            Effect.flatMap((selected) => Effect.forEach(selected, (c) => c.runPass, { concurrency: "unbounded" })),
+            Effect.map((summaries) => toSummary(summaries[0]!))
+          ))
+        .handle("plan", ({ urlParams }) =>
+          selectPools(pools, urlParams.pool).pipe(
+            Effect.flatMap((selected) =>
+              Effect.forEach(selected, (c) =>
+                c.preview.pipe(Effect.map((actions) => actions.map((action) => ({ pool: c.spec.name, ...describeAction(action) }))))).pipe(
+                  Effect.mapError(unavailable)
+                )),
+            Effect.map((actions) => ({ actions: actions.flat() }))
+          ))
+        .handle("upgrade", ({ path }) =>
+          Effect.gen(function*() {
+            if (Option.isNone(upgrader)) return yield* new NotImplemented({ message: "this compute provider cannot redeploy services" })
+            const controller = yield* controllerOf(pools, store, path.id).pipe(Effect.catchTag("StoreError", unavailable))
+            const upgraded = yield* upgradeInstance(controller.spec, path.id).pipe(
+              Effect.provideService(ServiceUpgrader, upgrader.value),
+              Effect.mapError((e) => {
+                switch (e._tag) {
+                  case "NotFoundError":
+                    return new NotFound({ message: `no instance ${path.id}` })
+                  case "StaleStatusError":
+                    return new Conflict({ message: e.message })
+                  case "StoreError":
+                    return unavailable(e)
+                  default:
+                    return new BadGateway({ message: `the platform did not redeploy ${path.id}: ${e.message}` })
+                }
+              })
+            )
+            return toPublic(upgraded)
+          }))
         .handle("kill", ({ path }) =>
-          controller.kill(path.id).pipe(
+          Effect.flatMap(controllerOf(pools, store, path.id), (controller) => controller.kill(path.id)).pipe(
             Effect.map(toPublic),
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
@@ -116,7 +183,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             })
           ))
         .handle("dismiss", ({ path }) =>
-          controller.dismiss(path.id).pipe(
+          Effect.flatMap(controllerOf(pools, store, path.id), (controller) => controller.dismiss(path.id)).pipe(
             Effect.map(toPublic),
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
