@@ -1,5 +1,4 @@
 /** The HTTP API over real loopback HTTP, on in-memory services: the seed's contract, auth, and bad input. */
-import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
@@ -7,6 +6,7 @@ import { InMemoryRuntimeControl, inMemoryServices, InMemoryStoreControl } from "
 import { Effect, Layer, Redacted } from "effect"
 import { createServer } from "node:http"
 import { httpApiLayer } from "../src/index.js"
+import { caller } from "./support/http.js"
 
 const KEY = "test-key-0123456789"
 const spec = new PoolSpec({ name: "pool", namePrefix: "convos-agent-", minIdle: 2, maxTotal: 5, template: { image: "img", env: {} } })
@@ -19,32 +19,7 @@ const world = (environment: "dev" | "production" = "dev") =>
     Layer.provideMerge(inMemoryServices())
   )
 
-const base = Effect.map(HttpServer.HttpServer, (server) => {
-  const address = server.address as HttpServer.TcpAddress
-  return `http://127.0.0.1:${address.port}`
-})
-
-const call = (method: string, path: string, options: { body?: string | object; key?: string | null; contentType?: string } = {}) =>
-  Effect.gen(function*() {
-    const url = yield* base
-    const headers: Record<string, string> = {}
-    if (options.key !== null) headers.authorization = `Bearer ${options.key ?? KEY}`
-    if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json"
-    const response = yield* Effect.promise(() =>
-      fetch(`${url}${path}`, {
-        method,
-        headers,
-        ...(options.body === undefined ? {} : { body: typeof options.body === "string" ? options.body : JSON.stringify(options.body) })
-      }))
-    const text = yield* Effect.promise(() => response.text())
-    let json: any = undefined
-    try {
-      json = JSON.parse(text)
-    } catch {
-      json = undefined
-    }
-    return { status: response.status, json, text, headers: response.headers }
-  })
+const call = caller(KEY)
 
 const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 
