@@ -51,11 +51,13 @@ export const decodePools = (
     if (!isRecord(entry)) return problems.push(`${label}: must be an object`)
     const { env, image, ...rest } = entry
     if (env !== undefined && !isRecord(env)) problems.push(`${label}: env must be an object of strings`)
+    // A bad name is said once, as a bad name: it makes no default prefix to complain about as well.
+    const prefix = i === 0 ? settings.pool.namePrefix : typeof entry.name === "string" && /^[a-z0-9-]+$/.test(entry.name) ? `convos-${entry.name}-` : undefined
     const decoded = decodePoolSpec({
       minIdle: settings.pool.minIdle,
       maxTotal: settings.pool.maxTotal,
       stuckTimeoutMs: settings.pool.stuckTimeoutMs,
-      namePrefix: i === 0 ? settings.pool.namePrefix : `convos-${String(entry.name)}-`,
+      ...(prefix === undefined ? {} : { namePrefix: prefix }),
       ...rest,
       template: { image: image ?? settings.runtimeImage, env: instanceEnv(settings, apiKey, isRecord(env) ? env as Record<string, string> : {}) }
     })

@@ -97,6 +97,13 @@ describe.runIf(existsSync(main))("npm start with nothing configured", () => {
       "POOL_API_KEY: required with the railway provider (instances and clients authenticate with it)",
       "pool: maxTotal (4) must be ≥ minIdle (9)"
     ])
+    const badPools = spawnSync(process.execPath, [main, "serve"], {
+      env: bareEnv({ POOLS: JSON.stringify([{ name: "openclaw", minIdle: -1 }, { name: "openclaw", minIdle: 1 }]) }),
+      encoding: "utf8",
+      timeout: 20_000
+    })
+    expect(badPools.status).toBe(1)
+    expect(badPools.stderr.trim().split("\n")).toEqual(["POOLS[0] (openclaw): minIdle must be a whole number ≥ 0"])
   })
 })
 

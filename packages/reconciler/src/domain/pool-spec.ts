@@ -82,7 +82,8 @@ export const decodePoolSpec = (input: unknown): Either.Either<PoolSpec, Readonly
   Schema.decodeUnknownEither(PoolSpec)(input, { errors: "all", onExcessProperty: "error" }).pipe(
     Either.mapLeft((error) =>
       ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-        issue.path.length > 0 && !issue.message.startsWith(String(issue.path[issue.path.length - 1]))
+        issue.path.length > 0 && !issue.message.startsWith(String(issue.path[issue.path.length - 1])) &&
+          !issue.message.startsWith(issue.path.join("."))
           ? `${issue.path.join(".")}: ${issue.message}`
           : issue.message
       )
