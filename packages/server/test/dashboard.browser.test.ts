@@ -43,6 +43,8 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
       await page.waitForSelector("#counts .card")
       expect(await page.locator("#counts").innerText()).toMatch(/2\s+idle/)
       expect(await page.locator("#claimbox").isHidden()).toBe(true)
+      await page.waitForSelector("#pools tr")
+      expect(await page.locator("#pools").innerText()).toMatch(/^pool\s+2\s+0\s+0\s+0/)
       await page.fill("#key", KEY)
       await page.click("#keyform button")
       await page.waitForSelector("#instances tr")
@@ -53,6 +55,8 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
       await page.waitForFunction(() => document.querySelector("#message")?.textContent?.startsWith("Claimed "))
       await page.waitForSelector("#instances .s-claimed")
       expect(await page.locator("#instances").innerText()).toContain("browser-agent")
+      expect(await page.locator("#pools").innerText()).toMatch(/^pool \(default\)\s+\d+\s+\d+\s+1\s+0\s+2\s+5\s+img/)
+      expect(await page.locator("#instances .s-claimed").locator("xpath=../..").innerText()).toContain("Upgrade")
       expect(await page.evaluate(() => document.documentElement.outerHTML)).not.toContain(KEY)
       await page.screenshot({ path: join(tmpdir(), "warmpool-dashboard.png"), fullPage: true })
     } finally {

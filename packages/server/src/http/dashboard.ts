@@ -37,6 +37,10 @@ export const dashboardHtml = /* html */ `<!doctype html>
 <header><h1>warmpool</h1><span class="muted" id="updated"></span></header>
 <main>
   <div class="cards" id="counts"></div>
+  <section id="poolsbox" hidden>
+    <h2>Pools</h2>
+    <table><thead><tr><th>pool</th><th>idle</th><th>starting</th><th>claimed</th><th>crashed</th><th>min idle</th><th>max</th><th>image</th></tr></thead><tbody id="pools"></tbody></table>
+  </section>
   <section id="keybox">
     <h2>API key</h2>
     <form id="keyform"><input id="key" type="password" placeholder="POOL_API_KEY" autocomplete="off" size="40" required><button>Use key</button>
@@ -45,6 +49,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
   <div id="message" role="status"></div>
   <section id="operate" hidden>
     <h2>Operate</h2>
+    <label class="muted">Pool <select id="pool"></select></label>
     <form id="replenish"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button>Add</button></form>
     <form id="drain" style="margin-top:8px"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button class="secondary">Drain idle</button></form>
     <form id="reconcile" style="margin-top:8px"><button class="secondary">Reconcile now</button></form>
@@ -60,7 +65,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
   </section>
   <section id="instancesbox" hidden>
     <h2>Instances</h2>
-    <table><thead><tr><th>id</th><th>status</th><th>age</th><th>deploy</th><th>agent</th><th>last error</th><th></th></tr></thead><tbody id="instances"></tbody></table>
+    <table><thead><tr><th>id</th><th>pool</th><th>status</th><th>age</th><th>deploy</th><th>agent</th><th>last error</th><th></th></tr></thead><tbody id="instances"></tbody></table>
   </section>
 </main>
 <script>
@@ -87,13 +92,29 @@ export const dashboardHtml = /* html */ `<!doctype html>
     for (const s of statuses) { const c = document.createElement("div"); c.className = "card"; const b = document.createElement("b"); b.textContent = counts[s] ?? 0; c.append(b, text(s)); box.append(c); }
   }
 
+  // Every pool in a table (with the key, its size and image too); the pool the forms act on is chosen above them.
+  function renderPools(pools) {
+    const names = Object.keys(pools || {});
+    $("poolsbox").hidden = names.length === 0;
+    $("pools").replaceChildren(...names.map((name) => {
+      const p = pools[name], counts = p.counts || p, tr = document.createElement("tr");
+      for (const v of [name + (p.default ? " (default)" : ""), counts.idle, counts.starting, counts.claimed, counts.crashed, p.minIdle ?? "", p.maxTotal ?? "", p.image ?? ""]) { const td = document.createElement("td"); td.append(text(v)); tr.append(td); }
+      return tr;
+    }));
+    const select = $("pool"), chosen = select.value;
+    if (select.options.length !== names.length) select.replaceChildren(...names.map((name) => { const o = document.createElement("option"); o.value = o.textContent = name; return o; }));
+    if (names.includes(chosen)) select.value = chosen;
+  }
+  const pool = () => $("pool").value || undefined;
+
   function row(instance) {
     const tr = document.createElement("tr");
     const cell = (value, cls) => { const td = document.createElement("td"); if (cls) td.className = cls; td.append(value instanceof Node ? value : text(value)); tr.append(td); };
-    cell(instance.id);
+    cell(instance.id); cell(instance.pool);
     const pill = document.createElement("span"); pill.className = "pill s-" + instance.status; pill.textContent = instance.status; cell(pill);
     cell(age(instance.createdAt)); cell(instance.deployStatus ?? ""); cell(instance.agentName ?? ""); cell(instance.lastError ?? "", "wrap");
     const actions = document.createElement("td");
+    if (instance.status === "claimed") actions.append(button("Upgrade", "secondary", () => confirm("Redeploy " + instance.id + " onto its pool's current image?") && act("POST", "/api/pool/instances/" + instance.id + "/upgrade", "Upgraded " + instance.id)));
     if (instance.status === "crashed") actions.append(button("Dismiss", "secondary", () => act("DELETE", "/api/pool/crashed/" + instance.id, "Dismissed " + instance.id)));
     if (instance.status !== "deleting") actions.append(button("Kill", "danger", () => confirm("Kill " + instance.id + "?") && act("DELETE", "/api/pool/instances/" + instance.id, "Killing " + instance.id)));
     tr.append(actions);
@@ -109,10 +130,10 @@ export const dashboardHtml = /* html */ `<!doctype html>
     try {
       if (key()) {
         const status = await api("GET", "/api/pool/status");
-        renderCounts(status.counts);
+        renderCounts(status.counts); renderPools(status.pools);
         const body = $("instances"); body.replaceChildren(...status.instances.map(row));
       } else {
-        renderCounts(await api("GET", "/api/pool/counts"));
+        const counts = await api("GET", "/api/pool/counts"); renderCounts(counts); renderPools(counts.pools);
       }
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();
     } catch (e) { say(e.message, true); }
@@ -125,13 +146,13 @@ export const dashboardHtml = /* html */ `<!doctype html>
   }
 
   $("keyform").onsubmit = (e) => { e.preventDefault(); sessionStorage.setItem("warmpool.key", $("key").value); $("key").value = ""; show(); refresh(); };
-  $("replenish").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/replenish", (s) => "Pass " + s.pass + ": " + s.planned.Create + " create(s)", { count }); };
-  $("drain").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/drain", (r) => "Draining " + r.drained.length + " instance(s)", { count }); };
-  $("reconcile").onsubmit = (e) => { e.preventDefault(); act("POST", "/api/pool/reconcile", (s) => "Pass " + s.pass + " took " + s.durationMs + " ms" + (s.errors.length ? "; " + s.errors.length + " failed" : "")); };
+  $("replenish").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/replenish", (s) => "Pass " + s.pass + ": " + s.planned.Create + " create(s)", { count, pool: pool() }); };
+  $("drain").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/drain", (r) => "Draining " + r.drained.length + " instance(s)", { count, pool: pool() }); };
+  $("reconcile").onsubmit = (e) => { e.preventDefault(); act("POST", "/api/pool/reconcile" + (pool() ? "?pool=" + encodeURIComponent(pool()) : ""), (s) => "Pass " + s.pass + " took " + s.durationMs + " ms" + (s.errors.length ? "; " + s.errors.length + " failed" : "")); };
   $("claim").onsubmit = (e) => {
     e.preventDefault();
     const form = new FormData(e.target);
-    const body = { agentName: form.get("agentName"), instructions: form.get("instructions") || "" };
+    const body = { agentName: form.get("agentName"), instructions: form.get("instructions") || "", pool: pool() };
     if (form.get("joinUrl")) body.joinUrl = form.get("joinUrl");
     act("POST", "/api/pool/claim", (r) => "Claimed " + r.instanceId + ": " + (r.inviteUrl || r.conversationId), body);
   };
