@@ -86,6 +86,9 @@ const enrichCommand = Command.make("db:enrich", {
 /** Operator commands talk to a running server, as any client would. */
 const serverUrl = Options.text("url").pipe(Options.withDescription("server URL (default http://localhost:$PORT)"), Options.optional)
 
+const poolOption = Options.text("pool").pipe(Options.withDescription("the pool (default: every pool for status, the default pool otherwise)"), Options.optional)
+const poolQuery = (pool: Option.Option<string>) => Option.match(pool, { onNone: () => "", onSome: (name) => `?pool=${encodeURIComponent(name)}` })
+
 const call = (url: Option.Option<string>, method: string, path: string, body?: unknown) =>
   Effect.gen(function*() {
     const config = yield* settings
@@ -101,12 +104,19 @@ const call = (url: Option.Option<string>, method: string, path: string, body?: u
     return json
   })
 
-const status = Command.make("status", { url: serverUrl }, ({ url }) =>
-  Effect.flatMap(call(url, "GET", "/api/pool/status"), (status) => {
-    const { counts, instances } = status as { counts: Record<string, number>; instances: Array<{ id: string; status: string; agentName: string | null }> }
+const status = Command.make("status", { url: serverUrl, pool: poolOption }, ({ pool, url }) =>
+  Effect.flatMap(call(url, "GET", `/api/pool/status${poolQuery(pool)}`), (status) => {
+    const { counts, instances, pools } = status as {
+      counts: Record<string, number>
+      pools?: Record<string, { counts: Record<string, number> }>
+      instances: Array<{ id: string; pool?: string; status: string; agentName: string | null }>
+    }
+    const line = (counts: Record<string, number>) => Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(" · ")
+    const perPool = Object.entries(pools ?? {})
     return Console.log([
-      Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(" · "),
-      ...instances.map((i) => `${i.id}  ${i.status.padEnd(9)} ${i.agentName ?? ""}`)
+      line(counts),
+      ...(perPool.length > 1 ? perPool.map(([name, p]) => `  ${name}: ${line(p.counts)}`) : []),
+      ...instances.map((i) => `${i.id}  ${i.status.padEnd(9)} ${perPool.length > 1 ? `${(i.pool ?? "").padEnd(12)} ` : ""}${i.agentName ?? ""}`)
     ].join("\n"))
   })).pipe(Command.withDescription("Pool counts and instances of a running server."))
 
@@ -114,15 +124,16 @@ const claim = Command.make("claim", {
   url: serverUrl,
   agentName: Options.text("agent-name"),
   instructions: Options.text("instructions").pipe(Options.withDefault("")),
-  joinUrl: Options.text("join-url").pipe(Options.optional)
-}, ({ agentName, instructions, joinUrl, url }) =>
+  joinUrl: Options.text("join-url").pipe(Options.optional),
+  pool: poolOption
+}, ({ agentName, instructions, joinUrl, pool, url }) =>
   Effect.flatMap(
-    call(url, "POST", "/api/pool/claim", { agentName, instructions, ...Option.match(joinUrl, { onNone: () => ({}), onSome: (joinUrl) => ({ joinUrl }) }) }),
+    call(url, "POST", "/api/pool/claim", { agentName, instructions, ...Option.match(joinUrl, { onNone: () => ({}), onSome: (joinUrl) => ({ joinUrl }) }), ...Option.match(pool, { onNone: () => ({}), onSome: (pool) => ({ pool }) }) }),
     (result) => Console.log(JSON.stringify(result, null, 2))
   )).pipe(Command.withDescription("Claim an idle instance."))
 
-const drain = Command.make("drain", { url: serverUrl, count: Options.integer("count") }, ({ count, url }) =>
-  Effect.flatMap(call(url, "POST", "/api/pool/drain", { count }), (result) => Console.log(JSON.stringify(result)))).pipe(
+const drain = Command.make("drain", { url: serverUrl, count: Options.integer("count"), pool: poolOption }, ({ count, pool, url }) =>
+  Effect.flatMap(call(url, "POST", `/api/pool/drain${poolQuery(pool)}`, { count }), (result) => Console.log(JSON.stringify(result)))).pipe(
     Command.withDescription("Remove up to N idle instances.")
   )
 

@@ -5,7 +5,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Controller, PoolSpec } from "@warmpool/reconciler"
+import { Controller, PoolSpec, Pools } from "@warmpool/reconciler"
 import { inMemoryServices, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Effect, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
@@ -35,7 +35,32 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = { POOL_A
 
 const filled = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 
+/** Two pools: the default `pool` and `hermes`. */
+const twoPools = httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
+  Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+  Layer.provideMerge(Pools.layer([spec, new PoolSpec({ ...spec, name: "hermes", namePrefix: "convos-hermes-", minIdle: 1 })], { background: false })),
+  Layer.provideMerge(inMemoryServices())
+)
+
 describe.runIf(existsSync(main))("CLI operator commands", () => {
+  it.live("with several pools: status shows each, --pool picks one, an unknown pool is refused", () =>
+    Effect.gen(function*() {
+      yield* Effect.flatMap(Pools, (pools) => Effect.forEach(pools.all, (c) => Effect.repeatN(c.runPass, 1)))
+      const url = yield* serverUrl
+      const status = yield* cli(["status", "--url", url])
+      expect(status.stdout.split("\n")[0]).toContain("idle 3 ")
+      expect(status.stdout).toMatch(/\n {2}pool: .*idle 2/)
+      expect(status.stdout).toMatch(/\n {2}hermes: .*idle 1/)
+      const claimed = yield* cli(["claim", "--url", url, "--agent-name", "a", "--pool", "hermes"])
+      const row = (yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)).find((r) => r.id === JSON.parse(claimed.stdout).instanceId)
+      expect(row).toMatchObject({ pool: "hermes", status: "claimed" })
+      const hermes = yield* cli(["status", "--url", url, "--pool", "hermes"])
+      expect(hermes.stdout.split("\n")[0]).toContain("claimed 1")
+      const unknown = yield* cli(["drain", "--url", url, "--count", "1", "--pool", "nope"])
+      expect(unknown.code).toBe(1)
+      expect(unknown.stderr).toContain('HTTP 400: unknown pool "nope"; known pools: pool, hermes')
+    }).pipe(Effect.provide(twoPools)), 60_000)
+
   it.live("status prints the counts and every instance", () =>
     Effect.gen(function*() {
       yield* filled
