@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url"
 
 const modules = [
   "../packages/reconciler/bench/plan.ts",
+  "../packages/reconciler/bench/rollout.ts",
   "../packages/reconciler/bench/backfill.ts",
   "../packages/reconciler/bench/claim-store.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",

@@ -4,10 +4,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "effect/FastCheck"
-import { type Action, Instance, isOutdated, Listing, newInstance, type Observation, plan, PoolSpec, ServiceInfo, templateHash } from "../src/index.js"
+import { type Action, Instance, isOutdated, newInstance, plan, PoolSpec, templateHash } from "../src/index.js"
+import { OLD_HASH as OLD, rolledOut, rolloutPass, rolloutPool } from "./support/rollout-model.js"
 import { arbWorld, NOW } from "./support/worlds.js"
-
-const OLD = "0ld0ld0ld0ld0ld0"
 const current = (spec: PoolSpec) => ({ hash: templateHash(spec.template), image: spec.template.image })
 const deletes = (actions: ReadonlyArray<Action>) => actions.filter((a): a is Extract<Action, { _tag: "Delete" }> => a._tag === "Delete")
 
@@ -66,46 +65,21 @@ describe("plan: rollouts (rule 10)", () => {
       deleteBatch,
       template: { image: "runtime:v2", env: {} }
     })
-    const hash = templateHash(spec.template)
-    let next = 0
-    const row = (status: Instance["status"], templateHash: string) => {
-      const id = `r${next++}`
-      return new Instance({ ...newInstance({ id, pool: "pool", name: `agent-${id}`, status, now: new Date(NOW - 3_600_000) }), serviceId: `svc-${id}`, url: `https://${id}.test`, deployStatus: "SUCCESS", templateHash })
-    }
-    let rows: Array<Instance> = [
-      ...Array.from({ length: idle }, () => row("idle", OLD)),
-      ...Array.from({ length: oldStarting }, () => row("starting", OLD)),
-      ...Array.from({ length: claimed }, () => row("claimed", OLD))
-    ]
-    const claimedBefore = rows.filter((r) => r.status === "claimed")
+    let pool = rolloutPool(spec, { idle, starting: oldStarting, claimed })
+    const claimedBefore = pool.rows.filter((r) => r.status === "claimed")
     const warmBound = Math.max(idle + oldStarting, minIdle + maxSurge)
-    let now = NOW
     for (let pass = 0; pass < 60; pass++) {
-      const observation: Observation = {
-        listing: Listing.Complete({
-          services: rows.map((r) => new ServiceInfo({ serviceId: r.serviceId!, name: r.name, url: r.url, deployStatus: "SUCCESS", image: null, createdAt: r.createdAt }))
-        }),
-        rows,
-        health: new Map(rows.map((r) => [r.id, "ready" as const])),
-        now,
-        createAllowance: createBatch,
-        requestedCreates: 0
-      }
-      for (const action of plan(spec, observation)) {
-        if (action._tag === "MarkIdle") rows = rows.map((r) => (r.id === action.id ? new Instance({ ...r, status: "idle" }) : r))
-        else if (action._tag === "Delete") rows = rows.filter((r) => r.id !== action.id)
-        else if (action._tag === "Create") rows.push(new Instance({ ...row("starting", hash), createdAt: new Date(now) }))
-        else expect(action._tag).toBe("Refresh")
-      }
-      now += 30_000
+      const { actions, pool: after } = rolloutPass(pool)
+      for (const action of actions) expect(["MarkIdle", "Delete", "Create", "Refresh"]).toContain(action._tag)
+      pool = after
+      const rows = pool.rows
       expect(rows.filter((r) => r.status === "idle").length).toBeGreaterThanOrEqual(minIdle)
       expect(rows.length).toBeLessThanOrEqual(spec.maxTotal)
       expect(rows.filter((r) => r.status !== "claimed").length).toBeLessThanOrEqual(warmBound)
       expect(rows.filter((r) => r.status === "claimed")).toEqual(claimedBefore)
     }
-    const unclaimed = rows.filter((r) => r.status !== "claimed")
-    expect(unclaimed.every((r) => r.templateHash === hash)).toBe(true)
-    expect(unclaimed.filter((r) => r.status === "idle").length).toBeGreaterThanOrEqual(minIdle)
+    expect(rolledOut(pool)).toBe(true)
+    expect(pool.rows.filter((r) => r.status === "idle").length).toBeGreaterThanOrEqual(minIdle)
   }, { fastCheck: { numRuns: 300 } })
 
   it("a seed row without a hash is judged by its image; no image is no evidence", () => {
