@@ -20,6 +20,7 @@ import { createServer } from "node:http"
 import { join } from "node:path"
 import { PoolApi } from "./api/api.js"
 import type { ServerSettings } from "./config.js"
+import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
 import { dashboardHtml } from "./http/dashboard.js"
 import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
@@ -149,7 +150,7 @@ export const serverLayer = (
   compute: Layer.Layer<ComputeProvider, unknown> = computeLayer(settings)
 ) => {
   const specs = Array.isArray(pools) ? pools : [pools as PoolSpec]
-  const database = databaseLayer(settings)
+  const database = databaseLayer(settings).pipe(Layer.tap((context) => Effect.provide(carryOverSeedPool(settings, specs), context)))
   const services = Layer.mergeAll(
     compute,
     PgInstanceStore.layer,

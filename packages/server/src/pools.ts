@@ -4,6 +4,7 @@
  * Every problem is one line naming the pool, so a bad declaration stops the start with all of them at once.
  */
 import { FileSystem } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
 import { decodePoolSpec, type PoolSpec, poolSetProblems } from "@warmpool/reconciler"
 import { Data, Effect, Either, Option, Redacted } from "effect"
 import { parse as parseYaml } from "yaml"
@@ -97,4 +98,22 @@ export const poolSpecsOf = (settings: ServerSettings, apiKey: Redacted.Redacted<
     }
     const specs = Either.flatMap(declared, (entries) => decodePools(source, entries, settings, apiKey))
     return yield* Either.match(specs, { onLeft: fail, onRight: Effect.succeed })
+  })
+
+/**
+ * Moving from one pool to declared pools keeps the running instances: when POOL_NAME's pool is not declared and
+ * the first declared pool names its services as that pool did (same prefix), its rows become the first pool's.
+ * Otherwise they would sit in a pool nobody reconciles, while the first pool found their services unowned.
+ */
+export const carryOverSeedPool = (settings: ServerSettings, specs: ReadonlyArray<PoolSpec>) =>
+  Effect.gen(function*() {
+    const first = specs[0]
+    const seed = settings.pool.name
+    if (first === undefined || specs.some((s) => s.name === seed) || first.namePrefix !== settings.pool.namePrefix) return 0
+    const sql = yield* SqlClient.SqlClient
+    const moved = yield* sql`UPDATE instances SET pool = ${first.name} WHERE pool = ${seed} RETURNING id`
+    if (moved.length > 0) {
+      yield* Effect.logInfo(`${moved.length} instance(s) of pool "${seed}" (POOL_NAME) now belong to "${first.name}", the first declared pool`)
+    }
+    return moved.length
   })

@@ -1,11 +1,14 @@
 /** Declaring pools: POOLS (JSON) or POOLS_FILE (JSON or YAML), defaults from the seed's variables, one line per problem. */
 import { NodeContext } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Redacted } from "effect"
+import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
+import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { poolSpecsOf, ServerConfig } from "../src/index.js"
+import { inject } from "vitest"
+import { carryOverSeedPool, poolSpecsOf, ServerConfig } from "../src/index.js"
 
 const KEY = Redacted.make("config-test-key")
 
@@ -91,4 +94,25 @@ describe("declared pools", () => {
         expect(answer._tag === "Left" && answer.left.length === 1 && answer.left[0]).toMatch(line)
       }
     }))
+})
+
+describe("moving to declared pools", () => {
+  it.effect("the seed pool's rows go to the first declared pool when it names services the same way; otherwise they stay", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO instances (id, name, status, pool) VALUES ('a', 'convos-agent-a', 'claimed', 'default'), ('b', 'convos-agent-b', 'idle', 'default')`
+      const carry = (env: Record<string, string>) =>
+        Effect.gen(function*() {
+          const settings = yield* ServerConfig
+          const specs = Either.getOrThrow(yield* Effect.either(poolSpecsOf(settings, KEY)))
+          return yield* carryOverSeedPool(settings, specs)
+        }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))), Effect.provide(NodeContext.layer))
+      const pools = () => sql<{ pool: string }>`SELECT pool FROM instances ORDER BY id`.pipe(Effect.map((rows) => rows.map((r) => r.pool)))
+      // The seed pool is declared, or the first pool names its services otherwise: nothing moves.
+      expect(yield* carry({ POOLS: JSON.stringify([{ name: "hermes", minIdle: 1 }, { name: "default", minIdle: 1, namePrefix: "convos-d-" }]) })).toBe(0)
+      expect(yield* carry({ POOLS: JSON.stringify([{ name: "openclaw", minIdle: 1, namePrefix: "convos-oc-" }]) })).toBe(0)
+      expect(yield* pools()).toEqual(["default", "default"])
+      expect(yield* carry({ POOLS: JSON.stringify([{ name: "openclaw", minIdle: 1 }, { name: "hermes", minIdle: 1 }]) })).toBe(2)
+      expect(yield* pools()).toEqual(["openclaw", "openclaw"])
+    }).pipe(Effect.provide(freshDatabase(inject("postgresUrl")))))
 })
