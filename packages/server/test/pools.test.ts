@@ -137,6 +137,9 @@ describe("several pools", () => {
         expect(imageOf(claimedId)).toBe(V1)
         const envBefore = (yield* serviceOf(claimedId)).env
         expect(envBefore.MODEL).toBeUndefined()
+        const outdatedGauge = (n: number) =>
+          Effect.map(call("GET", "/metrics", { key: null }), (m) => (m.text.includes(`warmpool_instances_outdated{pool="openclaw"} ${n}\n`) ? true : undefined))
+        yield* eventually("the claimed instance counted as outdated", outdatedGauge(1))
         const idleOne = rolled.instances.find((i: { status: string }) => i.status === "idle")
         expect((yield* call("POST", `/api/pool/instances/${idleOne.id}/upgrade`)).status).toBe(409)
         expect((yield* call("POST", "/api/pool/instances/nope/upgrade")).status).toBe(404)
@@ -147,6 +150,7 @@ describe("several pools", () => {
         // The new template's variables are set; the instance's own secrets stay.
         expect((yield* serviceOf(claimedId)).env).toEqual({ ...envBefore, MODEL: "v2" })
         expect((yield* call("POST", `/api/pool/instances/${claimedId}/upgrade`)).json.templateHash).toBe(newHash) // again: a no-op
+        yield* eventually("nothing outdated once upgraded", outdatedGauge(0))
 
         // The other pool's template did not change: its instances are the same ones.
         const hermes = (yield* call("GET", "/api/pool/status?pool=hermes")).json.instances.map((i: { id: string }) => i.id)

@@ -8,7 +8,9 @@ import { instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { NotFoundError } from "../errors.js"
+import { isOutdated } from "../domain/template.js"
 import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from "../plan/plan.js"
+import { currentTemplate } from "../plan/rollout.js"
 import { ComputeProvider, Credentials, HealthProbe, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
 import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeClaim } from "./claim.js"
@@ -92,13 +94,17 @@ export const make = (
       return observation
     })
 
+    const template = currentTemplate(spec)
     const recordInstances = (observation: Observation, actions: ReadonlyArray<Action>) => {
       // Counts as they will be after this pass's status changes, approximately: gauges are for dashboards.
       const counts = Object.fromEntries(instanceStatuses.map((s) => [s, 0])) as Record<string, number>
       for (const row of observation.rows) counts[row.status]!++
       counts.creating! += actions.filter((a) => a._tag === "Create").length
+      const old = observation.rows.filter((row) => row.status !== "deleting" && isOutdated(row, template)).length
       return Effect.forEach(instanceStatuses, (status) =>
-        Metric.set(metrics.instances.pipe(Metric.tagged("pool", spec.name), Metric.tagged("status", status)), counts[status]!))
+        Metric.set(metrics.instances.pipe(Metric.tagged("pool", spec.name), Metric.tagged("status", status)), counts[status]!)).pipe(
+          Effect.zipRight(Metric.set(Metric.tagged(metrics.outdated, "pool", spec.name), old))
+        )
     }
 
     const onePass = Effect.gen(function*() {

@@ -11,6 +11,9 @@ export const providerErrors = Metric.counter("warmpool_provider_errors_total", {
 export const claimDuration = Metric.histogram("warmpool_claim_duration_seconds", secondsBuckets, "Duration of claims")
 export const claims = Metric.counter("warmpool_claims_total", { description: "Claims, by outcome", incremental: true })
 export const instances = Metric.gauge("warmpool_instances", { description: "Instances, by status" })
+export const outdated = Metric.gauge("warmpool_instances_outdated", {
+  description: "Instances made from another template than their pool's: a rollout under way, or claimed ones to upgrade"
+})
 
 const claimCounters = new Map<string, Metric.Metric.Counter<number>>()
 
