@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "effect/FastCheck"
-import { type Action, Instance, isOutdated, newInstance, plan, PoolSpec, templateHash } from "../src/index.js"
+import { type Action, Instance, isOutdated, Listing, newInstance, plan, PoolSpec, templateHash } from "../src/index.js"
 import { OLD_HASH as OLD, rolledOut, rolloutPass, rolloutPool } from "./support/rollout-model.js"
 import { arbWorld, NOW } from "./support/worlds.js"
 const current = (spec: PoolSpec) => ({ hash: templateHash(spec.template), image: spec.template.image })
@@ -42,6 +42,9 @@ describe("plan: rollouts (rule 10)", () => {
       )
       expect(old.length).toBeGreaterThan(0)
     }
+    // Rule 2 holds for rollouts too: nothing made or removed on an incomplete listing.
+    const blind = plan(world.spec, { ...world.observation, listing: Listing.Failed({ reason: "timed out" }) })
+    expect(blind.filter((a) => (a._tag === "Create" || a._tag === "Delete") && a.reason === "rollout")).toEqual([])
   }, { fastCheck: { numRuns: 400 } })
 
   it.prop("on a healthy platform: idle never below minIdle, at most maxSurge extra, claimed untouched, every unclaimed row converges to the new template", {
