@@ -20,6 +20,8 @@ export interface ServerSettings {
     readonly minIdle: number
     readonly maxTotal: number
     readonly stuckTimeoutMs: number
+    /** New instances a rollout may make beyond the warm target at once. */
+    readonly maxSurge: number
     readonly tickIntervalMs: number
   }
   readonly runtimeImage: string
@@ -60,6 +62,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
     minIdle: wholeNumber("POOL_MIN_IDLE", 3, 0),
     maxTotal: wholeNumber("POOL_MAX_TOTAL", 50, 1),
     stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
+    maxSurge: wholeNumber("POOL_MAX_SURGE", 1, 1),
     tickIntervalMs: wholeNumber("TICK_INTERVAL_MS", 30_000, 100)
   }),
   pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),

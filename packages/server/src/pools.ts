@@ -28,6 +28,7 @@ export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<s
     minIdle: settings.pool.minIdle,
     maxTotal: settings.pool.maxTotal,
     stuckTimeoutMs: settings.pool.stuckTimeoutMs,
+    maxSurge: settings.pool.maxSurge,
     template: { image: settings.runtimeImage, env: instanceEnv(settings, apiKey) }
   }).pipe(Either.mapLeft((lines) => lines.map((line) => `pool: ${line}`)))
 
@@ -35,7 +36,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 
 /**
  * Decodes declared pools. An entry is a pool spec with `image` and `env` at the top; what it leaves out comes
- * from the seed's variables (POOL_MIN_IDLE, POOL_MAX_TOTAL, POOL_STUCK_TIMEOUT_MS, RAILWAY_RUNTIME_IMAGE). The
+ * from the seed's variables (POOL_MIN_IDLE, POOL_MAX_TOTAL, POOL_STUCK_TIMEOUT_MS, RAILWAY_RUNTIME_IMAGE) and POOL_MAX_SURGE. The
  * first pool names its services with POOL_NAME_PREFIX, the others with `convos-<name>-`.
  */
 export const decodePools = (
@@ -58,6 +59,7 @@ export const decodePools = (
       minIdle: settings.pool.minIdle,
       maxTotal: settings.pool.maxTotal,
       stuckTimeoutMs: settings.pool.stuckTimeoutMs,
+      maxSurge: settings.pool.maxSurge,
       ...(prefix === undefined ? {} : { namePrefix: prefix }),
       ...rest,
       template: { image: image ?? settings.runtimeImage, env: instanceEnv(settings, apiKey, isRecord(env) ? env as Record<string, string> : {}) }

@@ -34,6 +34,7 @@ describe("declared pools", () => {
     Effect.gen(function*() {
       const pools = yield* poolsFrom({
         POOL_MAX_TOTAL: "20",
+        POOL_MAX_SURGE: "3",
         OPENCLAW_PRIMARY_MODEL: "m1",
         POOLS: JSON.stringify([
           { name: "openclaw", image: "ghcr.io/xmtplabs/convos-runtime:latest", minIdle: 3, maxTotal: 50, env: { OPENCLAW_PRIMARY_MODEL: "m2" } },
@@ -43,7 +44,7 @@ describe("declared pools", () => {
       expect(pools._tag).toBe("Right")
       if (pools._tag !== "Right") return
       const [openclaw, hermes] = pools.right
-      expect(openclaw).toMatchObject({ name: "openclaw", minIdle: 3, maxTotal: 50, namePrefix: "convos-agent-", maxSurge: 1 })
+      expect(openclaw).toMatchObject({ name: "openclaw", minIdle: 3, maxTotal: 50, namePrefix: "convos-agent-", maxSurge: 3 })
       expect(openclaw!.template.env).toMatchObject({ OPENCLAW_PRIMARY_MODEL: "m2", POOL_API_KEY: "config-test-key", PORT: "8080" })
       expect(hermes).toMatchObject({ name: "hermes", minIdle: 1, maxTotal: 20, namePrefix: "convos-hermes-", maxSurge: 2, stuckTimeoutMs: 60000 })
       expect(hermes!.template).toMatchObject({ image: "hermes:1", env: { OPENCLAW_PRIMARY_MODEL: "m1" } })
