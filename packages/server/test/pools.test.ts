@@ -5,10 +5,10 @@
 import { SqlClient } from "@effect/sql"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { currentTemplate, PoolSpec, Pools } from "@warmpool/reconciler"
+import { ComputeProvider, currentTemplate, PoolSpec, Pools, SingleLeader } from "@warmpool/reconciler"
 import { PgInstanceStore, PgLeadership } from "@warmpool/reconciler/postgres"
 import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
-import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices } from "@warmpool/reconciler/testing"
+import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, InMemoryStore } from "@warmpool/reconciler/testing"
 import { Duration, Effect, Fiber, Layer, Redacted, Ref, Schedule } from "effect"
 import { createServer } from "node:http"
 import { inject } from "vitest"
@@ -180,4 +180,25 @@ describe("several pools", () => {
         )
       ))
     }).pipe(Effect.provide(inMemoryServices())))
+
+  it.live("a platform that cannot redeploy answers upgrade with 501, and changes nothing", () =>
+    Effect.gen(function*() {
+      const pools = yield* Pools
+      yield* Effect.repeatN(pools.all[0]!.runPass, 1)
+      const claim = yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+      const before = (yield* call("GET", "/api/pool/status")).json.instances.find((i: { id: string }) => i.id === claim.json.instanceId)
+      const answer = yield* call("POST", `/api/pool/instances/${claim.json.instanceId}/upgrade`)
+      expect(answer.status).toBe(501)
+      expect(answer.json.message).toBe("this compute provider cannot redeploy services")
+      const after = (yield* call("GET", "/api/pool/status")).json.instances.find((i: { id: string }) => i.id === claim.json.instanceId)
+      expect(after).toEqual(before)
+    }).pipe(Effect.provide(
+      httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+        Layer.provideMerge(Pools.layer([pool("openclaw", V2, 1)], { background: false })),
+        // A compute provider and nothing more: no ServiceUpgrader in context.
+        Layer.provideMerge(Layer.effect(ComputeProvider, ComputeProvider).pipe(Layer.provide(InMemoryCompute.layer()))),
+        Layer.provideMerge(Layer.mergeAll(InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader))
+      )
+    )))
 })
