@@ -1,7 +1,7 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConvosRuntime } from "@warmpool/providers-convos"
-import { ComputeProvider, HealthProbe, InstanceRuntime, newInstance } from "@warmpool/reconciler"
+import { ComputeProvider, HealthProbe, InstanceRuntime, newInstance, ServiceUpgrader } from "@warmpool/reconciler"
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
 import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import { mkdtempSync, readFileSync } from "node:fs"
@@ -43,6 +43,24 @@ describe("LocalCompute", () => {
       }).pipe(Effect.provide(Layer.merge(LocalCompute.layer({ dataDir: dir, startupDelayMs: 700 }), clients)), Effect.scoped)
       // Shutdown waits for its children: gone the moment the scope has closed.
       expect(isAlive(pid)).toBe(false)
+    }), 20_000)
+
+  it.live("a redeploy records the new image, which a restarted provider still shows; the process keeps running", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const pid = yield* Effect.gen(function*() {
+        const compute = yield* ComputeProvider
+        const created = yield* compute.create({ name: "convos-agent-up", image: "reference:v1", env })
+        yield* Effect.flatMap(ServiceUpgrader, (u) => u.redeploy(created.serviceId, { image: "reference:v2", env }))
+        expect((yield* compute.list("convos-agent-")).map((s) => [s.image, s.deployStatus])).toEqual([["reference:v2", "SUCCESS"]])
+        return JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))[0].pid as number
+      }).pipe(Effect.provide(LocalCompute.layer({ dataDir: dir, startupDelayMs: 0, stopOnShutdown: false })), Effect.scoped)
+      expect(isAlive(pid)).toBe(true)
+      const listed = yield* Effect.flatMap(ComputeProvider, (c) => c.list("convos-agent-")).pipe(
+        Effect.provide(LocalCompute.layer({ dataDir: dir, startupDelayMs: 0 })),
+        Effect.scoped
+      )
+      expect(listed.map((s) => s.image)).toEqual(["reference:v2"])
     }), 20_000)
 
   it.live("a restarted provider finds its live instances again and reports dead ones crashed", () =>
