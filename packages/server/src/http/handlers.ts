@@ -1,10 +1,10 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { type Action, currentTemplate, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
+import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
 import { Authorization, BadGateway, BadRequest, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
 import { joinUrlProblem } from "../convos/join-url.js"
-import { controllerOf, pickPool, poolsInContext, selectPools, sumCounts } from "./pools.js"
+import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
 
 /** The row as the API shows it: no gateway token, no key hash, no inbox id. */
 export const toPublic = (row: Instance) => ({
@@ -67,11 +67,7 @@ export const PublicLive = HttpApiBuilder.group(PoolApi, "public", (handlers) =>
     return handlers
       .handle("healthz", () => Effect.succeed({ ok: true as const }))
       .handle("counts", ({ urlParams }) =>
-        Effect.gen(function*() {
-          const selected = yield* selectPools(pools, urlParams.pool)
-          const each = yield* Effect.forEach(selected, (c) => store.counts(c.spec.name)).pipe(Effect.mapError(unavailable))
-          return { ...sumCounts(each), pools: Object.fromEntries(selected.map((c, i) => [c.spec.name, each[i]!])) }
-        }))
+        Effect.flatMap(selectPools(pools, urlParams.pool), (selected) => poolCounts(store, selected).pipe(Effect.mapError(unavailable))))
   }))
 
 export const PoolLive = (environment: "staging" | "dev" | "production") =>
@@ -82,30 +78,8 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
       const upgrader = yield* Effect.serviceOption(ServiceUpgrader)
       return handlers
         .handle("status", ({ urlParams }) =>
-          Effect.gen(function*() {
-            const selected = yield* selectPools(pools, urlParams.pool)
-            const each = yield* Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name)])).pipe(
-              Effect.mapError(unavailable)
-            )
-            const poolStatus = selected.map((c, i) => {
-              const { spec } = c
-              const status = {
-                default: c === pools.all[0],
-                minIdle: spec.minIdle,
-                maxTotal: spec.maxTotal,
-                maxSurge: spec.maxSurge,
-                image: spec.template.image,
-                templateHash: currentTemplate(spec).hash,
-                counts: each[i]![0]
-              }
-              return [spec.name, status] as const
-            })
-            return {
-              counts: sumCounts(each.map(([counts]) => counts)),
-              pools: Object.fromEntries(poolStatus),
-              instances: each.flatMap(([, rows]) => rows.map(toPublic))
-            }
-          }))
+          Effect.flatMap(selectPools(pools, urlParams.pool), (selected) =>
+            poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(unavailable))))
         .handle("claim", ({ payload }) =>
           Effect.gen(function*() {
             const controller = yield* pickPool(pools, payload.runtime, payload.pool)

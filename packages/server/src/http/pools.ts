@@ -1,5 +1,5 @@
 /** Several pools behind one API: which pool a request names, and counts summed over pools. */
-import { Controller, countByStatus, type InstanceStore, Pools, type StatusCounts } from "@warmpool/reconciler"
+import { Controller, countByStatus, currentTemplate, type Instance, type InstanceStore, Pools, type StatusCounts } from "@warmpool/reconciler"
 import { Effect, Option } from "effect"
 import { BadRequest, NotFound } from "../api/api.js"
 
@@ -29,6 +29,34 @@ export const sumCounts = (all: ReadonlyArray<StatusCounts>): StatusCounts => {
   for (const counts of all) for (const key of Object.keys(sum) as Array<keyof StatusCounts>) sum[key] += counts[key]
   return sum
 }
+
+/** The seed's counts (summed) and each selected pool's. */
+export const poolCounts = (store: InstanceStore["Type"], selected: ReadonlyArray<Controller["Type"]>) =>
+  Effect.map(Effect.forEach(selected, (c) => store.counts(c.spec.name)), (each) => ({
+    ...sumCounts(each),
+    pools: Object.fromEntries(selected.map((c, i) => [c.spec.name, each[i]!]))
+  }))
+
+/** The status: counts summed, each selected pool (size, template, counts), and the instances as `show` shows them. */
+export const poolStatus = <A>(
+  store: InstanceStore["Type"],
+  pools: Pools["Type"],
+  selected: ReadonlyArray<Controller["Type"]>,
+  show: (row: Instance) => A
+) =>
+  Effect.map(Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name)])), (each) => ({
+    counts: sumCounts(each.map(([counts]) => counts)),
+    pools: Object.fromEntries(selected.map(({ spec }, i) => [spec.name, {
+      default: spec.name === pools.all[0]?.spec.name,
+      minIdle: spec.minIdle,
+      maxTotal: spec.maxTotal,
+      maxSurge: spec.maxSurge,
+      image: spec.template.image,
+      templateHash: currentTemplate(spec).hash,
+      counts: each[i]![0]
+    }])),
+    instances: each.flatMap(([, rows]) => rows.map(show))
+  }))
 
 /** The controller of the pool an instance belongs to (the default one for a row of an undeclared pool). */
 export const controllerOf = (pools: Pools["Type"], store: InstanceStore["Type"], id: string) =>
