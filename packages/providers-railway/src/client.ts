@@ -18,6 +18,7 @@ import {
 import { Clock, Duration, Effect, Option, RateLimiter, Redacted, Ref, type Scope } from "effect"
 import { ClientError, GraphQLClient } from "graphql-request"
 import type { TokenKind } from "./config.js"
+import { makeUsageTracker, type RailwayUsage } from "./usage.js"
 
 export interface RailwayClientOptions {
   readonly apiUrl: string
@@ -69,10 +70,13 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
     kind: TokenKind,
     requestOptions?: RequestOptions
   ) => Effect.Effect<RailwayAnswer<A>, ProviderError>
+  /** What has been spent of the API budget. */
+  readonly usage: Effect.Effect<RailwayUsage>
 }, never, Scope.Scope> =>
   Effect.gen(function*() {
     const perSecond = yield* RateLimiter.make({ limit: options.ratePerSecond, interval: Duration.seconds(1) })
     const perHour = yield* RateLimiter.make({ limit: options.ratePerHour, interval: Duration.hours(1) })
+    const tracker = yield* makeUsageTracker(options.ratePerHour)
     /** Nobody calls before this instant (epoch ms): set by a 429's Retry-After. */
     const pausedUntil = yield* Ref.make(0)
     /** While set, the token is known bad: fail at once (epoch ms until which). */
@@ -90,10 +94,14 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
         const wait = (yield* Ref.get(pausedUntil)) - now
         if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
         const headers: Record<string, string> = kind === "project" ? { "Project-Access-Token": secret } : { Authorization: `Bearer ${secret}` }
+        yield* tracker.sent(operation)
+        // The rate-limit headers of a refused answer, recorded like those of an accepted one.
+        let refusedHeaders: Record<string, string> = {}
         const answer = yield* Effect.tryPromise({
           try: (signal) => client.rawRequest<A>({ query: document, variables: variables as Record<string, unknown>, requestHeaders: headers, signal }),
           catch: (error): ProviderError => {
             if (error instanceof ClientError) {
+              refusedHeaders = rateLimitHeaders(error.response.headers)
               const { errors, status } = error.response
               const message = errors?.[0]?.message
               if (status >= 200 && status < 300 && message !== undefined) return errorFromGraphQL(operation, scrub(message))
@@ -105,9 +113,12 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
             return new TransientError({ operation, message: scrub(`request failed: ${text}`) })
           }
         }).pipe(
+          Effect.tapError((error) => tracker.answered(refusedHeaders, error._tag === "RateLimitedError")),
           Effect.timeoutFail({ duration: options.timeout, onTimeout: () => new TransientError({ operation, message: `no answer within ${Duration.format(options.timeout)}` }) })
         )
-        return { data: answer.data, rateLimit: rateLimitHeaders(answer.headers) }
+        const rateLimit = rateLimitHeaders(answer.headers)
+        yield* tracker.answered(rateLimit, false)
+        return { data: answer.data, rateLimit }
       }).pipe(
         Effect.tapError((error) =>
           Effect.gen(function*() {
@@ -133,6 +144,7 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
         const once = perSecond(perHour(send<A>(operation, document, variables, kind, requestOptions.probe === true)))
         const retried = requestOptions.retry === false || requestOptions.probe === true ? once : retryRemote()(once)
         return retried.pipe(Effect.withSpan(`railway.${operation}`))
-      }
+      },
+      usage: tracker.usage
     }
   })

@@ -19,6 +19,12 @@ export interface RailwayOptions {
   readonly pageSize: number
   /** Per call. */
   readonly timeout: Duration.Duration
+  /** How long a create waits for others to share its requests. Default 100 ms. */
+  readonly createWindow?: Duration.DurationInput
+  /** The same when less than a quarter of the hourly budget is left. Default 5 s. */
+  readonly tightCreateWindow?: Duration.DurationInput
+  /** Most creates in one batch. Default 50. */
+  readonly createBatchMax?: number
 }
 
 export const DEFAULT_RUNTIME_IMAGE = "ghcr.io/xmtplabs/convos-runtime:latest"

@@ -29,14 +29,6 @@ export const ListServiceInstances = /* GraphQL */ `
   ${InstanceFields}
 `
 
-/** One service's instance in the environment: what a resumed create still has to do. */
-export const GetServiceInstance = /* GraphQL */ `
-  query GetServiceInstance($environmentId: String!, $serviceId: String!) {
-    serviceInstance(environmentId: $environmentId, serviceId: $serviceId) { ...InstanceFields }
-  }
-  ${InstanceFields}
-`
-
 /** The project's name and environments (to resolve RAILWAY_ENVIRONMENT_NAME). */
 export const ProjectEnvironments = /* GraphQL */ `
   query ProjectEnvironments($projectId: String!) {
@@ -55,38 +47,27 @@ export const ProjectTokenScope = /* GraphQL */ `
   }
 `
 
-/** Step 1 of a create: the service, with no source yet, so nothing deploys before its config exists. */
-export const ServiceCreate = /* GraphQL */ `
-  mutation ServiceCreate($input: ServiceCreateInput!) {
-    serviceCreate(input: $input) { id name createdAt }
+const aliases = (count: number, render: (i: number) => string) => Array.from({ length: count }, (_, i) => render(i)).join("\n")
+
+/**
+ * Step 1 of a create, for many services in one request (alias `s<i>`, input `$s<i>`): services with a name
+ * and nothing else. Without a source nothing deploys, so no deploy can start before its config exists.
+ */
+export const serviceCreateBatch = (count: number) => /* GraphQL */ `
+  mutation ServiceCreateBatch(${aliases(count, (i) => `$s${i}: ServiceCreateInput!`)}) {
+    ${aliases(count, (i) => `s${i}: serviceCreate(input: $s${i}) { id }`)}
   }
 `
 
-/** Step 2: the variables, without triggering a deploy. */
-export const VariableCollectionUpsert = /* GraphQL */ `
-  mutation VariableCollectionUpsert($input: VariableCollectionUpsertInput!) {
-    variableCollectionUpsert(input: $input)
-  }
-`
-
-/** Step 3: the public domain. */
-export const ServiceDomainCreate = /* GraphQL */ `
-  mutation ServiceDomainCreate($input: ServiceDomainCreateInput!) {
-    serviceDomainCreate(input: $input) { domain }
-  }
-`
-
-/** Step 4: the image... */
-export const ServiceInstanceUpdate = /* GraphQL */ `
-  mutation ServiceInstanceUpdate($environmentId: String!, $serviceId: String!, $input: ServiceInstanceUpdateInput!) {
-    serviceInstanceUpdate(environmentId: $environmentId, serviceId: $serviceId, input: $input)
-  }
-`
-
-/** ...and step 5, the first deploy: it starts with the variables and the domain in place. */
-export const ServiceInstanceDeploy = /* GraphQL */ `
-  mutation ServiceInstanceDeploy($environmentId: String!, $serviceId: String!) {
-    serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId)
+/**
+ * Step 2, for many services in one request: the public domains they lack (alias `d<i>`), then one atomic
+ * environment commit that gives each its image and variables and deploys each once. GraphQL runs a
+ * request's mutations in order, so every first deploy starts with its variables and its domain.
+ */
+export const serviceLaunchBatch = (domains: number) => /* GraphQL */ `
+  mutation ServiceLaunchBatch($environmentId: String!, $patch: EnvironmentConfig, $commitMessage: String${domains > 0 ? ", " : ""}${aliases(domains, (i) => `$d${i}: ServiceDomainCreateInput!`).split("\n").join(", ")}) {
+    ${aliases(domains, (i) => `d${i}: serviceDomainCreate(input: $d${i}) { domain }`)}
+    commit: environmentPatchCommit(environmentId: $environmentId, patch: $patch, commitMessage: $commitMessage)
   }
 `
 
@@ -103,16 +84,37 @@ export const ServiceDelete = /* GraphQL */ `
   }
 `
 
+/** The workspace's notification rules: where a webhook registration looks before creating one. */
+export const NotificationRules = /* GraphQL */ `
+  query NotificationRules($workspaceId: String!, $projectId: String) {
+    notificationRules(workspaceId: $workspaceId, projectId: $projectId) { id eventTypes channels { id config } }
+  }
+`
+
+export const NotificationRuleCreate = /* GraphQL */ `
+  mutation NotificationRuleCreate($input: CreateNotificationRuleInput!) {
+    notificationRuleCreate(input: $input) { id }
+  }
+`
+
+/** Points an existing rule at a new URL (the secret changed) instead of adding a second rule. */
+export const NotificationRuleUpdate = /* GraphQL */ `
+  mutation NotificationRuleUpdate($id: String!, $input: UpdateNotificationRuleInput!) {
+    notificationRuleUpdate(id: $id, input: $input) { id }
+  }
+`
+
+/** Every document the provider sends (batches shown with two and with no aliases), for the schema test. */
 export const operations = {
   ListServiceInstances,
-  GetServiceInstance,
   ProjectEnvironments,
   ProjectTokenScope,
-  ServiceCreate,
-  VariableCollectionUpsert,
-  ServiceDomainCreate,
-  ServiceInstanceUpdate,
-  ServiceInstanceDeploy,
+  ServiceCreateBatch: serviceCreateBatch(2),
+  ServiceLaunchBatch: serviceLaunchBatch(2),
+  ServiceLaunchBatchNoDomain: serviceLaunchBatch(0),
   ServiceDelete,
-  ServiceVariables
+  ServiceVariables,
+  NotificationRules,
+  NotificationRuleCreate,
+  NotificationRuleUpdate
 } as const

@@ -1,14 +1,28 @@
 /**
  * `ComputeProvider` over Railway. One paginated, environment-scoped query lists a pool per pass (never one
- * query per service); a create runs in the order that makes the first deploy see its variables and domain
- * (the seed lost about one instance in ten otherwise); every step is idempotent, so a retried or resumed
- * create completes the service it began instead of making a twin.
+ * query per service). Creates are batched: the creates that arrive together cost two requests whatever
+ * their number — the services (aliased `serviceCreate`s), then their domains and one environment commit
+ * that gives each its image and variables and deploys each once, so every first deploy starts with its
+ * variables and domain (the seed lost about one instance in ten otherwise). Nothing is read back that a
+ * mutation already answered. When a batch fails, its creates are completed from one listing: a retried or
+ * resumed create finishes the service it began (found by name) instead of making a twin.
  */
-import { ComputeProvider, type CreatedService, InvalidRequestError, type ProviderError, retryRemote, ServiceInfo } from "@warmpool/reconciler"
-import { Context, Effect, Layer, Option, Ref, type Scope } from "effect"
+import {
+  ComputeProvider,
+  type CreatedService,
+  type CreateServiceRequest,
+  InvalidRequestError,
+  makeGroupCommit,
+  type ProviderError,
+  retryRemote,
+  ServiceInfo,
+  TransientError
+} from "@warmpool/reconciler"
+import { Clock, Context, Duration, Effect, Either, Layer, type Scope } from "effect"
 import { makeRailwayClient, type RequestOptions } from "./client.js"
 import { RailwayConfig, type RailwayOptions, type TokenKind } from "./config.js"
 import * as Ops from "./operations.js"
+import { isTight, type RailwayUsage } from "./usage.js"
 
 interface InstanceNode {
   readonly serviceId: string
@@ -60,6 +74,7 @@ export const connect = (options: RailwayOptions) =>
       Effect.map(client.request<A>(operation, document, variables, kind, requestOptions), (answer) => answer.data)
     const requestWithHeaders = <A>(operation: string, document: string, variables: object) =>
       client.request<A>(operation, document, variables, kind)
+    const usage = client.usage
 
     const project = yield* request<{ project: { name: string; environments: { edges: ReadonlyArray<{ node: { id: string; name: string } }> } } }>(
       "projectEnvironments",
@@ -85,12 +100,34 @@ export const connect = (options: RailwayOptions) =>
       environmentId: environment.id,
       environmentName: environment.name
     }
-    return { context, request, requestWithHeaders }
+    return { context, request, requestWithHeaders, usage }
   })
 
-export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Type"], ProviderError, Scope.Scope> =>
+/** One service to launch: made already, maybe with its domain (its URL, when it has one). */
+interface LaunchTarget extends CreateServiceRequest {
+  readonly serviceId: string
+  readonly url: string | null
+}
+
+/** Railway's environment config: image and variables for each service of the commit (other variables stay). */
+export const environmentPatch = (targets: ReadonlyArray<{ readonly serviceId: string; readonly image: string; readonly env: Readonly<Record<string, string>> }>) => ({
+  services: Object.fromEntries(targets.map((t) => [t.serviceId, {
+    source: { image: t.image },
+    variables: Object.fromEntries(Object.entries(t.env).map(([name, value]) => [name, { value }]))
+  }]))
+})
+
+/** The Railway provider with what the server needs besides `ComputeProvider`. */
+export interface RailwayPlatform {
+  readonly compute: ComputeProvider["Type"]
+  readonly context: RailwayContext
+  readonly usage: Effect.Effect<RailwayUsage>
+  readonly request: <A>(operation: string, document: string, variables: object, requestOptions?: RequestOptions) => Effect.Effect<A, ProviderError>
+}
+
+export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlatform, ProviderError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { context, request } = yield* connect(options)
+    const { context, request, usage } = yield* connect(options)
     const { environmentId, projectId } = context
 
     const listAll = (prefix: string) =>
@@ -109,47 +146,85 @@ export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Ty
           )
       }).pipe(Effect.map((s) => s.services), Effect.withSpan("RailwayCompute.list"))
 
-    const findByName = (name: string) => Effect.map(listAll(name), (services) => Option.fromNullable(services.find((s) => s.name === name)))
+    /** Services with these names and nothing else: one request. Not retried (a retry would conflict). */
+    const makeServices = (items: ReadonlyArray<CreateServiceRequest>) =>
+      request<Record<string, { id: string }>>(
+        "serviceCreateBatch",
+        Ops.serviceCreateBatch(items.length),
+        Object.fromEntries(items.map((item, i) => [`s${i}`, { projectId, environmentId, name: item.name }])),
+        { retry: false }
+      ).pipe(Effect.map((answer) => items.map((_, i) => answer[`s${i}`]!.id)))
 
-    /** The service named `name`: found if an earlier try made it, created otherwise. Never a twin. */
-    const ensureService = (name: string): Effect.Effect<string, ProviderError> =>
+    /** Domains for the targets that lack one, then image, variables and a first deploy for each: one request. */
+    const launch = (targets: ReadonlyArray<LaunchTarget>) =>
       Effect.gen(function*() {
-        const tried = yield* Ref.make(false)
-        const byName = (orElse: ProviderError) =>
-          Effect.flatMap(findByName(name), Option.match({ onSome: (s) => Effect.succeed(s.serviceId), onNone: () => Effect.fail(orElse) }))
-        const attempt = Effect.gen(function*() {
-          // A timed-out try may have succeeded: look before trying again.
-          if (yield* Ref.getAndSet(tried, true)) {
-            const found = yield* findByName(name)
-            if (Option.isSome(found)) return found.value.serviceId
-          }
-          return yield* request<{ serviceCreate: { id: string } }>("serviceCreate", Ops.ServiceCreate, { input: { projectId, environmentId, name } }, { retry: false }).pipe(
-            Effect.map((r) => r.serviceCreate.id),
-            Effect.catchTag("ConflictError", byName)
-          )
-        })
-        return yield* retryRemote()(attempt)
+        const lacking = targets.filter((t) => t.url === null)
+        const answer = yield* request<Record<string, { domain: string }>>("serviceLaunchBatch", Ops.serviceLaunchBatch(lacking.length), {
+          environmentId,
+          patch: environmentPatch(targets),
+          commitMessage: `warmpool: launch ${targets.map((t) => t.name).join(", ")}`,
+          ...Object.fromEntries(lacking.map((t, i) => [`d${i}`, { environmentId, serviceId: t.serviceId, targetPort: Number(t.env.PORT ?? 8080) }]))
+        }, { retry: false })
+        const domains = new Map(lacking.map((t, i) => [t.serviceId, `https://${answer[`d${i}`]!.domain}`]))
+        return targets.map((t): CreatedService => ({ serviceId: t.serviceId, url: t.url ?? domains.get(t.serviceId)!, deployStatus: "QUEUED" }))
       })
 
-    const create = (input: { readonly name: string; readonly image: string; readonly env: Readonly<Record<string, string>> }) =>
+    /** The happy path: two requests for any number of creates. */
+    const createFresh = (items: ReadonlyArray<CreateServiceRequest>) =>
+      Effect.flatMap(makeServices(items), (ids) => launch(items.map((item, i) => ({ ...item, serviceId: ids[i]!, url: null }))))
+
+    /**
+     * Completes creates whose outcome is unknown (a failed or timed-out batch, a create resumed after a crash):
+     * one listing says which services exist and which have deployed; only what is missing is made.
+     */
+    const complete = (items: ReadonlyArray<CreateServiceRequest>) =>
       Effect.gen(function*() {
-        const serviceId = yield* ensureService(input.name)
-        // Variables and the domain first, with deploys skipped: the first deploy must start with them.
-        yield* request("variableCollectionUpsert", Ops.VariableCollectionUpsert, {
-          input: { projectId, environmentId, serviceId, variables: input.env, skipDeploys: true }
-        })
-        const { serviceInstance } = yield* request<{ serviceInstance: InstanceNode }>("getServiceInstance", Ops.GetServiceInstance, { environmentId, serviceId })
-        const existing = serviceInstance.domains.serviceDomains[0]?.domain
-        const domain = existing ?? (yield* request<{ serviceDomainCreate: { domain: string } }>("serviceDomainCreate", Ops.ServiceDomainCreate, {
-          input: { environmentId, serviceId, targetPort: Number(input.env.PORT ?? 8080) }
-        })).serviceDomainCreate.domain
-        if (serviceInstance.latestDeployment === null) {
-          yield* request("serviceInstanceUpdate", Ops.ServiceInstanceUpdate, { environmentId, serviceId, input: { source: { image: input.image } } })
-          yield* request("serviceInstanceDeploy", Ops.ServiceInstanceDeploy, { environmentId, serviceId })
+        const listed = new Map((yield* listAll("")).map((s) => [s.name, s]))
+        const missing = items.filter((item) => !listed.has(item.name))
+        const made = new Map<string, string>()
+        if (missing.length > 0) {
+          const ids = yield* makeServices(missing).pipe(
+            // Made meanwhile, or the listing lagged behind: list again rather than guess.
+            Effect.catchTag("ConflictError", (e) => new TransientError({ operation: e.operation, message: e.message }))
+          )
+          missing.forEach((item, i) => made.set(item.name, ids[i]!))
         }
-        const created: CreatedService = { serviceId, url: `https://${domain}`, deployStatus: serviceInstance.latestDeployment?.status ?? "QUEUED" }
-        return created
-      }).pipe(Effect.withSpan("RailwayCompute.create", { attributes: { name: input.name } }))
+        const results = new Map<string, CreatedService>()
+        const targets: Array<LaunchTarget> = []
+        for (const item of items) {
+          const found = listed.get(item.name)
+          if (found !== undefined && found.deployStatus !== null && found.url !== null) {
+            results.set(item.name, { serviceId: found.serviceId, url: found.url, deployStatus: found.deployStatus })
+          } else targets.push({ ...item, serviceId: found?.serviceId ?? made.get(item.name)!, url: found?.url ?? null })
+        }
+        if (targets.length > 0) (yield* launch(targets)).forEach((created, i) => results.set(targets[i]!.name, created))
+        return items.map((item) => results.get(item.name)!)
+      }).pipe(retryRemote())
+
+    // Waiting for company is waiting for other fibers' I/O: wall time, whatever clock the program runs on.
+    const wallClock = Clock.make()
+    const createWindow = Duration.decode(options.createWindow ?? Duration.millis(100))
+    const tightCreateWindow = Duration.decode(options.tightCreateWindow ?? Duration.seconds(5))
+    const submitCreate = yield* makeGroupCommit(
+      (items: ReadonlyArray<CreateServiceRequest>) =>
+        createFresh(items).pipe(
+          Effect.orElse(() => complete(items)),
+          Effect.map((created) => created.map((c) => Either.right(c) as Either.Either<CreatedService, ProviderError>)),
+          // The batch as a whole could not be completed: each on its own, so one bad create fails alone.
+          Effect.orElse(() => Effect.forEach(items, (item) => Effect.either(Effect.map(complete([item]), (c) => c[0]!))))
+        ),
+      {
+        maxBatch: options.createBatchMax ?? 50,
+        // Creates of one pass arrive a few ms apart; when the budget runs low, wait longer for company.
+        gather: Effect.flatMap(usage, (u) => Effect.sleep(isTight(u) ? tightCreateWindow : createWindow).pipe(Effect.withClock(wallClock)))
+      }
+    )
+
+    const create = (input: CreateServiceRequest) =>
+      submitCreate(input).pipe(
+        Effect.flatMap((result) => result),
+        Effect.withSpan("RailwayCompute.create", { attributes: { name: input.name } })
+      )
 
     const destroy = (serviceId: string) =>
       request("serviceDelete", Ops.ServiceDelete, { id: serviceId, environmentId }).pipe(
@@ -158,8 +233,14 @@ export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Ty
         Effect.withSpan("RailwayCompute.destroy")
       )
 
-    return ComputeProvider.of({ list: listAll, create, destroy })
+    return { compute: ComputeProvider.of({ list: listAll, create, destroy }), context, usage, request }
   })
+
+export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Type"], ProviderError, Scope.Scope> =>
+  Effect.map(makePlatform(options), (platform) => platform.compute)
+
+/** The connected Railway provider: its context, budget and requests (webhook registration, dashboard). */
+export class Railway extends Context.Tag("@warmpool/providers-railway/Railway")<Railway, RailwayPlatform>() {}
 
 /** Reads a service's variables: what `db:enrich` recovers gateway tokens and inbox ids from. */
 export class ServiceVariables extends Context.Tag("@warmpool/providers-railway/ServiceVariables")<
@@ -183,9 +264,12 @@ export const RailwayServiceVariables = {
   layerConfig: Layer.unwrapEffect(Effect.map(RailwayConfig, (options) => Layer.scoped(ServiceVariables, makeVariables(options))))
 }
 
+const platformLayer = (options: RailwayOptions): Layer.Layer<ComputeProvider | Railway, ProviderError> =>
+  Layer.scopedContext(Effect.map(makePlatform(options), (platform) => Context.make(Railway, platform).pipe(Context.add(ComputeProvider, platform.compute))))
+
 export const RailwayCompute = {
   /** From options (library users, tests). Fails at build when the token or the environment is wrong. */
-  layer: (options: RailwayOptions): Layer.Layer<ComputeProvider, ProviderError> => Layer.scoped(ComputeProvider, make(options)),
+  layer: platformLayer,
   /** From RAILWAY_* environment variables. */
-  layerConfig: Layer.unwrapEffect(Effect.map(RailwayConfig, (options) => Layer.scoped(ComputeProvider, make(options))))
+  layerConfig: Layer.unwrapEffect(Effect.map(RailwayConfig, platformLayer))
 }

@@ -1,25 +1,23 @@
 /**
- * `ServiceUpgrader` over Railway: an existing service is moved onto a new template in the order a create uses
- * (variables first, deploys skipped; then the image; then one deploy), so the new deployment starts with both.
- * The service's own variables (its per-instance secrets) stay: the template's are set over them.
+ * `ServiceUpgrader` over Railway: an existing service is moved onto a new template with one environment commit
+ * (image and variables together, one deploy), so the new deployment starts with both. The service's own
+ * variables (its per-instance secrets) stay: the template's are set over them.
  */
 import { type ProviderError, ServiceUpgrader } from "@warmpool/reconciler"
 import { Effect, Layer, type Scope } from "effect"
 import { RailwayConfig, type RailwayOptions } from "./config.js"
 import * as Ops from "./operations.js"
-import { connect } from "./provider.js"
+import { connect, environmentPatch } from "./provider.js"
 
 export const makeUpgrader = (options: RailwayOptions): Effect.Effect<ServiceUpgrader["Type"], ProviderError, Scope.Scope> =>
-  Effect.map(connect(options), ({ context: { environmentId, projectId }, request }) =>
+  Effect.map(connect(options), ({ context: { environmentId }, request }) =>
     ServiceUpgrader.of({
       redeploy: (serviceId, template) =>
-        Effect.gen(function*() {
-          yield* request("variableCollectionUpsert", Ops.VariableCollectionUpsert, {
-            input: { projectId, environmentId, serviceId, variables: template.env, skipDeploys: true }
-          })
-          yield* request("serviceInstanceUpdate", Ops.ServiceInstanceUpdate, { environmentId, serviceId, input: { source: { image: template.image } } })
-          yield* request("serviceInstanceDeploy", Ops.ServiceInstanceDeploy, { environmentId, serviceId })
-        }).pipe(Effect.withSpan("RailwayUpgrader.redeploy", { attributes: { serviceId } }))
+        request("environmentPatchCommit", Ops.serviceLaunchBatch(0), {
+          environmentId,
+          patch: environmentPatch([{ serviceId, ...template }]),
+          commitMessage: `warmpool: upgrade ${serviceId} to ${template.image}`
+        }).pipe(Effect.asVoid, Effect.withSpan("RailwayUpgrader.redeploy", { attributes: { serviceId } }))
     }))
 
 export const RailwayUpgrader = {

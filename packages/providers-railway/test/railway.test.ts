@@ -82,7 +82,8 @@ describe("RailwayCompute", () => {
         image: "ghcr.io/xmtplabs/convos-runtime:v2",
         variables: { ...request("convos-agent-up").env, XMTP_ENV: "production" }
       })
-      expect(emulator.operations()).toEqual({ VariableCollectionUpsert: 1, ServiceInstanceUpdate: 1, ServiceInstanceDeploy: 1 })
+      // One request: an environment commit with the image and the variables.
+      expect(emulator.operations()).toEqual({ ServiceLaunchBatch: 1 })
       yield* Effect.sleep(Duration.millis(150))
       expect((yield* compute.list("convos-agent-")).map((s) => [s.image, s.deployStatus])).toEqual([["ghcr.io/xmtplabs/convos-runtime:v2", "SUCCESS"]])
     }).pipe(Effect.scoped, Effect.provide(world())))

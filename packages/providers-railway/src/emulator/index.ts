@@ -2,7 +2,11 @@
  * A Railway API emulator: a real GraphQL server on loopback that executes, with graphql-js, the operations
  * the provider sends, over a schema that mirrors Railway's names and types. Deployments progress QUEUED →
  * BUILDING → DEPLOYING → SUCCESS over time, and each records the variables, domain and image it started with.
- * Faults: the harness's (429 with Retry-After, HTML pages, 5xx, slow answers) plus tiny pages and a failing page.
+ * A service created with a source deploys at once (as on Railway); `environmentPatchCommit` applies images and
+ * variables to many services and deploys each once. Notification rules deliver deployment events to their
+ * webhooks as Railway does (JSON POSTs, unsigned). Rate-limit headers count down per request.
+ * Faults: the harness's (429 with Retry-After, HTML pages, 5xx, slow answers) plus tiny pages, a failing page
+ * and lost webhooks.
  */
 import { startHttpEmulator } from "@warmpool/reconciler/testing"
 import { Effect } from "effect"
@@ -12,6 +16,18 @@ import { randomUUID } from "node:crypto"
 const schema = buildSchema(/* GraphQL */ `
   scalar DateTime
   scalar EnvironmentVariables
+  scalar EnvironmentConfig
+  scalar NotificationChannelConfig
+  enum NotificationSeverity { CRITICAL INFO NOTICE WARNING }
+  type NotificationChannel { id: ID! config: NotificationChannelConfig! workspaceId: String! }
+  type NotificationRule { id: ID! workspaceId: String! projectId: String eventTypes: [String!]! channels: [NotificationChannel!]! }
+  input CreateNotificationRuleInput {
+    channelConfigs: [NotificationChannelConfig!]! ephemeralEnvironments: Boolean eventTypes: [String!]! projectId: String
+    severities: [NotificationSeverity!] workspaceId: String!
+  }
+  input UpdateNotificationRuleInput {
+    channelConfigs: [NotificationChannelConfig!] ephemeralEnvironments: Boolean eventTypes: [String!] severities: [NotificationSeverity!]
+  }
   enum DeploymentStatus { BUILDING CRASHED DEPLOYING FAILED INITIALIZING NEEDS_APPROVAL QUEUED REMOVED REMOVING SKIPPED SLEEPING SUCCESS WAITING }
   type PageInfo { endCursor: String hasNextPage: Boolean! hasPreviousPage: Boolean! startCursor: String }
   type ServiceSource { image: String repo: String }
@@ -38,25 +54,22 @@ const schema = buildSchema(/* GraphQL */ `
     projectId: String! environmentId: String name: String source: ServiceSourceInput variables: EnvironmentVariables
     branch: String icon: String templateId: String templateServiceId: String
   }
-  input VariableCollectionUpsertInput {
-    projectId: String! environmentId: String! serviceId: String variables: EnvironmentVariables! replace: Boolean skipDeploys: Boolean
-  }
   input ServiceDomainCreateInput { environmentId: String! serviceId: String! targetPort: Int }
-  input ServiceInstanceUpdateInput { source: ServiceSourceInput numReplicas: Int region: String healthcheckPath: String }
   type Query {
     environment(id: String!, projectId: String): Environment!
     project(id: String!): Project!
     projectToken: ProjectToken!
     serviceInstance(environmentId: String!, serviceId: String!): ServiceInstance!
     variables(environmentId: String!, projectId: String!, serviceId: String, unrendered: Boolean): EnvironmentVariables!
+    notificationRules(projectId: String, workspaceId: String!): [NotificationRule!]!
   }
   type Mutation {
     serviceCreate(input: ServiceCreateInput!): Service!
-    variableCollectionUpsert(input: VariableCollectionUpsertInput!): Boolean!
     serviceDomainCreate(input: ServiceDomainCreateInput!): ServiceDomain!
-    serviceInstanceUpdate(environmentId: String, input: ServiceInstanceUpdateInput!, serviceId: String!): Boolean!
-    serviceInstanceDeployV2(commitSha: String, environmentId: String!, serviceId: String!): String!
+    environmentPatchCommit(commitMessage: String, environmentId: String!, patch: EnvironmentConfig): String!
     serviceDelete(environmentId: String, id: String!): Boolean!
+    notificationRuleCreate(input: CreateNotificationRuleInput!): NotificationRule!
+    notificationRuleUpdate(id: String!, input: UpdateNotificationRuleInput!): NotificationRule!
   }
 `)
 
@@ -91,6 +104,39 @@ export interface RailwayEmulatorOptions {
   readonly deployMs?: number
   /** Largest page `serviceInstances` serves. Default 100. */
   readonly maxPageSize?: number
+  readonly workspaceId?: string
+  /** `x-ratelimit-limit` (Railway's hourly limit). Default 1,000 (Hobby). */
+  readonly hourlyLimit?: number
+}
+
+/** A deployment event as Railway's webhooks deliver it. */
+export interface EmulatedWebhookEvent {
+  readonly type: string
+  readonly resource: {
+    readonly workspace: { readonly id: string }
+    readonly project: { readonly id: string }
+    readonly environment: { readonly id: string; readonly name: string }
+    readonly service: { readonly id: string; readonly name: string }
+    readonly deployment: { readonly id: string }
+  }
+  readonly details: { readonly status: string }
+  readonly timestamp: string
+}
+
+/** The webhook event a deployment status stands for. */
+const eventOfStatus: Readonly<Record<string, string>> = {
+  SUCCESS: "Deployment.deployed",
+  CRASHED: "Deployment.crashed",
+  FAILED: "Deployment.failed",
+  SLEEPING: "Deployment.slept"
+}
+
+interface EmulatedRule {
+  readonly id: string
+  readonly workspaceId: string
+  readonly projectId: string | null
+  eventTypes: ReadonlyArray<string>
+  channels: ReadonlyArray<{ readonly id: string; readonly config: { readonly type?: string; readonly url?: string } }>
 }
 
 const statusAt = (deployment: EmulatedDeployment, now: number, deployMs: number) => {
@@ -112,8 +158,15 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       failPage: undefined as number | undefined,
       services: new Map<string, EmulatedService>(),
       operations: {} as Record<string, number>,
-      remaining: 1000
+      remaining: options.hourlyLimit ?? 1000,
+      rules: [] as Array<EmulatedRule>,
+      /** Webhook deliveries to drop (a lost webhook). */
+      dropWebhooks: 0,
+      delivered: [] as Array<{ readonly url: string; readonly event: EmulatedWebhookEvent; readonly dropped: boolean }>
     }
+    const workspaceId = options.workspaceId ?? "workspace-1"
+    const timers = new Set<ReturnType<typeof setTimeout>>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
 
     type Caller = { readonly kind: "account" | "project" | "none" }
     const authorize = (caller: Caller) => {
@@ -196,7 +249,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         return serviceId === undefined ? {} : serviceOf(serviceId).variables
       },
-      serviceCreate: ({ input }: { input: { projectId: string; environmentId?: string; name?: string; source?: { image?: string } } }, caller: Caller) => {
+      serviceCreate: ({ input }: { input: { projectId: string; environmentId?: string; name?: string; source?: { image?: string }; variables?: Record<string, string> } }, caller: Caller) => {
         authorize(caller)
         if (input.projectId !== projectId) throw new GraphQLError(`Project ${input.projectId} not found`)
         const name = input.name ?? `service-${state.services.size}`
@@ -206,19 +259,14 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
           name,
           createdAt: Date.now(),
           image: input.source?.image ?? null,
-          variables: {},
+          variables: { ...input.variables },
           domain: null,
           deployments: []
         }
         state.services.set(service.id, service)
+        // As on Railway: a service made with a source deploys at once, with what it has by then.
+        if (service.image !== null) deploy(service)
         return { id: service.id, name, createdAt: new Date(service.createdAt).toISOString(), projectId }
-      },
-      variableCollectionUpsert: ({ input }: { input: { serviceId?: string; variables: Record<string, string>; replace?: boolean; skipDeploys?: boolean } }, caller: Caller) => {
-        authorize(caller)
-        const service = serviceOf(input.serviceId ?? "")
-        service.variables = input.replace === true ? { ...input.variables } : { ...service.variables, ...input.variables }
-        if (input.skipDeploys !== true && service.image !== null) deploy(service)
-        return true
       },
       serviceDomainCreate: ({ input }: { input: { serviceId: string; environmentId: string } }, caller: Caller) => {
         authorize(caller)
@@ -227,15 +275,47 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         service.domain = `${service.name}-production.up.railway.app`
         return { id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }
       },
-      serviceInstanceUpdate: ({ input, serviceId }: { serviceId: string; input: { source?: { image?: string } } }, caller: Caller) => {
+      environmentPatchCommit: ({ environmentId, patch }: { environmentId: string; patch?: { services?: Record<string, { source?: { image?: string }; variables?: Record<string, { value?: string }> }> } }, caller: Caller) => {
         authorize(caller)
-        const service = serviceOf(serviceId)
-        if (input.source?.image !== undefined) service.image = input.source.image
-        return true
+        environmentOf(environmentId)
+        const changes = Object.entries(patch?.services ?? {})
+        // Atomic: every service is checked before any changes.
+        const services = changes.map(([id]) => serviceOf(id))
+        changes.forEach(([, change], i) => {
+          const service = services[i]!
+          if (change.source?.image !== undefined) service.image = change.source.image
+          for (const [name, variable] of Object.entries(change.variables ?? {})) {
+            if (typeof variable?.value !== "string") throw new GraphQLError(`variables.${name}: expected {value: string}`)
+            service.variables[name] = variable.value
+          }
+        })
+        for (const service of services) if (service.image !== null) deploy(service)
+        return randomUUID()
       },
-      serviceInstanceDeployV2: ({ serviceId }: { serviceId: string }, caller: Caller) => {
+      notificationRules: ({ workspaceId: asked }: { workspaceId: string }, caller: Caller) => {
         authorize(caller)
-        return deploy(serviceOf(serviceId)).id
+        return state.rules.filter((r) => r.workspaceId === asked)
+      },
+      notificationRuleCreate: ({ input }: { input: { workspaceId: string; projectId?: string; eventTypes: ReadonlyArray<string>; channelConfigs: ReadonlyArray<{ type?: string; url?: string }> } }, caller: Caller) => {
+        authorize(caller)
+        if (input.workspaceId !== workspaceId) throw new GraphQLError(`Workspace ${input.workspaceId} not found`)
+        const rule: EmulatedRule = {
+          id: randomUUID(),
+          workspaceId: input.workspaceId,
+          projectId: input.projectId ?? null,
+          eventTypes: [...input.eventTypes],
+          channels: input.channelConfigs.map((config) => ({ id: randomUUID(), config, workspaceId }))
+        }
+        state.rules.push(rule)
+        return rule
+      },
+      notificationRuleUpdate: ({ id, input }: { id: string; input: { eventTypes?: ReadonlyArray<string>; channelConfigs?: ReadonlyArray<{ type?: string; url?: string }> } }, caller: Caller) => {
+        authorize(caller)
+        const rule = state.rules.find((r) => r.id === id)
+        if (rule === undefined) throw new GraphQLError(`Notification rule ${id} not found`)
+        if (input.eventTypes !== undefined) rule.eventTypes = [...input.eventTypes]
+        if (input.channelConfigs !== undefined) rule.channels = input.channelConfigs.map((config) => ({ id: randomUUID(), config, workspaceId }))
+        return rule
       },
       serviceDelete: ({ id }: { id: string }, caller: Caller) => {
         authorize(caller)
@@ -254,7 +334,44 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         domain: service.domain
       }
       service.deployments.push(deployment)
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        if (service.deployments.at(-1) === deployment && deployment.override === undefined && state.services.has(service.id)) {
+          notify(service, deployment, "SUCCESS")
+        }
+      }, state.deployMs)
+      timers.add(timer)
       return deployment
+    }
+
+    /** Delivers a deployment event to every webhook of a rule that wants it, as Railway does: unsigned JSON POSTs. */
+    const notify = (service: EmulatedService, deployment: EmulatedDeployment, status: string) => {
+      const type = eventOfStatus[status]
+      if (type === undefined) return
+      const environment = environments[0]!
+      const event: EmulatedWebhookEvent = {
+        type,
+        resource: {
+          workspace: { id: workspaceId },
+          project: { id: projectId },
+          environment: { id: environment.id, name: environment.name },
+          service: { id: service.id, name: service.name },
+          deployment: { id: deployment.id }
+        },
+        details: { status },
+        timestamp: new Date().toISOString()
+      }
+      for (const rule of state.rules.filter((r) => r.eventTypes.includes(type))) {
+        for (const { config } of rule.channels) {
+          if (typeof config.url !== "string") continue
+          const dropped = state.dropWebhooks > 0
+          if (dropped) state.dropWebhooks--
+          state.delivered.push({ url: config.url, event, dropped })
+          if (!dropped) {
+            fetch(config.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(event) }).catch(() => undefined)
+          }
+        }
+      }
     }
 
     const emulator = yield* startHttpEmulator(async (request) => {
@@ -274,7 +391,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       return {
         status: 200,
         body: result,
-        headers: { "x-ratelimit-limit": "1000", "x-ratelimit-remaining": String(state.remaining), "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) }
+        headers: { "x-ratelimit-limit": String(options.hourlyLimit ?? 1000), "x-ratelimit-remaining": String(state.remaining), "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) }
       }
     })
 
@@ -301,9 +418,21 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       },
       /** Overrides the latest deployment's status of a service (CRASHED, SLEEPING, …). */
       setDeploymentStatus: (serviceId: string, status: string) => {
-        const latest = state.services.get(serviceId)?.deployments.at(-1)
-        if (latest !== undefined) latest.override = status
+        const service = state.services.get(serviceId)
+        const latest = service?.deployments.at(-1)
+        if (service === undefined || latest === undefined) return
+        latest.override = status
+        notify(service, latest, status)
       },
+      workspaceId,
+      /** Notification rules, as `notificationRules` answers them. */
+      rules: () => state.rules.map((r) => ({ ...r })),
+      /** The next `count` webhook deliveries are lost (recorded as dropped, never sent). */
+      dropWebhooks: (count: number) => {
+        state.dropWebhooks = count
+      },
+      /** Webhook deliveries so far, in order. */
+      deliveries: () => [...state.delivered],
       /** A service made outside the provider (another tool, an older run). */
       addService: (name: string, image = "ghcr.io/xmtplabs/convos-runtime:latest") => {
         const service: EmulatedService = { id: randomUUID(), name, createdAt: Date.now(), image, variables: {}, domain: `${name}.up.railway.app`, deployments: [] }

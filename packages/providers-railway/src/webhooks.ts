@@ -1,0 +1,82 @@
+/**
+ * Railway's deployment webhooks: what the pool asks for, how it registers (one workspace notification rule,
+ * found before created, never duplicated), and how an event is read. Events are triggers, never the truth:
+ * the listing stays the source of truth, so a lost or forged event costs at most one pass.
+ */
+import { type ProviderError } from "@warmpool/reconciler"
+import { Effect, Either, ParseResult, Schema } from "effect"
+import * as Ops from "./operations.js"
+import type { RailwayPlatform } from "./provider.js"
+
+/** The deployment events the pool listens to. */
+export const DEPLOYMENT_EVENTS = [
+  "Deployment.deployed",
+  "Deployment.crashed",
+  "Deployment.failed",
+  "Deployment.oom_killed",
+  "Deployment.slept",
+  "Deployment.resumed"
+] as const
+export type DeploymentEvent = (typeof DEPLOYMENT_EVENTS)[number]
+
+/** Events after which a row may have to change on evidence only a fresh listing gives (crash, failure). */
+export const needsListing = (type: DeploymentEvent): boolean =>
+  type === "Deployment.crashed" || type === "Deployment.failed" || type === "Deployment.oom_killed"
+
+/** What the pool reads of a webhook body (Railway sends more; the rest is ignored). */
+export const WebhookEvent = Schema.Struct({
+  type: Schema.Literal(...DEPLOYMENT_EVENTS),
+  resource: Schema.Struct({
+    service: Schema.Struct({ id: Schema.String }),
+    environment: Schema.Struct({ id: Schema.String })
+  }),
+  details: Schema.optional(Schema.Struct({ status: Schema.optional(Schema.String) }))
+})
+export type WebhookEvent = typeof WebhookEvent.Type
+
+/** An event, or a line that says what is wrong with the body. */
+export const decodeWebhookEvent = (body: unknown): Either.Either<WebhookEvent, string> =>
+  Schema.decodeUnknownEither(WebhookEvent)(body).pipe(
+    Either.mapLeft((error) => ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "))
+  )
+
+interface Rule {
+  readonly id: string
+  readonly eventTypes: ReadonlyArray<string>
+  readonly channels: ReadonlyArray<{ readonly config: unknown }>
+}
+
+const urlOf = (config: unknown): string | undefined =>
+  typeof config === "object" && config !== null && "url" in config && typeof config.url === "string" ? config.url : undefined
+
+export type Registration = "created" | "updated" | "unchanged"
+
+/**
+ * Makes sure one notification rule of the workspace sends the pool's deployment events to `url`.
+ * A rule already pointing at `url` with every event is left alone; one pointing at another URL under the same
+ * `sameHookPrefix` (the secret changed) is updated; otherwise one is created.
+ */
+export const registerWebhook = (
+  platform: Pick<RailwayPlatform, "request" | "context">,
+  options: { readonly workspaceId: string; readonly url: string; readonly sameHookPrefix: string }
+): Effect.Effect<Registration, ProviderError> =>
+  Effect.gen(function*() {
+    const { notificationRules } = yield* platform.request<{ notificationRules: ReadonlyArray<Rule> }>(
+      "notificationRules",
+      Ops.NotificationRules,
+      { workspaceId: options.workspaceId, projectId: platform.context.projectId }
+    )
+    const urls = (rule: Rule) => rule.channels.map((c) => urlOf(c.config)).filter((u) => u !== undefined)
+    const channelConfigs = [{ type: "webhook", url: options.url }]
+    const exact = notificationRules.find((rule) => urls(rule).includes(options.url))
+    if (exact !== undefined && DEPLOYMENT_EVENTS.every((e) => exact.eventTypes.includes(e))) return "unchanged" as const
+    const ours = exact ?? notificationRules.find((rule) => urls(rule).some((u) => u.startsWith(options.sameHookPrefix)))
+    if (ours !== undefined) {
+      yield* platform.request("notificationRuleUpdate", Ops.NotificationRuleUpdate, { id: ours.id, input: { eventTypes: DEPLOYMENT_EVENTS, channelConfigs } })
+      return "updated" as const
+    }
+    yield* platform.request("notificationRuleCreate", Ops.NotificationRuleCreate, {
+      input: { workspaceId: options.workspaceId, projectId: platform.context.projectId, eventTypes: DEPLOYMENT_EVENTS, channelConfigs }
+    })
+    return "created" as const
+  }).pipe(Effect.withSpan("Railway.registerWebhook"))
