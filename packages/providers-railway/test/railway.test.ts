@@ -5,7 +5,17 @@ import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Redacted } fr
 import { buildClientSchema, parse, validate } from "graphql"
 import { existsSync, readFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { formatRailwayCheck, operations, RailwayCompute, RailwayConfig, type RailwayOptions, railwayCheck, RailwayUpgrader } from "../src/index.js"
+import {
+  formatRailwayCheck,
+  operations,
+  Railway,
+  RailwayCompute,
+  RailwayConfig,
+  type RailwayOptions,
+  railwayCheck,
+  RailwayUpgrader,
+  registerWebhook
+} from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
 
 type RailwayEmulator = Effect.Effect.Success<ReturnType<typeof startRailwayEmulator>>
@@ -29,6 +39,16 @@ const optionsFor = (emulator: RailwayEmulator, overrides: Partial<RailwayOptions
 const world = (overrides: Partial<RailwayOptions> = {}, emulatorOptions: Parameters<typeof startRailwayEmulator>[0] = {}) =>
   Layer.unwrapEffect(Effect.map(Emulator, (emulator) => RailwayCompute.layer(optionsFor(emulator, overrides)))).pipe(
     Layer.provideMerge(Layer.scoped(Emulator, startRailwayEmulator({ deployMs: 100, ...emulatorOptions })))
+  )
+
+/** A GraphQL call to the emulator as another tool would make it. */
+const rawCall = (emulator: RailwayEmulator, query: string, variables: object) =>
+  Effect.promise(() =>
+    fetch(emulator.apiUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${emulator.accountToken}` },
+      body: JSON.stringify({ query, variables })
+    }).then((r) => r.json() as Promise<{ data?: Record<string, { id: string }>; errors?: ReadonlyArray<unknown> }>)
   )
 
 const request = (name: string) => ({ name, image: "ghcr.io/xmtplabs/convos-runtime:latest", env: { PORT: "8080", OPENCLAW_GATEWAY_TOKEN: "t".repeat(64) } })
@@ -188,4 +208,71 @@ describe("RailwayCompute", () => {
       expect((yield* fromEnv({ ...base, RAILWAY_ENVIRONMENT_ID: "e1", RAILWAY_ENVIRONMENT_NAME: "dev" })).environment).toEqual({ id: "e1" })
       expect(String(yield* Effect.flip(fromEnv(base)))).toContain("RAILWAY_ENVIRONMENT_ID or RAILWAY_ENVIRONMENT_NAME")
     }))
+
+  it.live("creates that arrive together share two requests, and each first deploy still carries its variables, domain and image", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      emulator.resetCounts()
+      const names = Array.from({ length: 12 }, (_, i) => `convos-agent-b${i}`)
+      const created = yield* Effect.forEach(names, (n) => compute.create(request(n)), { concurrency: "unbounded" })
+      expect(emulator.operations()).toEqual({ ServiceCreateBatch: 1, ServiceLaunchBatch: 1 })
+      expect(new Set(created.map((c) => c.serviceId)).size).toBe(12)
+      for (const service of emulator.services()) {
+        expect(service.deployments).toHaveLength(1)
+        expect(service.deployments[0]).toMatchObject({ variables: request(service.name).env, domain: `${service.name}-production.up.railway.app`, image: "ghcr.io/xmtplabs/convos-runtime:latest" })
+      }
+      const usage = yield* Effect.flatMap(Railway, (r) => r.usage)
+      expect(usage.byOperation).toMatchObject({ serviceCreateBatch: 1, serviceLaunchBatch: 1 })
+      expect(usage.requestsLastHour).toBe(emulator.calls().length)
+      expect(usage.lastHeaders["x-ratelimit-limit"]).toBe("1000")
+    }).pipe(Effect.provide(world())))
+
+  it.live("a create for a half-made service (made, never launched) completes it; one that exists already is returned, not twinned", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      const bare = yield* rawCall(emulator, "mutation M($i: ServiceCreateInput!) { serviceCreate(input: $i) { id } }", {
+        i: { projectId: emulator.projectId, environmentId: "env-production", name: "convos-agent-half" }
+      })
+      const done = emulator.addService("convos-agent-done")
+      const [half, existing, fresh] = yield* Effect.forEach(["convos-agent-half", "convos-agent-done", "convos-agent-new"], (n) => compute.create(request(n)), { concurrency: "unbounded" })
+      expect(half!.serviceId).toBe(bare.data!.serviceCreate!.id)
+      expect(existing!.serviceId).toBe(done.id)
+      expect(fresh!.url).toBe("https://convos-agent-new-production.up.railway.app")
+      const byName = new Map(emulator.services().map((s) => [s.name, s]))
+      expect(emulator.services()).toHaveLength(3)
+      expect(byName.get("convos-agent-done")!.deployments).toHaveLength(1)
+      for (const name of ["convos-agent-half", "convos-agent-new"]) {
+        const [first, ...more] = byName.get(name)!.deployments
+        expect(more).toEqual([])
+        expect(first).toMatchObject({ variables: request(name).env, domain: `${name}-production.up.railway.app` })
+      }
+    }).pipe(Effect.provide(world())))
+
+  it.live("when the budget runs low, creates wait longer for company", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      // Railway's headers say 12 an hour; with 10 spent, creates a few hundred ms apart share their requests.
+      for (let i = 0; i < 8; i++) yield* compute.list("x")
+      emulator.resetCounts()
+      yield* Effect.forEach([0, 1, 2], (i) => Effect.delay(compute.create(request(`convos-agent-t${i}`)), Duration.millis(i * 150)), { concurrency: "unbounded" })
+      expect(emulator.operations()).toEqual({ ServiceCreateBatch: 1, ServiceLaunchBatch: 1 })
+    }).pipe(Effect.provide(world({ tightCreateWindow: Duration.millis(600) }, { hourlyLimit: 12 }))))
+
+  it.live("registers one webhook rule: found before created, updated when the secret changes, never duplicated", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const railway = yield* Railway
+      const register = (url: string) => registerWebhook(railway, { workspaceId: emulator.workspaceId, url, sameHookPrefix: "https://pool.example/webhooks/railway/" })
+      expect(yield* register("https://pool.example/webhooks/railway/s1")).toBe("created")
+      expect(yield* register("https://pool.example/webhooks/railway/s1")).toBe("unchanged")
+      expect(yield* register("https://pool.example/webhooks/railway/s2")).toBe("updated")
+      const rules = emulator.rules()
+      expect(rules).toHaveLength(1)
+      expect(rules[0]!.channels.map((c) => c.config)).toEqual([{ type: "webhook", url: "https://pool.example/webhooks/railway/s2" }])
+      expect(rules[0]!.eventTypes).toContain("Deployment.crashed")
+      expect(String(yield* Effect.flip(registerWebhook(railway, { workspaceId: "nope", url: "https://x/webhooks/railway/a", sameHookPrefix: "https://x/" })))).toContain("not found")
+    }).pipe(Effect.provide(world())))
 })
