@@ -252,4 +252,27 @@ describe("Controller", () => {
       expect(yield* Ref.get(lists)).toBe(4)
       expect(yield* Ref.get(maxInFlight)).toBe(1)
     }))
+
+  it.live("claims refill without listing again, and instances become idle as soon as they answer ready, not at the next tick", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const compute = yield* InMemoryComputeControl
+      const idle = Effect.map(rows, (all) => all.filter((r) => r.status === "idle").length)
+      const until = (check: Effect.Effect<boolean>) =>
+        Effect.repeat(Effect.zipRight(Effect.sleep(Duration.millis(20)), check), { until: (ok) => ok, times: 250 })
+      yield* until(Effect.map(idle, (n) => n === 2))
+      const listsBefore = (yield* compute.calls).list ?? 0
+      for (const agentName of ["a", "b", "c"]) {
+        yield* controller.claim({ agentName, instructions: "" })
+        yield* until(Effect.map(idle, (n) => n === 2))
+      }
+      // Three claims refilled from the rows and the start-up listing; ready instances went idle within rounds.
+      expect((yield* compute.calls).list ?? 0).toBe(listsBefore)
+      expect((yield* compute.calls).create).toBe(5)
+      expect((yield* controller.lastPass).pipe(Option.map((p) => p.listing))).toEqual(Option.some("recent"))
+      // Anything but a refill lists afresh.
+      yield* controller.trigger
+      yield* until(Effect.map(compute.calls, (c) => (c.list ?? 0) > listsBefore))
+      expect((yield* compute.calls).list).toBe(listsBefore + 1)
+    }).pipe(Effect.provide(world(testSpec(), { background: true, tickInterval: Duration.hours(1), readinessInterval: Duration.millis(50) }))))
 })

@@ -62,6 +62,21 @@ describe("plan", () => {
     for (const action of ofTag(actions, "MarkCrashed")) expect(action.reason).toBe("claim-timeout")
   }, runs)
 
+  it.prop("rule 2: a recent (reused) listing refills from the rows, and nothing destructive follows from it", { world: arbWorld }, ({ world }) => {
+    const listed = services(world)
+    const recent = { ...world.observation, listing: Listing.Recent({ services: listed, ageMs: 5_000 }) }
+    const actions = plan(world.spec, recent)
+    for (const action of actions) expect(["Create", "MarkIdle", "MarkCrashed"]).toContain(action._tag)
+    for (const action of ofTag(actions, "MarkCrashed")) expect(action.reason).toBe("claim-timeout")
+    // Never past maxTotal: every row and every service no row owns counts.
+    const rows = mine(world)
+    const unowned = listed.filter((s) => s.name.startsWith(world.spec.namePrefix) && !rows.some((r) => r.serviceId === s.serviceId || r.name === s.name))
+    expect(rows.length + unowned.length + ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(world.spec.maxTotal, rows.length + unowned.length))
+    // Creates in flight, starting and idle rows count toward the pool: no more creates than it lacks (plus requests).
+    const warm = rows.filter((r) => ["creating", "starting", "idle"].includes(r.status)).length
+    expect(ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(0, world.spec.minIdle - warm) + world.observation.requestedCreates)
+  }, runs)
+
   it.prop("rule 3: a create in flight is left alone; an abandoned one is finished (service exists) or undone", { world: arbWorld }, ({ world }) => {
     const actions = plan(world.spec, world.observation)
     for (const row of mine(world).filter((r) => r.status === "creating")) {

@@ -37,6 +37,13 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     readonly runPass: Effect.Effect<PassSummary>
     /** Asks for a pass soon and returns at once. A burst of triggers gives one extra pass. */
     readonly trigger: Effect.Effect<void>
+    /**
+     * Asks for a pass that may only need to refill (after a claim, a deploy): it plans from the rows and reuses a
+     * recent complete listing, so it costs the platform nothing; nothing destructive follows from it (rule 2).
+     */
+    readonly triggerRefill: Effect.Effect<void>
+    /** Probes the `starting` instances now instead of at the next readiness round (a deploy just finished). */
+    readonly checkReadiness: Effect.Effect<void>
     /** Dry run: the actions the next pass would take, taking none. */
     readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
     /** The summary of the last pass, if one ran. */

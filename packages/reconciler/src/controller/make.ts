@@ -7,6 +7,7 @@ import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope, Stream
 import { instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
+import type { ServiceInfo } from "../domain/service.js"
 import { NotFoundError } from "../errors.js"
 import { isOutdated } from "../domain/template.js"
 import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from "../plan/plan.js"
@@ -14,6 +15,7 @@ import { currentTemplate } from "../plan/rollout.js"
 import { ComputeProvider, Credentials, HealthProbe, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
 import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeClaim } from "./claim.js"
+import { makeReadiness } from "./readiness.js"
 import type { Controller } from "./controller.js"
 import * as metrics from "./metrics.js"
 
@@ -30,6 +32,10 @@ export interface ControllerOptions {
   readonly claimAttempts?: number
   /** Run passes on the timer. Default true; tests drive `runPass` themselves with false. */
   readonly background?: boolean
+  /** How often `starting` instances are probed between passes (background only). Default 1 s. */
+  readonly readinessInterval?: Duration.DurationInput
+  /** A pass that only refills (after a claim) reuses a complete listing up to this old. Default: the tick interval. */
+  readonly recentListingMaxAge?: Duration.DurationInput
 }
 
 export type ControllerRequirements =
@@ -55,12 +61,22 @@ export const make = (
     const concurrency = options.concurrency ?? 8
     const listTimeout = options.listTimeout ?? Duration.seconds(20)
     const { apply } = yield* makeApplier(spec)
+    const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
+    const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
+    const background = options.background ?? true
+    const readiness = background
+      ? yield* makeReadiness(spec, { interval: Duration.decode(options.readinessInterval ?? Duration.seconds(1)), concurrency })
+      : undefined
 
     const state = yield* Ref.make({
       pass: 0,
       allowance: initialCreateAllowance(spec),
       requested: 0,
-      last: Option.none<PassSummary>()
+      last: Option.none<PassSummary>(),
+      /** The last complete listing and when it was taken: what a refill-only pass reuses. */
+      listed: Option.none<{ readonly services: ReadonlyArray<ServiceInfo>; readonly at: number }>(),
+      /** Some trigger since the last pass wants a fresh listing (anything but a refill). */
+      freshWanted: true
     })
     // One pass at a time, whoever asks: the timer, a trigger, an API call.
     const passLock = yield* Effect.makeSemaphore(1)
@@ -68,16 +84,31 @@ export const make = (
     const wakeups = yield* Queue.sliding<void>(1)
     const pool = { pool: spec.name }
 
-    const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number) {
+    /** A listing young enough for a refill-only pass, if there is one: it costs the platform nothing. */
+    const recentListing = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      return Option.filter((yield* Ref.get(state)).listed, (l) => now - l.at <= recentMaxAge).pipe(
+        Option.map((l) => Listing.Recent({ services: l.services, ageMs: now - l.at }))
+      )
+    })
+
+    const listFresh = Effect.gen(function*() {
+      const started = yield* Clock.currentTimeMillis
+      return yield* compute.list(spec.namePrefix).pipe(
+        Effect.timeoutFail({ duration: listTimeout, onTimeout: () => `listing timed out after ${Duration.format(listTimeout)}` }),
+        Effect.tap((services) => Ref.update(state, (s) => ({ ...s, listed: Option.some({ services, at: started }) }))),
+        Effect.tapError((error) => typeof error === "string" ? Effect.void : Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(error)))),
+        Effect.match({
+          onFailure: (error) => Listing.Failed({ reason: typeof error === "string" ? error : describeError(error) }),
+          onSuccess: (services) => Listing.Complete({ services })
+        })
+      )
+    })
+
+    const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number, fresh: boolean) {
+      const recent = fresh ? Option.none<Listing>() : yield* recentListing
       const [listing, rows] = yield* Effect.all([
-        compute.list(spec.namePrefix).pipe(
-          Effect.timeoutFail({ duration: listTimeout, onTimeout: () => `listing timed out after ${Duration.format(listTimeout)}` }),
-          Effect.tapError((error) => typeof error === "string" ? Effect.void : Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(error)))),
-          Effect.match({
-            onFailure: (error) => Listing.Failed({ reason: typeof error === "string" ? error : describeError(error) }),
-            onSuccess: (services) => Listing.Complete({ services })
-          })
-        ),
+        Option.match(recent, { onNone: () => listFresh, onSome: Effect.succeed }),
         store.list(spec.name)
       ], { concurrency: 2 })
       const targets = probeTargets(spec, listing, rows)
@@ -107,7 +138,7 @@ export const make = (
         )
     }
 
-    const onePass = Effect.gen(function*() {
+    const onePass = (fresh: boolean) => Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
       const { pass, requested } = yield* Ref.updateAndGet(state, (s) => ({ ...s, pass: s.pass + 1 }))
       const planned = zeroByKind()
@@ -115,7 +146,7 @@ export const make = (
       const errors: Array<string> = []
 
       const work = Effect.gen(function*() {
-        const observation = yield* observe(requested)
+        const observation = yield* observe(requested, fresh)
         const actions = plan(spec, observation)
         for (const action of actions) planned[action._tag]++
         const outcomes = yield* apply(actions, observation.rows, concurrency)
@@ -133,7 +164,10 @@ export const make = (
           requested: Math.max(0, s.requested - requestedDone)
         }))
         yield* recordInstances(observation, actions)
-        return observation.listing._tag === "Complete" ? "complete" as const : "failed" as const
+        if (readiness !== undefined && (actions.some((a) => a._tag === "Create") || observation.rows.some((r) => r.status === "starting"))) {
+          yield* readiness.expect
+        }
+        return listingOutcome[observation.listing._tag]
       })
 
       const led = yield* leadership.whileLeader(work).pipe(
@@ -170,18 +204,20 @@ export const make = (
       return summary
     }).pipe(Effect.withSpan("Controller.pass", { attributes: pool }))
 
-    const runPass = passLock.withPermits(1)(onePass)
-    const trigger = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    const runPass = passLock.withPermits(1)(onePass(true))
+    const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
+    // A pass that may only refill (after a claim): it reuses a recent complete listing instead of listing again.
+    const triggerRefill = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
 
-    if (options.background ?? true) {
-      const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
-      // First pass at once; then whenever triggered, or after a tick of quiet.
+    if (background) {
+      // First pass at once; then whenever triggered, or after a tick of quiet (a tick always lists).
       yield* Queue.offer(wakeups, undefined)
-      const loop = Effect.raceFirst(Queue.take(wakeups), Effect.sleep(tick)).pipe(
-        Effect.zipRight(runPass),
+      const loop = Effect.raceFirst(Effect.as(Queue.take(wakeups), false), Effect.as(Effect.sleep(tick), true)).pipe(
+        Effect.flatMap((ticked) => Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, freshWanted: false })), (s) => ticked || s.freshWanted)),
+        Effect.flatMap((fresh) => passLock.withPermits(1)(onePass(fresh))),
         Effect.zipRight(Ref.get(state)),
         // Requested creates the batch could not take this pass: go again without waiting for the tick.
-        Effect.tap((s) => (s.requested > 0 ? trigger : Effect.void)),
+        Effect.tap((s) => (s.requested > 0 ? triggerRefill : Effect.void)),
         Effect.forever
       )
       yield* Effect.forkScoped(loop)
@@ -192,7 +228,7 @@ export const make = (
     const claim = yield* makeClaim(spec, {
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
-      trigger
+      trigger: triggerRefill
     })
 
     const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>
@@ -210,7 +246,9 @@ export const make = (
       spec,
       runPass,
       trigger,
-      preview: observe(0).pipe(
+      triggerRefill,
+      checkReadiness: readiness?.nudge ?? Effect.void,
+      preview: observe(0, true).pipe(
         Effect.zip(Ref.get(state)),
         Effect.map(([observation, s]) => plan(spec, { ...observation, requestedCreates: s.requested }))
       ),
@@ -231,6 +269,8 @@ export const make = (
     }
     return service
   })
+
+const listingOutcome = { Complete: "complete", Recent: "recent", Failed: "failed" } as const
 
 const describePlanned = (planned: Record<ActionKind, number>) => {
   const parts = actionKinds.filter((k) => planned[k] > 0).map((k) => `${planned[k]} ${k}`)

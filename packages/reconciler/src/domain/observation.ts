@@ -7,6 +7,11 @@ export type Listing = Data.TaggedEnum<{
   Complete: { readonly services: ReadonlyArray<ServiceInfo> }
   /** Listing failed, timed out or was cut short: no destructive action may follow from it (rule 2). */
   Failed: { readonly reason: string }
+  /**
+   * An earlier pass's complete listing, reused by a pass that only refills (after a claim): rows are the
+   * intent record, so creates can be counted from them; nothing destructive follows from it (rule 2).
+   */
+  Recent: { readonly services: ReadonlyArray<ServiceInfo>; readonly ageMs: number }
 }>
 export const Listing = Data.taggedEnum<Listing>()
 
@@ -85,8 +90,8 @@ export interface PassSummary {
   readonly pass: number
   readonly startedAt: Date
   readonly durationMs: number
-  /** `skipped` when this replica did not lead the pass. */
-  readonly listing: "complete" | "failed" | "skipped"
+  /** `recent` when a refill-only pass reused an earlier listing; `skipped` when this replica did not lead the pass. */
+  readonly listing: "complete" | "recent" | "failed" | "skipped"
   /** Actions planned, by kind. */
   readonly planned: { readonly [K in ActionKind]: number }
   /** Actions that failed, by kind (retried by a later pass). */

@@ -13,7 +13,7 @@ import { currentTemplate, rolloutStep } from "./rollout.js"
 /** How a pool's rows line up with the platform's services. Shared by `plan` and `probeTargets`. */
 interface Matching {
   readonly complete: boolean
-  /** The row's service, when the listing is complete and shows it. */
+  /** The row's service, when the listing (complete, or recent: then for ownership only) shows it. */
   readonly serviceOf: (row: Instance) => ServiceInfo | undefined
   /** The listed service with this name, if any. */
   readonly named: (name: string) => ServiceInfo | undefined
@@ -37,7 +37,7 @@ const match = (spec: PoolSpec, listing: Listing): Matching => {
   }
   // A row is matched by its service id; rows that never recorded one (creating, old seed rows) by name.
   const serviceOf = (row: Instance) => (row.serviceId !== null ? byId.get(row.serviceId) : named(row.name))
-  return { complete: true, serviceOf, named, services: () => byId.values() }
+  return { complete: listing._tag === "Complete", serviceOf, named, services: () => byId.values() }
 }
 
 /** The deploy phase of a row: from the listing when it shows the service, else the last recorded status. */
@@ -65,7 +65,7 @@ export const probeTargets = (
   const targets: Array<{ id: string; url: string }> = []
   for (const row of mine) {
     if (row.status !== "starting") continue
-    const service = matching.serviceOf(row)
+    const service = matching.complete ? matching.serviceOf(row) : undefined
     if (matching.complete && service === undefined) continue
     const url = service?.url ?? row.url
     if (url !== null && worthProbing(row, service)) targets.push({ id: row.id, url })
@@ -105,8 +105,10 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const seenLongEnough = (row: Instance) => age(row.createdAt) > spec.listingGraceMs
 
   for (const row of rows) {
-    const service = matching.serviceOf(row)
-    if (service !== undefined) owned.add(service.serviceId)
+    const listed = matching.serviceOf(row)
+    // A recent (not fresh) listing only says which services rows own; what it says of them may be stale.
+    const service = complete ? listed : undefined
+    if (listed !== undefined) owned.add(listed.serviceId)
     else {
       // A row that lost its service by id may still name one: that service is not an orphan to adopt.
       const named = matching.named(row.name)
@@ -182,7 +184,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   // Rule 6: adopt prefixed services nobody owns, once the platform has had time to show their rows' creates.
   const unmatched = [...matching.services()].filter((service) => !owned.has(service.serviceId))
-  const adopted = unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs)
+  const adopted = complete ? unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs) : []
   for (const service of adopted) updates.push(Action.Adopt({ service }))
 
   // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
@@ -218,7 +220,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const total = rows.length + unmatched.length
   const fill = Math.max(0, spec.minIdle - warm)
   const wanted = fill + rollout.surge + Math.max(0, observation.requestedCreates)
-  const creates = complete
+  const creates = observation.listing._tag !== "Failed"
     ? Math.max(0, Math.min(wanted, spec.createBatch, observation.createAllowance, spec.maxTotal - total))
     : 0
 
