@@ -2,10 +2,11 @@
  * `railway:check`: what an operator runs to debug a setup. Which kind the token is, which project and
  * environment it reaches, how many services that environment has, and Railway's rate-limit headers.
  */
-import { Console, Effect } from "effect"
+import { Console, Effect, Option, type Redacted } from "effect"
 import type { RailwayOptions } from "./config.js"
 import * as Ops from "./operations.js"
 import { connect } from "./provider.js"
+import { registerPoolWebhook, type WebhookSettings } from "./webhooks.js"
 
 export interface RailwayCheckReport {
   readonly tokenKind: string
@@ -13,11 +14,19 @@ export interface RailwayCheckReport {
   readonly environment: string
   readonly services: number
   readonly rateLimit: Readonly<Record<string, string>>
+  /** `--register-webhook`: what registration did. */
+  readonly webhook?: string
 }
 
-export const railwayCheck = (options: RailwayOptions) =>
+/** `--register-webhook`: the webhook settings and its secret. */
+export interface WebhookRegistration {
+  readonly settings: WebhookSettings
+  readonly secret: Redacted.Redacted<string>
+}
+
+export const railwayCheck = (options: RailwayOptions, register?: WebhookRegistration) =>
   Effect.gen(function*() {
-    const { context, requestWithHeaders } = yield* connect(options)
+    const { context, request, requestWithHeaders } = yield* connect(options)
     // One page of the listing, for its headers and a count (counting past it would cost a call per page).
     const answer = yield* requestWithHeaders<{ environment: { serviceInstances: { edges: ReadonlyArray<unknown>; pageInfo: { hasNextPage: boolean } } } }>(
       "listServiceInstances",
@@ -32,7 +41,13 @@ export const railwayCheck = (options: RailwayOptions) =>
       services: page.edges.length,
       rateLimit: answer.rateLimit
     }
-    return { report, more: page.pageInfo.hasNextPage }
+    if (register === undefined) return { report, more: page.pageInfo.hasNextPage }
+    const registered = yield* registerPoolWebhook({ context, request }, register.settings, register.secret)
+    const webhook = Option.match(registered, {
+      onNone: () => "not registered: set POOL_PUBLIC_URL and RAILWAY_WORKSPACE_ID",
+      onSome: ({ registration, shownUrl }) => `${registration} (${shownUrl})`
+    })
+    return { report: { ...report, webhook }, more: page.pageInfo.hasNextPage }
   }).pipe(Effect.scoped)
 
 /** The report as the lines an operator reads. */
@@ -41,8 +56,9 @@ export const formatRailwayCheck = ({ more, report }: { report: RailwayCheckRepor
   `project:      ${report.project}`,
   `environment:  ${report.environment}`,
   `services:     ${report.services}${more ? "+ (first page)" : ""}`,
-  `rate limit:   ${Object.entries(report.rateLimit).map(([k, v]) => `${k}=${v}`).join(" ") || "no headers"}`
+  `rate limit:   ${Object.entries(report.rateLimit).map(([k, v]) => `${k}=${v}`).join(" ") || "no headers"}`,
+  ...(report.webhook === undefined ? [] : [`webhook:      ${report.webhook}`])
 ]
 
-export const printRailwayCheck = (options: RailwayOptions) =>
-  Effect.flatMap(railwayCheck(options), (result) => Effect.forEach(formatRailwayCheck(result), (line) => Console.log(line), { discard: true }))
+export const printRailwayCheck = (options: RailwayOptions, register?: WebhookRegistration) =>
+  Effect.flatMap(railwayCheck(options, register), (result) => Effect.forEach(formatRailwayCheck(result), (line) => Console.log(line), { discard: true }))

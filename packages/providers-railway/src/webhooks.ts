@@ -4,7 +4,8 @@
  * the listing stays the source of truth, so a lost or forged event costs at most one pass.
  */
 import { type ProviderError } from "@warmpool/reconciler"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Config, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { createHmac } from "node:crypto"
 import * as Ops from "./operations.js"
 import type { RailwayPlatform } from "./provider.js"
 
@@ -80,3 +81,50 @@ export const registerWebhook = (
     })
     return "created" as const
   }).pipe(Effect.withSpan("Railway.registerWebhook"))
+
+/** Where Railway posts: `${POOL_PUBLIC_URL}${WEBHOOK_PATH}/<secret>`. */
+export const WEBHOOK_PATH = "/webhooks/railway"
+
+export interface WebhookSettings {
+  /** RAILWAY_WEBHOOK_SECRET, when set. */
+  readonly secret: Option.Option<Redacted.Redacted<string>>
+  /** POOL_PUBLIC_URL: where Railway reaches this server (no trailing slash). */
+  readonly publicUrl: Option.Option<string>
+  /** RAILWAY_WORKSPACE_ID: notification rules belong to a workspace. */
+  readonly workspaceId: Option.Option<string>
+}
+
+export const RailwayWebhookConfig: Config.Config<WebhookSettings> = Config.all({
+  secret: Config.option(Config.redacted("RAILWAY_WEBHOOK_SECRET").pipe(
+    Config.validate({ message: "must be at least 16 characters", validation: (s) => Redacted.value(s).length >= 16 })
+  )),
+  publicUrl: Config.option(Config.string("POOL_PUBLIC_URL").pipe(
+    Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/[^\s/]+/.test(u) }),
+    Config.map((u) => u.replace(/\/+$/, ""))
+  )),
+  workspaceId: Config.option(Config.nonEmptyString("RAILWAY_WORKSPACE_ID"))
+})
+
+/**
+ * The secret in the webhook's URL. Not POOL_API_KEY: a URL ends up in logs and in Railway's settings. Without
+ * RAILWAY_WEBHOOK_SECRET it is derived from the key with an HMAC: stable across restarts, and the key cannot
+ * be recovered from it.
+ */
+export const webhookSecret = (settings: Pick<WebhookSettings, "secret">, apiKey: Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  Option.getOrElse(settings.secret, () =>
+    Redacted.make(createHmac("sha256", Redacted.value(apiKey)).update("warmpool railway webhook").digest("base64url")))
+
+/** Registers the pool's webhook when POOL_PUBLIC_URL and RAILWAY_WORKSPACE_ID are both set; None otherwise. */
+export const registerPoolWebhook = (
+  platform: Pick<RailwayPlatform, "request" | "context">,
+  settings: WebhookSettings,
+  secret: Redacted.Redacted<string>
+): Effect.Effect<Option.Option<{ readonly registration: Registration; readonly shownUrl: string }>, ProviderError> =>
+  Option.match(Option.all({ publicUrl: settings.publicUrl, workspaceId: settings.workspaceId }), {
+    onNone: () => Effect.succeed(Option.none()),
+    onSome: ({ publicUrl, workspaceId }) =>
+      registerWebhook(platform, { workspaceId, url: `${publicUrl}${WEBHOOK_PATH}/${Redacted.value(secret)}`, sameHookPrefix: `${publicUrl}${WEBHOOK_PATH}/` }).pipe(
+        // What may be shown: the URL without its secret.
+        Effect.map((registration) => Option.some({ registration, shownUrl: `${publicUrl}${WEBHOOK_PATH}/<secret>` }))
+      )
+  })

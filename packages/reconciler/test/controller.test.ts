@@ -258,7 +258,7 @@ describe("Controller", () => {
       const controller = yield* Controller
       const compute = yield* InMemoryComputeControl
       const idle = Effect.map(rows, (all) => all.filter((r) => r.status === "idle").length)
-      const until = (check: Effect.Effect<boolean>) =>
+      const until = <R>(check: Effect.Effect<boolean, never, R>) =>
         Effect.repeat(Effect.zipRight(Effect.sleep(Duration.millis(20)), check), { until: (ok) => ok, times: 250 })
       yield* until(Effect.map(idle, (n) => n === 2))
       const listsBefore = (yield* compute.calls).list ?? 0

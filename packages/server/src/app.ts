@@ -11,7 +11,7 @@ import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
-import { RailwayCompute } from "@warmpool/providers-railway"
+import { RailwayCompute, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
 import { PgInstanceStore, PgLeadership, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -25,6 +25,8 @@ import { ConvosSecrets } from "./convos/secrets.js"
 import { dashboardHtml } from "./http/dashboard.js"
 import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
 import { renderPrometheus } from "./http/metrics.js"
+import { registrationLayer } from "./railway/registration.js"
+import { railwayWebhookRoute } from "./railway/webhook.js"
 
 /** Request bodies past this are refused (413) before they are read. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -92,6 +94,8 @@ const isJson = (text: string) => {
 export interface HttpOptions {
   readonly environment: ServerSettings["environment"]
   readonly apiKey: Redacted.Redacted<string>
+  /** The secret of `/webhooks/railway/:secret`. Default: derived from the API key. */
+  readonly webhookSecret?: Redacted.Redacted<string>
 }
 
 /** Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because error answers are rendered by HttpApi after every middleware. */
@@ -128,6 +132,7 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(HttpApiBuilder.middleware(checkBody)),
     Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(MAX_BODY_BYTES)))),
     Layer.provide(extraRoutes),
+    Layer.provide(railwayWebhookRoute(options.webhookSecret ?? webhookSecret({ secret: Option.none() }, options.apiKey))),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment)]))),
     // The bearer check runs per request, around the handlers.
@@ -162,7 +167,9 @@ export const serverLayer = (
     (spec) => PgLeadership.make({ name: spec.name }),
     { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
   )
-  return httpLayer({ port: settings.port, environment: settings.environment, apiKey }).pipe(
+  const secret = webhookSecret(settings.webhooks, apiKey)
+  return httpLayer({ port: settings.port, environment: settings.environment, apiKey, webhookSecret: secret }).pipe(
+    Layer.merge(registrationLayer(settings.webhooks, secret)),
     Layer.provideMerge(controllers),
     Layer.provideMerge(services)
   )

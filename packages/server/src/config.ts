@@ -2,6 +2,7 @@
  * The server's configuration: every environment variable of the seed pool manager with its default, plus
  * warmpool's few. An invalid value stops the process at start with one line per problem.
  */
+import { RailwayWebhookConfig, type WebhookSettings } from "@warmpool/providers-railway"
 import { Config, ConfigError, Either, Option, type Redacted } from "effect"
 
 export type Provider = "railway" | "local"
@@ -27,6 +28,8 @@ export interface ServerSettings {
   readonly runtimeImage: string
   /** Declared pools: `POOLS` (JSON) or `POOLS_FILE` (path to JSON or YAML); decoded by `poolSpecsOf`. */
   readonly pools: { readonly json: Option.Option<string>; readonly file: Option.Option<string> }
+  /** Railway webhooks: RAILWAY_WEBHOOK_SECRET, POOL_PUBLIC_URL, RAILWAY_WORKSPACE_ID. */
+  readonly webhooks: WebhookSettings
   /** Passed into every instance's environment (DESIGN §4). */
   readonly agentEnv: Readonly<Record<string, string>>
 }
@@ -48,6 +51,9 @@ const AGENT_KEYS = [
   "TELNYX_MESSAGING_PROFILE_ID"
 ] as const
 
+/** TICK_INTERVAL_MS's default when Railway webhooks are registered. */
+export const WEBHOOK_TICK_INTERVAL_MS = 300_000
+
 export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(3001)),
   apiKey: Config.option(Config.redacted("POOL_API_KEY")),
@@ -63,17 +69,24 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
     maxTotal: wholeNumber("POOL_MAX_TOTAL", 50, 1),
     stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
     maxSurge: wholeNumber("POOL_MAX_SURGE", 1, 1),
-    tickIntervalMs: wholeNumber("TICK_INTERVAL_MS", 30_000, 100)
+    tickIntervalMs: Config.option(Config.integer("TICK_INTERVAL_MS").pipe(Config.validate({ message: "must be a whole number ≥ 100", validation: (n) => n >= 100 })))
   }),
   pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),
+  webhooks: RailwayWebhookConfig,
   runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
   agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))])))
 }).pipe(
-  Config.map(({ agentEnv, providerChoice, railwayToken, ...rest }): ServerSettings => ({
-    ...rest,
-    provider: Option.getOrElse(providerChoice, () => (Option.isSome(railwayToken) ? "railway" : "local")),
-    agentEnv: Object.fromEntries(Object.entries(agentEnv).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : [])))
-  }))
+  Config.map(({ agentEnv, pool, providerChoice, railwayToken, ...rest }): ServerSettings => {
+    const provider = Option.getOrElse(providerChoice, () => (Option.isSome(railwayToken) ? "railway" : "local" as const))
+    // Webhooks say when something happens, so the tick is only a safety net: every 5 minutes unless set.
+    const webhooksOn = provider === "railway" && Option.isSome(rest.webhooks.publicUrl) && Option.isSome(rest.webhooks.workspaceId)
+    return {
+      ...rest,
+      provider,
+      pool: { ...pool, tickIntervalMs: Option.getOrElse(pool.tickIntervalMs, () => (webhooksOn ? WEBHOOK_TICK_INTERVAL_MS : 30_000)) },
+      agentEnv: Object.fromEntries(Object.entries(agentEnv).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : [])))
+    }
+  })
 )
 
 /** A config error as lines, one per problem: `POOL_MIN_IDLE: must be a whole number ≥ 0`. */

@@ -122,6 +122,16 @@ const Planned = Schema.Struct({
   actions: Schema.Array(Schema.Struct({ pool: Schema.String, kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String }))
 })
 
+/** What the pool has spent of its platform's API budget (Railway); all null for a provider without one. */
+const Budget = Schema.Struct({
+  provider: Schema.NullOr(Schema.Literal("railway")),
+  requestsLastHour: Schema.NullOr(Schema.Int),
+  hourlyLimit: Schema.NullOr(Schema.Int),
+  remaining: Schema.NullOr(Schema.Int),
+  rateLimited: Schema.NullOr(Schema.Int),
+  byOperation: Schema.Record({ key: Schema.String, value: Schema.Int })
+})
+
 /** `DELETE …/:id`: marks an instance for deletion and answers with it. */
 const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.PathSegment, description: string) =>
   HttpApiEndpoint.del(name, path)
@@ -180,6 +190,11 @@ export class PoolGroup extends HttpApiGroup.make("pool")
       .addError(NotImplemented)
       .addError(Unavailable)
       .annotate(OpenApi.Description, "Redeploys a claimed instance onto its pool's current template (image and env); its conversation stays. Unclaimed instances are rolled by the pool itself.")
+  )
+  .add(
+    HttpApiEndpoint.get("budget", "/api/pool/budget")
+      .addSuccess(Budget)
+      .annotate(OpenApi.Description, "Platform API requests used in the last hour against the plan's limit (Railway), by operation, and 429s.")
   )
   .add(removal("kill", "/api/pool/instances/:id", "Kills an instance, claimed ones included: its service and credentials go."))
   .add(removal("dismiss", "/api/pool/crashed/:id", "Dismisses a crashed instance: its service and credentials go."))

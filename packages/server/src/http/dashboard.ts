@@ -2,6 +2,8 @@
  * The dashboard: one self-contained page (no external assets: it must work offline). It never contains
  * the API key: it asks for it and keeps it in the browser's session storage. Counts need no key.
  */
+import { budgetWidget } from "./budget-widget.js"
+
 export const dashboardHtml = /* html */ `<!doctype html>
 <html lang="en">
 <head>
@@ -67,6 +69,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     <h2>Instances</h2>
     <table><thead><tr><th>id</th><th>pool</th><th>status</th><th>age</th><th>deploy</th><th>agent</th><th>last error</th><th></th></tr></thead><tbody id="instances"></tbody></table>
   </section>
+  ${budgetWidget}
 </main>
 <script>
 (() => {

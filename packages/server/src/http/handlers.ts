@@ -1,4 +1,5 @@
 import { HttpApiBuilder } from "@effect/platform"
+import { Railway } from "@warmpool/providers-railway"
 import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
@@ -76,6 +77,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
       const pools = yield* poolsInContext
       const store = yield* InstanceStore
       const upgrader = yield* Effect.serviceOption(ServiceUpgrader)
+      const railway = yield* Effect.serviceOption(Railway)
       return handlers
         .handle("status", ({ urlParams }) =>
           Effect.flatMap(selectPools(pools, urlParams.pool), (selected) =>
@@ -146,6 +148,11 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
               })
             )
             return toPublic(upgraded)
+          }))
+        .handle("budget", () =>
+          Option.match(railway, {
+            onNone: () => Effect.succeed({ provider: null, requestsLastHour: null, hourlyLimit: null, remaining: null, rateLimited: null, byOperation: {} }),
+            onSome: (r) => Effect.map(r.usage, ({ lastHeaders: _, ...usage }) => ({ provider: "railway" as const, ...usage }))
           }))
         .handle("kill", ({ path }) =>
           Effect.flatMap(controllerOf(pools, store, path.id), (controller) => controller.kill(path.id)).pipe(
