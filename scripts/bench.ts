@@ -13,7 +13,8 @@ const modules = [
   "../packages/reconciler/bench/claim-store.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/server/bench/http-claim.ts",
-  "../packages/server/bench/rss.ts"
+  "../packages/server/bench/rss.ts",
+  "../packages/server/bench/railway-at-scale.ts"
 ]
 
 const only = process.argv.slice(2)

@@ -133,6 +133,8 @@ describe("RailwayCompute", () => {
       emulator.inject({ _tag: "Html", status: 429, headers: { "retry-after": "0" } })
       emulator.inject({ _tag: "Html", status: 502 })
       expect(yield* compute.list("x")).toEqual([])
+      // Both 429s are counted for /metrics and the dashboard.
+      expect((yield* Effect.flatMap(Railway, (r) => r.usage)).rateLimited).toBe(2)
     }).pipe(Effect.provide(world())))
 
   it.live("a create retried after a timeout finds the service it made instead of making a twin", () =>

@@ -125,5 +125,12 @@ describe("POST /webhooks/railway/:secret", () => {
       expect(budget).toMatchObject({ provider: "railway", hourlyLimit: 1000, rateLimited: 0 })
       expect(budget.requestsLastHour).toBeGreaterThanOrEqual(4)
       expect(budget.byOperation).toMatchObject({ listServiceInstances: 1, serviceCreateBatch: expect.any(Number), notificationRules: 1, notificationRuleCreate: 1 })
+      // The same on /metrics, with Railway's last rate-limit headers.
+      const metrics = yield* Effect.promise(() => fetch(`${url}/metrics`).then((r) => r.text()))
+      // (Metrics are the process's: other tests of this file count too.)
+      expect(metrics).toMatch(/warmpool_railway_requests_total\{operation="notificationRuleCreate"\} [1-9]/)
+      expect(metrics).toMatch(/warmpool_railway_rate_limit_limit 1000/)
+      expect(metrics).toMatch(/warmpool_railway_rate_limit_remaining \d+/)
+      expect(metrics).toMatch(/warmpool_railway_requests_last_hour [1-9]/)
     }).pipe(Effect.provide(world(Duration.hours(1)))))
 })

@@ -208,6 +208,8 @@ export const make = (
     const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
     // A pass that may only refill (after a claim): it reuses a recent complete listing instead of listing again.
     const triggerRefill = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    // Requested creates the batch could not take this pass: go again without waiting for the tick.
+    const continueRequested = Effect.flatMap(Ref.get(state), (s) => (s.requested > 0 ? triggerRefill : Effect.void))
 
     if (background) {
       // First pass at once; then whenever triggered, or after a tick of quiet (a tick always lists).
@@ -215,9 +217,7 @@ export const make = (
       const loop = Effect.raceFirst(Effect.as(Queue.take(wakeups), false), Effect.as(Effect.sleep(tick), true)).pipe(
         Effect.flatMap((ticked) => Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, freshWanted: false })), (s) => ticked || s.freshWanted)),
         Effect.flatMap((fresh) => passLock.withPermits(1)(onePass(fresh))),
-        Effect.zipRight(Ref.get(state)),
-        // Requested creates the batch could not take this pass: go again without waiting for the tick.
-        Effect.tap((s) => (s.requested > 0 ? triggerRefill : Effect.void)),
+        Effect.zipRight(continueRequested),
         Effect.forever
       )
       yield* Effect.forkScoped(loop)
@@ -255,7 +255,10 @@ export const make = (
       lastPass: Ref.get(state).pipe(Effect.map((s) => s.last)),
       claim,
       replenish: (count = 0) =>
-        Ref.update(state, (s) => ({ ...s, requested: s.requested + Math.max(0, Math.floor(count)) })).pipe(Effect.zipRight(runPass)),
+        Ref.update(state, (s) => ({ ...s, requested: s.requested + Math.max(0, Math.floor(count)) })).pipe(
+          Effect.zipRight(runPass),
+          Effect.zipLeft(continueRequested)
+        ),
       drain: (count) =>
         Effect.gen(function*() {
           const idle = (yield* store.list(spec.name)).filter((r) => r.status === "idle").slice(0, Math.max(0, count))
