@@ -10,7 +10,7 @@ import { RailwayCompute } from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
 
 const PAGE_SIZE = 100
-const MUTATIONS = ["ServiceCreate", "VariableCollectionUpsert", "ServiceDomainCreate", "ServiceInstanceUpdate", "ServiceInstanceDeploy", "ServiceDelete"]
+const MUTATIONS = ["ServiceCreateBatch", "ServiceLaunchBatch", "ServiceDelete"]
 
 const steadyPass = (size: number) =>
   Effect.gen(function*() {

@@ -2,11 +2,11 @@
  * `railway:check`: what an operator runs to debug a setup. Which kind the token is, which project and
  * environment it reaches, how many services that environment has, and Railway's rate-limit headers.
  */
-import { Console, Effect, Option, type Redacted } from "effect"
+import { Config, Console, Effect, Option, type Redacted } from "effect"
 import type { RailwayOptions } from "./config.js"
 import * as Ops from "./operations.js"
 import { connect } from "./provider.js"
-import { registerPoolWebhook, type WebhookSettings } from "./webhooks.js"
+import { RailwayWebhookConfig, registerPoolWebhook, webhookSecret, type WebhookSettings } from "./webhooks.js"
 
 export interface RailwayCheckReport {
   readonly tokenKind: string
@@ -23,6 +23,19 @@ export interface WebhookRegistration {
   readonly settings: WebhookSettings
   readonly secret: Redacted.Redacted<string>
 }
+
+/** `--register-webhook` from the environment: POOL_PUBLIC_URL, RAILWAY_WORKSPACE_ID, and the secret (or POOL_API_KEY). */
+export const webhookRegistrationConfig = Effect.gen(function*() {
+  const settings = yield* RailwayWebhookConfig
+  if (Option.isNone(settings.publicUrl) || Option.isNone(settings.workspaceId)) {
+    return yield* Effect.fail("--register-webhook needs POOL_PUBLIC_URL and RAILWAY_WORKSPACE_ID")
+  }
+  const apiKey = yield* Config.option(Config.redacted("POOL_API_KEY"))
+  const secret = Option.orElse(settings.secret, () => Option.map(apiKey, (key) => webhookSecret(settings, key)))
+  if (Option.isNone(secret)) return yield* Effect.fail("--register-webhook needs RAILWAY_WEBHOOK_SECRET, or POOL_API_KEY to derive it from")
+  const registration: WebhookRegistration = { settings, secret: secret.value }
+  return registration
+})
 
 export const railwayCheck = (options: RailwayOptions, register?: WebhookRegistration) =>
   Effect.gen(function*() {

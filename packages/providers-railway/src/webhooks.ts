@@ -95,8 +95,9 @@ export interface WebhookSettings {
 }
 
 export const RailwayWebhookConfig: Config.Config<WebhookSettings> = Config.all({
-  secret: Config.option(Config.redacted("RAILWAY_WEBHOOK_SECRET").pipe(
-    Config.validate({ message: "must be at least 16 characters", validation: (s) => Redacted.value(s).length >= 16 })
+  secret: Config.option(Config.string("RAILWAY_WEBHOOK_SECRET").pipe(
+    Config.validate({ message: "must be at least 16 characters", validation: (s) => s.length >= 16 }),
+    Config.map(Redacted.make)
   )),
   publicUrl: Config.option(Config.string("POOL_PUBLIC_URL").pipe(
     Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/[^\s/]+/.test(u) }),

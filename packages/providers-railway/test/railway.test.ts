@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ComputeProvider, ServiceUpgrader } from "@warmpool/reconciler"
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
-import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Redacted } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
 import { buildClientSchema, parse, validate } from "graphql"
 import { existsSync, readFileSync } from "node:fs"
 import { resolve } from "node:path"
@@ -14,7 +14,9 @@ import {
   type RailwayOptions,
   railwayCheck,
   RailwayUpgrader,
-  registerWebhook
+  registerWebhook,
+  webhookRegistrationConfig,
+  webhookSecret
 } from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
 
@@ -277,4 +279,23 @@ describe("RailwayCompute", () => {
       expect(rules[0]!.eventTypes).toContain("Deployment.crashed")
       expect(String(yield* Effect.flip(registerWebhook(railway, { workspaceId: "nope", url: "https://x/webhooks/railway/a", sameHookPrefix: "https://x/" })))).toContain("not found")
     }).pipe(Effect.provide(world())))
+
+  it.effect("railway:check --register-webhook registers from POOL_PUBLIC_URL and RAILWAY_WORKSPACE_ID, and never prints the secret", () =>
+    Effect.gen(function*() {
+      const emulator = yield* startRailwayEmulator()
+      const env = (vars: Record<string, string>) => Effect.withConfigProvider(webhookRegistrationConfig, ConfigProvider.fromMap(new Map(Object.entries(vars))))
+      const register = yield* env({ POOL_PUBLIC_URL: "https://pool.example/", RAILWAY_WORKSPACE_ID: emulator.workspaceId, POOL_API_KEY: "k".repeat(32) })
+      const secret = Redacted.value(register.secret)
+      // Derived from the key, but not the key.
+      expect(secret).toBe(Redacted.value(webhookSecret({ secret: Option.none() }, Redacted.make("k".repeat(32)))))
+      expect(secret).not.toContain("kkkk")
+      const text = formatRailwayCheck(yield* railwayCheck(optionsFor(emulator), register)).join("\n")
+      expect(text).toContain("webhook:      created (https://pool.example/webhooks/railway/<secret>)")
+      expect(text).not.toContain(secret)
+      expect(emulator.rules()[0]!.channels[0]!.config).toEqual({ type: "webhook", url: `https://pool.example/webhooks/railway/${secret}` })
+      expect(formatRailwayCheck(yield* railwayCheck(optionsFor(emulator), register)).join("\n")).toContain("webhook:      unchanged")
+      expect(yield* Effect.flip(env({ POOL_PUBLIC_URL: "https://pool.example", POOL_API_KEY: "k" }))).toContain("RAILWAY_WORKSPACE_ID")
+      expect(yield* Effect.flip(env({ POOL_PUBLIC_URL: "https://pool.example", RAILWAY_WORKSPACE_ID: "w" }))).toContain("POOL_API_KEY")
+      expect(String(yield* Effect.flip(env({ POOL_PUBLIC_URL: "ftp://x", RAILWAY_WORKSPACE_ID: "w", POOL_API_KEY: "k" })))).toContain("http(s) URL")
+    }).pipe(Effect.scoped))
 })

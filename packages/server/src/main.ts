@@ -5,10 +5,10 @@
  */
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { printRailwayCheck, RailwayConfig, RailwayServiceVariables } from "@warmpool/providers-railway"
+import { printRailwayCheck, RailwayConfig, RailwayServiceVariables, webhookRegistrationConfig } from "@warmpool/providers-railway"
 import { PgInstanceStore } from "@warmpool/reconciler/postgres"
 import { SqlClient } from "@effect/sql"
-import { Console, Effect, Either, Layer, Option, Redacted } from "effect"
+import { type ConfigError, Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { PoolSpec } from "@warmpool/reconciler"
 import { computeLayer, databaseLayer, resolveApiKey, serverLayer } from "./app.js"
 import { poolSpecsOf } from "./pools.js"
@@ -137,9 +137,16 @@ const drain = Command.make("drain", { url: serverUrl, count: Options.integer("co
     Command.withDescription("Remove up to N idle instances.")
   )
 
-const railwayCheck = Command.make("railway:check", {}, () =>
-  Effect.flatMap(RailwayConfig.pipe(Effect.mapError((error) => new StartupError(configErrorLines(error)))), printRailwayCheck)).pipe(
-    Command.withDescription("Check the RAILWAY_* setup: token kind, project, environment, services, rate-limit headers.")
+const railwayCheck = Command.make("railway:check", {
+  registerWebhook: Options.boolean("register-webhook").pipe(Options.withDescription("also make sure Railway sends deployment events to POOL_PUBLIC_URL"))
+}, ({ registerWebhook }) =>
+  Effect.gen(function*() {
+    const startup = (error: string | ConfigError.ConfigError) => new StartupError(typeof error === "string" ? [error] : configErrorLines(error))
+    const options = yield* RailwayConfig.pipe(Effect.mapError(startup))
+    const register = registerWebhook ? yield* webhookRegistrationConfig.pipe(Effect.mapError(startup)) : undefined
+    yield* printRailwayCheck(options, register)
+  })).pipe(
+    Command.withDescription("Check the RAILWAY_* setup: token kind, project, environment, services, rate-limit headers; --register-webhook registers the pool's webhook.")
   )
 
 const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, enrichCommand, status, claim, drain, railwayCheck]))
