@@ -26,18 +26,7 @@ const capture = Logger.make(({ annotations, message }) => logs.push(`${String(me
 
 const world = (tickInterval: Duration.DurationInput) => {
   const compute = Layer.unwrapEffect(Effect.map(Emulator, (emulator) =>
-    RailwayCompute.layer({
-      token: Redacted.make(emulator.accountToken),
-      tokenKind: "account",
-      projectId: emulator.projectId,
-      environment: { id: "env-production" },
-      runtimeImage: "img",
-      apiUrl: emulator.apiUrl,
-      ratePerSecond: 1_000,
-      ratePerHour: 100_000,
-      pageSize: 100,
-      timeout: Duration.seconds(5)
-    })))
+    RailwayCompute.layer(emulator.providerOptions({ runtimeImage: "img", ratePerSecond: 1_000, ratePerHour: 100_000, timeout: Duration.seconds(5) }))))
   return httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Controller.layer(spec, { tickInterval, readinessInterval: Duration.millis(100) })),

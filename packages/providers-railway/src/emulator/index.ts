@@ -9,9 +9,10 @@
  * and lost webhooks.
  */
 import { startHttpEmulator } from "@warmpool/reconciler/testing"
-import { Effect } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { buildSchema, graphql, GraphQLError } from "graphql"
 import { randomUUID } from "node:crypto"
+import type { RailwayOptions } from "../config.js"
 
 const schema = buildSchema(/* GraphQL */ `
   scalar DateTime
@@ -107,6 +108,8 @@ export interface RailwayEmulatorOptions {
   readonly workspaceId?: string
   /** `x-ratelimit-limit` (Railway's hourly limit). Default 1,000 (Hobby). */
   readonly hourlyLimit?: number
+  /** Requests already spent this hour (by other tools): `x-ratelimit-remaining` starts lower. Default 0. */
+  readonly spent?: number
 }
 
 /** A deployment event as Railway's webhooks deliver it. */
@@ -158,7 +161,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       failPage: undefined as number | undefined,
       services: new Map<string, EmulatedService>(),
       operations: {} as Record<string, number>,
-      remaining: options.hourlyLimit ?? 1000,
+      remaining: (options.hourlyLimit ?? 1000) - (options.spent ?? 0),
       rules: [] as Array<EmulatedRule>,
       /** Webhook deliveries to drop (a lost webhook). */
       dropWebhooks: 0,
@@ -399,6 +402,20 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       ...emulator,
       /** RAILWAY_API_URL for the provider. */
       apiUrl: `${emulator.url}/graphql/v2`,
+      /** Options for a provider on this emulator: the account token, the first environment, Hobby's limits. */
+      providerOptions: (overrides: Partial<RailwayOptions> = {}): RailwayOptions => ({
+        token: Redacted.make(accountToken),
+        tokenKind: "account",
+        projectId,
+        environment: { id: environments[0]!.id },
+        runtimeImage: "ghcr.io/xmtplabs/convos-runtime:latest",
+        apiUrl: `${emulator.url}/graphql/v2`,
+        ratePerSecond: 10,
+        ratePerHour: 1_000,
+        pageSize: 100,
+        timeout: Duration.seconds(20),
+        ...overrides
+      }),
       projectId,
       environments,
       accountToken,
