@@ -21,7 +21,7 @@ export interface RailwayOptions {
   readonly timeout: Duration.Duration
   /** How long a create waits for others to share its requests. Default 100 ms. */
   readonly createWindow?: Duration.DurationInput
-  /** The same when less than a quarter of the hourly budget is left. Default 5 s. */
+  /** How long refills wait for more claims when less than a quarter of the hourly budget is left. Default 8 s. */
   readonly tightCreateWindow?: Duration.DurationInput
   /** Most creates in one batch. Default 50. */
   readonly createBatchMax?: number

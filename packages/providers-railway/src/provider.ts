@@ -204,7 +204,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     // Waiting for company is waiting for other fibers' I/O: wall time, whatever clock the program runs on.
     const wallClock = Clock.make()
     const createWindow = Duration.decode(options.createWindow ?? Duration.millis(100))
-    const tightCreateWindow = Duration.decode(options.tightCreateWindow ?? Duration.seconds(5))
+    const tightCreateWindow = Duration.decode(options.tightCreateWindow ?? Duration.seconds(8))
     const submitCreate = yield* makeGroupCommit(
       (items: ReadonlyArray<CreateServiceRequest>) =>
         createFresh(items).pipe(
@@ -215,8 +215,8 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         ),
       {
         maxBatch: options.createBatchMax ?? 50,
-        // Creates of one pass arrive a few ms apart; when the budget runs low, wait longer for company.
-        gather: Effect.flatMap(usage, (u) => Effect.sleep(isTight(u) ? tightCreateWindow : createWindow).pipe(Effect.withClock(wallClock)))
+        // Creates of one pass arrive a few ms apart: wait that long for company.
+        gather: Effect.sleep(createWindow).pipe(Effect.withClock(wallClock))
       }
     )
 
@@ -233,7 +233,10 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         Effect.withSpan("RailwayCompute.destroy")
       )
 
-    return { compute: ComputeProvider.of({ list: listAll, create, destroy }), context, usage, request }
+    // When the budget runs low, refills wait so that the creates of several claims share their two requests.
+    const refillDelay = Effect.map(usage, (u) => (isTight(u) ? tightCreateWindow : Duration.zero))
+
+    return { compute: ComputeProvider.of({ list: listAll, create, destroy, refillDelay }), context, usage, request }
   })
 
 export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Type"], ProviderError, Scope.Scope> =>

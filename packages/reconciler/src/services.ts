@@ -3,7 +3,7 @@
  * implementation (Railway, Postgres, HTTP, in-memory …). Contracts are checked by the conformance
  * suites in `@warmpool/reconciler/testing`, run against every implementation.
  */
-import { Context, type Effect, type Option, type Stream } from "effect"
+import { Context, type Duration, type Effect, type Option, type Stream } from "effect"
 import type {
   ConflictError,
   ProviderError,
@@ -25,6 +25,11 @@ export class ComputeProvider extends Context.Tag("@warmpool/reconciler/ComputePr
     readonly create: (request: CreateServiceRequest) => Effect.Effect<CreatedService, ProviderError>
     /** Destroys a service. One that is already gone counts as destroyed. */
     readonly destroy: (serviceId: string) => Effect.Effect<void, ProviderError>
+    /**
+     * How long a pass that only refills should wait first, so that the creates of several claims share the
+     * platform's requests (its API budget runs low). Absent or zero: at once.
+     */
+    readonly refillDelay?: Effect.Effect<Duration.Duration>
   }
 >() {}
 

@@ -215,7 +215,18 @@ export const make = (
       // First pass at once; then whenever triggered, or after a tick of quiet (a tick always lists).
       yield* Queue.offer(wakeups, undefined)
       const loop = Effect.raceFirst(Effect.as(Queue.take(wakeups), false), Effect.as(Effect.sleep(tick), true)).pipe(
-        Effect.flatMap((ticked) => Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, freshWanted: false })), (s) => ticked || s.freshWanted)),
+        Effect.flatMap((ticked) =>
+          Effect.gen(function*() {
+            // A refill can wait for the platform's sake (a tight API budget): claims meanwhile share its creates.
+            if (!ticked && !(yield* Ref.get(state)).freshWanted && compute.refillDelay !== undefined) {
+              yield* Effect.flatMap(compute.refillDelay, Effect.sleep)
+            }
+            // The pass about to observe covers every trigger so far.
+            yield* Queue.takeAll(wakeups)
+            const { freshWanted } = yield* Ref.getAndUpdate(state, (s) => ({ ...s, freshWanted: false }))
+            return ticked || freshWanted
+          })
+        ),
         Effect.flatMap((fresh) => passLock.withPermits(1)(onePass(fresh))),
         Effect.zipRight(continueRequested),
         Effect.forever
