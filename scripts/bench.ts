@@ -11,6 +11,7 @@ const modules = [
   "../packages/reconciler/bench/rollout.ts",
   "../packages/reconciler/bench/backfill.ts",
   "../packages/reconciler/bench/claim-store.ts",
+  "../packages/reconciler/bench/waiting-claim.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",

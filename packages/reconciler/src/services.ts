@@ -111,8 +111,9 @@ export class Credentials extends Context.Tag("@warmpool/reconciler/Credentials")
 
 /** A claim, as the seed's `POST /api/pool/claim` takes it. */
 export interface ProvisionRequest {
-  readonly agentName: string
-  readonly instructions: string
+  /** Optional, as in the replaced system: the runtime picks a name and instructions of its own. */
+  readonly agentName?: string | undefined
+  readonly instructions?: string | undefined
   readonly joinUrl?: string | undefined
 }
 

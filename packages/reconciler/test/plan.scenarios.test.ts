@@ -79,6 +79,20 @@ describe("plan, on the seed's failures", () => {
     expect(plan(spec, observe(inFlight, []))).toEqual([])
   })
 
+  it("creates one instance per waiting claim beyond the warm target, once, and never past maxTotal", () => {
+    const idleRows = [row("a", "idle"), row("b", "idle")]
+    const listed = [service("a", "SUCCESS"), service("b", "SUCCESS")]
+    const waiting = (n: number, rows: ReadonlyArray<Instance>, services: ReadonlyArray<ServiceInfo>) =>
+      plan(spec, { ...observe(rows, services), waitingClaims: n }).filter((a) => a._tag === "Create")
+    expect(waiting(0, idleRows, listed)).toEqual([])
+    expect(waiting(3, idleRows, listed)).toEqual(Array.from({ length: 3 }, () => expect.objectContaining({ reason: "requested" })))
+    // Their creates in flight count: the next pass does not repeat them.
+    const inFlight = ["x", "y", "z"].map((id) => new Instance({ ...row(id, "creating", { serviceId: null }), statusChangedAt: new Date(NOW), createdAt: new Date(NOW) }))
+    expect(waiting(3, [...idleRows, ...inFlight], listed)).toEqual([])
+    // maxTotal (6) bounds them, whatever the demand.
+    expect(waiting(50, idleRows, listed)).toHaveLength(4)
+  })
+
   it("deletes an instance that never became healthy within the stuck timeout, and replaces it", () => {
     const stuck = row("a", "starting", { createdAt: minutesAgo(16) })
     const actions = plan(spec, observe([stuck, row("b", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS")], { a: "not-ready" }))

@@ -6,46 +6,14 @@ import { describe, expect, it } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Either, Layer, Option, Redacted, Schedule, TestServices } from "effect"
-import { createServer, type Server, Socket } from "node:net"
 import { inject } from "vitest"
 import { Controller, InstanceStore, Leadership, newInstance, PoolSpec } from "../src/index.js"
 import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "../src/testing/index.js"
 import { PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
 import { currentDatabaseUrl, freshDatabase } from "../src/postgres/testing.js"
+import { proxy } from "./support/tcp-proxy.js"
 
 const serverUrl = inject("postgresUrl")
-
-/** A TCP proxy on loopback in front of Postgres, whose `cut` kills every connection and refuses new ones. */
-const proxy = (target: URL) =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly port: number; readonly cut: Effect.Effect<void>; readonly server: Server }>((resume) => {
-      const sockets = new Set<Socket>()
-      let open = true
-      const server = createServer((client) => {
-        if (!open) return client.destroy()
-        const upstream = new Socket()
-        upstream.connect(Number(target.port || 5432), target.hostname)
-        for (const s of [client, upstream]) {
-          sockets.add(s)
-          s.on("error", () => {})
-          s.on("close", () => sockets.delete(s))
-        }
-        client.pipe(upstream).pipe(client)
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed({
-          port: typeof address === "object" && address !== null ? address.port : 0,
-          server,
-          cut: Effect.sync(() => {
-            open = false
-            for (const s of sockets) s.destroy()
-          })
-        }))
-      })
-    }),
-    ({ server }) => Effect.sync(() => server.close())
-  )
 
 /** One replica: its own connection pool (through `url`), its leadership and its store. */
 const replica = (url: string, holder: string, options: { ttl: Duration.DurationInput; renewEvery: Duration.DurationInput }) =>

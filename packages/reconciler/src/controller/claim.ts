@@ -3,19 +3,31 @@
  * An instance whose outcome is unknown or that is already bound never goes back to idle (DESIGN §8):
  * the seed's endless claim loop came from doing exactly that.
  */
-import { Clock, Duration, Effect, Metric, Option } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, Metric, Option } from "effect"
 import { Instance } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { ClaimFailedError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
 import { InstanceRuntime, InstanceStore, type Transition } from "../services.js"
 import { describeError } from "./apply.js"
-import type { ClaimError, ClaimRequest, ClaimResult } from "./controller.js"
+import { type ClaimError, type ClaimOptions, ClaimProgress, type ClaimRequest, type ClaimResult } from "./controller.js"
 import { makeGroupCommit } from "./group-commit.js"
 import * as metrics from "./metrics.js"
+import { MAX_WAIT_MS, type WaitingRoom } from "./waiting.js"
+
+/** A claim's place in the waiting room and its deadline (epoch ms). */
+interface Waiting {
+  readonly ticket: number
+  readonly deadline: number
+}
 
 export const makeClaim = (
   spec: PoolSpec,
-  options: { readonly attempts: number; readonly timeout: Duration.DurationInput; readonly trigger: Effect.Effect<void> }
+  options: {
+    readonly attempts: number
+    readonly timeout: Duration.DurationInput
+    readonly trigger: Effect.Effect<void>
+    readonly room: WaitingRoom
+  }
 ) =>
   Effect.gen(function*() {
     const store = yield* InstanceStore
@@ -28,10 +40,7 @@ export const makeClaim = (
       {
         maxBatch: 64,
         // Its claimer went away before it was provisioned: it is as idle as it was.
-        undeliverable: Option.match({
-          onNone: () => Effect.void,
-          onSome: (row) => Effect.ignore(store.transition({ id: row.id, from: ["claiming"], to: "idle" }))
-        })
+        undeliverable: Option.match({ onNone: () => Effect.void, onSome: options.room.giveBack })
       }
     )
     const recordClaimed = yield* makeGroupCommit(
@@ -43,27 +52,48 @@ export const makeClaim = (
       { maxBatch: 64 }
     )
 
-    const attempt = (request: ClaimRequest, failures: ReadonlyArray<string>): Effect.Effect<ClaimResult, ClaimError> =>
+    /** An idle row now; or, for a waiting claim, the first one handed to it in line before its deadline. */
+    const take = (waiting: Waiting | undefined, progress: (p: ClaimProgress) => Effect.Effect<void>) =>
       Effect.gen(function*() {
-        const claimed = yield* takeIdle()
-        if (Option.isNone(claimed)) {
-          return yield* failures.length === 0
-            ? new NoIdleInstanceError({ pool: spec.name, message: "no idle instance; the pool is being refilled" })
-            : new ClaimFailedError({ attempts: failures.length, message: `provisioning failed on every attempt (${failures.join("; ")})` })
+        // Claims already in line come first: a waiting newcomer joins the line instead of taking a row ahead of them.
+        if (waiting === undefined || !(yield* options.room.occupied)) {
+          const now = yield* takeIdle()
+          if (Option.isSome(now) || waiting === undefined || waiting.deadline <= (yield* Clock.currentTimeMillis)) return now
         }
-        const instance = claimed.value
-        const outcome = yield* runtime.provision(instance, request).pipe(
+        return yield* options.room.wait(waiting.ticket, waiting.deadline, (position) => progress(ClaimProgress.Queued({ position })))
+      })
+
+    /**
+     * Provisions a row this claim holds and records the outcome: the claim's result, or the failures so far
+     * when another instance may be tried. Runs to its end even if the caller goes away (the provision has its
+     * timeout), so that no row is left in `claiming` for the plan's claim timeout to find.
+     */
+    const settle = (
+      request: ClaimRequest,
+      instance: Instance,
+      progress: (p: ClaimProgress) => Effect.Effect<void>,
+      failures: ReadonlyArray<string>
+    ): Effect.Effect<Either.Either<ClaimResult, ReadonlyArray<string>>, ClaimError> =>
+      Effect.gen(function*() {
+        yield* progress(ClaimProgress.Claimed({ instanceId: instance.id }))
+        yield* progress(ClaimProgress.Provisioning({ instanceId: instance.id }))
+        // A fiber of its own, which the caller's going away does not reach (its timeout bounds it); joining it
+        // here, where the caller cannot be interrupted, waits for its outcome.
+        const provisioning = yield* runtime.provision(instance, request).pipe(
           Effect.timeoutFail({
             duration: options.timeout,
             onTimeout: () => new ProvisionUnknownError({ instanceId: instance.id, message: `no answer within ${Duration.format(options.timeout)}` })
           }),
-          Effect.either
+          Effect.either,
+          Effect.interruptible,
+          Effect.forkDaemon
         )
+        const outcome = yield* Fiber.join(provisioning)
         if (outcome._tag === "Right") {
           const now = new Date(yield* Clock.currentTimeMillis)
           const patch = {
-            agentName: request.agentName,
-            instructions: request.instructions,
+            agentName: request.agentName ?? null,
+            instructions: request.instructions ?? null,
             conversationId: outcome.right.conversationId,
             inviteUrl: outcome.right.inviteUrl,
             claimedAt: now,
@@ -73,12 +103,15 @@ export const makeClaim = (
             // Only the plan's claim timeout moves a `claiming` row: this claim outlived it.
             return yield* new ClaimFailedError({ attempts: failures.length + 1, message: `instance ${instance.id} was provisioned after its claim timed out` })
           }
-          return { ...outcome.right, instance: new Instance({ ...instance, ...patch, status: "claimed", statusChangedAt: now }, { disableValidation: true }) }
+          return Either.right({
+            ...outcome.right,
+            instance: new Instance({ ...instance, ...patch, status: "claimed", statusChangedAt: now }, { disableValidation: true })
+          })
         }
         const error = outcome.left
         if (error._tag === "ProvisionRejectedError") {
           // The request itself was refused and the instance is untouched: it may serve the next claim.
-          yield* Effect.ignore(store.transition({ id: instance.id, from: ["claiming"], to: "idle" }))
+          yield* options.room.giveBack(instance)
           return yield* error
         }
         // Bound (409) or unknown: it must not serve another claim.
@@ -92,12 +125,39 @@ export const makeClaim = (
         if (next.length >= options.attempts) {
           return yield* new ClaimFailedError({ attempts: next.length, message: `provisioning failed on every attempt (${next.join("; ")})` })
         }
-        return yield* attempt(request, next)
+        return Either.left(next)
       })
 
-    return Effect.fn("Controller.claim")(function*(request: ClaimRequest) {
+    const attempt = (
+      request: ClaimRequest,
+      waiting: Waiting | undefined,
+      progress: (p: ClaimProgress) => Effect.Effect<void>,
+      failures: ReadonlyArray<string>
+    ): Effect.Effect<ClaimResult, ClaimError> =>
+      // Interruptible while it waits for a row; from the moment it holds one, it settles it.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const claimed = yield* restore(take(waiting, progress))
+          if (Option.isNone(claimed)) {
+            return yield* failures.length > 0
+              ? new ClaimFailedError({ attempts: failures.length, message: `provisioning failed on every attempt (${failures.join("; ")})` })
+              : new NoIdleInstanceError({
+                pool: spec.name,
+                message: waiting === undefined
+                  ? "no idle instance; the pool is being refilled"
+                  : "no instance became ready in the time the claim could wait; the pool is being refilled"
+              })
+          }
+          return yield* settle(request, claimed.value, progress, failures)
+        })
+      ).pipe(Effect.flatMap(Either.match({ onRight: Effect.succeed, onLeft: (next) => attempt(request, waiting, progress, next) })))
+
+    return Effect.fn("Controller.claim")(function*(request: ClaimRequest, claimOptions: ClaimOptions = {}) {
       const started = yield* Clock.currentTimeMillis
-      return yield* attempt(request, []).pipe(
+      const waitMs = Math.min(Math.max(0, claimOptions.waitMs ?? 0), MAX_WAIT_MS)
+      const waiting = waitMs > 0 ? { ticket: yield* options.room.ticket, deadline: started + waitMs } : undefined
+      const progress = claimOptions.onProgress ?? (() => Effect.void)
+      return yield* attempt(request, waiting, progress, []).pipe(
         Effect.tapBoth({
           onFailure: (error) => Metric.increment(metrics.claimsWithOutcome(error._tag)),
           onSuccess: () => Metric.increment(metrics.claimsWithOutcome("claimed"))

@@ -1,4 +1,4 @@
-import { Context, type Effect, Layer, type Option } from "effect"
+import { Context, Data, type Effect, Layer, type Option } from "effect"
 import type {
   ClaimFailedError,
   NoIdleInstanceError,
@@ -21,6 +21,24 @@ export interface ClaimRequest extends ProvisionRequest {
 export interface ClaimResult extends ProvisionResult {
   /** The row, now `claimed`. */
   readonly instance: Instance
+}
+
+/** How far a claim is: in line (1 = next), holding an instance, provisioning its conversation. */
+export type ClaimProgress = Data.TaggedEnum<{
+  Queued: { readonly position: number }
+  Claimed: { readonly instanceId: string }
+  Provisioning: { readonly instanceId: string }
+}>
+export const ClaimProgress = Data.taggedEnum<ClaimProgress>()
+
+export interface ClaimOptions {
+  /**
+   * When nothing is idle, wait up to this long (ms, at most 120,000) for an instance, first come first served,
+   * asking the pool for one more. 0 or absent: fail at once with `NoIdleInstanceError`.
+   */
+  readonly waitMs?: number | undefined
+  /** Hears the claim's progress as it happens. */
+  readonly onProgress?: ((progress: ClaimProgress) => Effect.Effect<void>) | undefined
 }
 
 export type ClaimError = NoIdleInstanceError | ClaimFailedError | ProvisionRejectedError | StoreError
@@ -48,8 +66,8 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
     /** The summary of the last pass, if one ran. */
     readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
-    /** Claims the oldest idle instance and provisions it; triggers a pass at once (backfill). */
-    readonly claim: (request: ClaimRequest) => Effect.Effect<ClaimResult, ClaimError>
+    /** Claims the oldest idle instance (waiting for one if asked to) and provisions it; triggers a pass at once (backfill). */
+    readonly claim: (request: ClaimRequest, options?: ClaimOptions) => Effect.Effect<ClaimResult, ClaimError>
     /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */
     readonly replenish: (count?: number) => Effect.Effect<PassSummary>
     /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one) and runs a pass. */

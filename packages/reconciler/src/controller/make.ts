@@ -18,6 +18,7 @@ import { makeClaim } from "./claim.js"
 import { makeReadiness } from "./readiness.js"
 import type { Controller } from "./controller.js"
 import * as metrics from "./metrics.js"
+import { makeWaitingRoom } from "./waiting.js"
 
 export interface ControllerOptions {
   /** Time between passes when nothing triggers one. Default 30 s (the seed's TICK_INTERVAL_MS). */
@@ -30,6 +31,8 @@ export interface ControllerOptions {
   readonly provisionTimeout?: Duration.DurationInput
   /** Idle instances a claim may try before giving up. Default 3. */
   readonly claimAttempts?: number
+  /** Time between passes while claims wait for an instance (they need the next healthy one at once). Default 2 s. */
+  readonly waitingTickInterval?: Duration.DurationInput
   /** Run passes on the timer. Default true; tests drive `runPass` themselves with false. */
   readonly background?: boolean
   /** How often `starting` instances are probed between passes (background only). Default 1 s. */
@@ -64,9 +67,6 @@ export const make = (
     const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
     const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
     const background = options.background ?? true
-    const readiness = background
-      ? yield* makeReadiness(spec, { interval: Duration.decode(options.readinessInterval ?? Duration.seconds(1)), concurrency })
-      : undefined
 
     const state = yield* Ref.make({
       pass: 0,
@@ -82,6 +82,13 @@ export const make = (
     const passLock = yield* Effect.makeSemaphore(1)
     // A sliding queue of one: any number of triggers during a pass leave exactly one wake-up behind.
     const wakeups = yield* Queue.sliding<void>(1)
+    const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
+    // A pass that may only refill (after a claim): it reuses a recent complete listing instead of listing again.
+    const triggerRefill = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
+    const room = yield* makeWaitingRoom(spec, { trigger: triggerRefill })
+    const readiness = background
+      ? yield* makeReadiness(spec, { interval: Duration.decode(options.readinessInterval ?? Duration.seconds(1)), concurrency, onIdle: room.announceIdle })
+      : undefined
     const pool = { pool: spec.name }
 
     /** A listing young enough for a refill-only pass, if there is one: it costs the platform nothing. */
@@ -120,7 +127,8 @@ export const make = (
         health: new Map(probed),
         now: yield* Clock.currentTimeMillis,
         createAllowance: allowance,
-        requestedCreates
+        requestedCreates,
+        waitingClaims: yield* room.demand
       }
       return observation
     })
@@ -156,6 +164,8 @@ export const make = (
           errors.push(`${outcome.action._tag}${"id" in outcome.action ? ` ${outcome.action.id}` : ""}: ${describeError(outcome.error)}`)
           yield* Metric.increment(Metric.tagged(metrics.providerErrors, "kind", errorKind(outcome.error)))
         }
+        // Waiting claims, here and on other replicas, take what became idle now rather than at their deadline.
+        if (outcomes.some((o) => o.error === undefined && (o.action._tag === "MarkIdle" || o.action._tag === "Adopt"))) yield* room.announceIdle
         const creates = outcomes.filter((o) => o.action._tag === "Create")
         const requestedDone = actions.filter((a) => a._tag === "Create" && a.reason === "requested").length
         yield* Ref.update(state, (s) => ({
@@ -205,16 +215,16 @@ export const make = (
     }).pipe(Effect.withSpan("Controller.pass", { attributes: pool }))
 
     const runPass = passLock.withPermits(1)(onePass(true))
-    const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
-    // A pass that may only refill (after a claim): it reuses a recent complete listing instead of listing again.
-    const triggerRefill = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
     // Requested creates the batch could not take this pass: go again without waiting for the tick.
     const continueRequested = Effect.flatMap(Ref.get(state), (s) => (s.requested > 0 ? triggerRefill : Effect.void))
 
     if (background) {
-      // First pass at once; then whenever triggered, or after a tick of quiet (a tick always lists).
+      const waitingTick = Duration.min(tick, Duration.decode(options.waitingTickInterval ?? Duration.seconds(2)))
+      // First pass at once; then whenever triggered, or after a tick of quiet (a tick always lists). While claims
+      // wait, a short quiet gives a refill-only pass: it finds what became ready without a listing.
       yield* Queue.offer(wakeups, undefined)
-      const loop = Effect.raceFirst(Effect.as(Queue.take(wakeups), false), Effect.as(Effect.sleep(tick), true)).pipe(
+      const quiet = Effect.flatMap(room.demand, (waiting) => waiting > 0 ? Effect.as(Effect.sleep(waitingTick), false) : Effect.as(Effect.sleep(tick), true))
+      const loop = Effect.raceFirst(Effect.as(Queue.take(wakeups), false), quiet).pipe(
         Effect.flatMap((ticked) =>
           Effect.gen(function*() {
             // A refill can wait for the platform's sake (a tight API budget): claims meanwhile share its creates.
@@ -239,7 +249,8 @@ export const make = (
     const claim = yield* makeClaim(spec, {
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
-      trigger: triggerRefill
+      trigger: triggerRefill,
+      room
     })
 
     const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>

@@ -14,6 +14,7 @@ export const instances = Metric.gauge("warmpool_instances", { description: "Inst
 export const outdated = Metric.gauge("warmpool_instances_outdated", {
   description: "Instances made from another template than their pool's: a rollout under way, or claimed ones to upgrade"
 })
+export const claimsWaiting = Metric.gauge("warmpool_claims_waiting", { description: "Claims waiting for an instance on this replica" })
 
 const claimCounters = new Map<string, Metric.Metric.Counter<number>>()
 

@@ -18,7 +18,12 @@ export interface Readiness {
 
 export const makeReadiness = (
   spec: PoolSpec,
-  options: { readonly interval: Duration.Duration; readonly concurrency: number }
+  options: {
+    readonly interval: Duration.Duration
+    readonly concurrency: number
+    /** Run when a round marked rows idle (claims waiting for one are told). */
+    readonly onIdle: Effect.Effect<void>
+  }
 ): Effect.Effect<Readiness, never, InstanceStore | HealthProbe | Leadership | Scope.Scope> =>
   Effect.gen(function*() {
     const store = yield* InstanceStore
@@ -34,7 +39,8 @@ export const makeReadiness = (
       if (targets.length === 0) return yield* Ref.set(pending, false)
       const probed = yield* Effect.forEach(targets, (t) => Effect.map(health.check(t), (h) => [t.id, h] as const), { concurrency: options.concurrency })
       const transitions = readyActions(spec, rows, new Map(probed)).flatMap((action) => transitionOf(action) ?? [])
-      if (transitions.length > 0) yield* store.transitionMany(transitions)
+      if (transitions.length === 0) return
+      if ((yield* store.transitionMany(transitions)).length > 0) yield* options.onIdle
     }).pipe(
       // A failed round (store down) is retried by the next one; passes report store failures.
       Effect.ignore,

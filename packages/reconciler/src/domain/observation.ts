@@ -30,6 +30,8 @@ export interface Observation {
   readonly createAllowance: number
   /** Creates an operator asked for on top of what the pool needs (`replenish {count}`). */
   readonly requestedCreates: number
+  /** Claims waiting for an instance, on every replica: each raises the warm target by one while it waits. */
+  readonly waitingClaims?: number
 }
 
 /** Why a row is being deleted. */

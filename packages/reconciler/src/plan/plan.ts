@@ -219,7 +219,9 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   // Every row and every unowned service may be a running service: all count toward maxTotal.
   const total = rows.length + unmatched.length
   const fill = Math.max(0, spec.minIdle - warm)
-  const wanted = fill + rollout.surge + Math.max(0, observation.requestedCreates)
+  // Waiting claims raise the warm target: level-triggered, so a create in flight for one is not repeated.
+  const waited = Math.max(0, spec.minIdle + Math.max(0, observation.waitingClaims ?? 0) - warm) - fill
+  const wanted = fill + rollout.surge + waited + Math.max(0, observation.requestedCreates)
   const creates = observation.listing._tag !== "Failed"
     ? Math.max(0, Math.min(wanted, spec.createBatch, observation.createAllowance, spec.maxTotal - total))
     : 0

@@ -85,9 +85,10 @@ export const arbWorld: fc.Arbitrary<World> = fc
     strays: fc.array(arbStraySeed, { maxLength: 5 }),
     failed: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
     createAllowance: fc.integer({ min: 0, max: 6 }),
-    requestedCreates: fc.constantFrom(0, 0, 0, 1, 3)
+    requestedCreates: fc.constantFrom(0, 0, 0, 1, 3),
+    waitingClaims: fc.constantFrom(0, 0, 0, 1, 4)
   })
-  .map(({ createAllowance, failed, requestedCreates, rows: seeds, spec, strays }) => {
+  .map(({ createAllowance, failed, requestedCreates, rows: seeds, spec, strays, waitingClaims }) => {
     const rows: Array<Instance> = []
     const services: Array<ServiceInfo> = []
     const health = new Map<string, Health>()
@@ -139,7 +140,8 @@ export const arbWorld: fc.Arbitrary<World> = fc
       health,
       now: NOW,
       createAllowance,
-      requestedCreates
+      requestedCreates,
+      waitingClaims
     }
     return { spec, observation }
   })

@@ -2,3 +2,4 @@
 export * from "./compute-provider.js"
 export * from "./credentials.js"
 export * from "./instance-store.js"
+export * from "./pool-events.js"
