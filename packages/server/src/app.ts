@@ -13,7 +13,7 @@ import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
-import { PgInstanceStore, PgLeadership, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
+import { PgInstanceStore, PgLeadership, PgPoolEvents, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
@@ -27,6 +27,7 @@ import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
 import { renderPrometheus } from "./http/metrics.js"
 import { registrationLayer } from "./railway/registration.js"
 import { railwayWebhookRoute } from "./railway/webhook.js"
+import { GatewayAuthorizationLive, InstanceLive } from "./http/self-destruct.js"
 
 /** Request bodies past this are refused (413) before they are read. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -134,9 +135,9 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(extraRoutes),
     Layer.provide(railwayWebhookRoute(options.webhookSecret ?? webhookSecret({ secret: Option.none() }, options.apiKey))),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
-    Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment)]))),
-    // The bearer check runs per request, around the handlers.
-    Layer.provide(AuthorizationLive(options.apiKey)),
+    Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment), InstanceLive]))),
+    // The bearer checks run per request, around the handlers.
+    Layer.provide([AuthorizationLive(options.apiKey), GatewayAuthorizationLive(options.apiKey)]),
     HttpServer.withLogAddress
   )
 
@@ -159,6 +160,8 @@ export const serverLayer = (
   const services = Layer.mergeAll(
     compute,
     PgInstanceStore.layer,
+    // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
+    PgPoolEvents.layer,
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
   ).pipe(Layer.provideMerge(database))

@@ -122,15 +122,23 @@ const status = Command.make("status", { url: serverUrl, pool: poolOption }, ({ p
 
 const claim = Command.make("claim", {
   url: serverUrl,
-  agentName: Options.text("agent-name"),
-  instructions: Options.text("instructions").pipe(Options.withDefault("")),
+  agentName: Options.text("agent-name").pipe(Options.optional),
+  instructions: Options.text("instructions").pipe(Options.optional),
   joinUrl: Options.text("join-url").pipe(Options.optional),
+  waitMs: Options.integer("wait-ms").pipe(Options.optional),
   pool: poolOption
-}, ({ agentName, instructions, joinUrl, pool, url }) =>
+}, ({ agentName, instructions, joinUrl, pool, url, waitMs }) =>
   Effect.flatMap(
-    call(url, "POST", "/api/pool/claim", { agentName, instructions, ...Option.match(joinUrl, { onNone: () => ({}), onSome: (joinUrl) => ({ joinUrl }) }), ...Option.match(pool, { onNone: () => ({}), onSome: (pool) => ({ pool }) }) }),
+    // Every field of the body is optional: an option not given is left out (JSON drops `undefined`).
+    call(url, "POST", "/api/pool/claim", {
+      agentName: Option.getOrUndefined(agentName),
+      instructions: Option.getOrUndefined(instructions),
+      joinUrl: Option.getOrUndefined(joinUrl),
+      waitMs: Option.getOrUndefined(waitMs),
+      pool: Option.getOrUndefined(pool)
+    }),
     (result) => Console.log(JSON.stringify(result, null, 2))
-  )).pipe(Command.withDescription("Claim an idle instance."))
+  )).pipe(Command.withDescription("Claim an idle instance (--wait-ms N: wait up to N ms for one)."))
 
 const drain = Command.make("drain", { url: serverUrl, count: Options.integer("count"), pool: poolOption }, ({ count, pool, url }) =>
   Effect.flatMap(call(url, "POST", `/api/pool/drain${poolQuery(pool)}`, { count }), (result) => Console.log(JSON.stringify(result)))).pipe(

@@ -1,25 +1,9 @@
 /** The HTTP API over real loopback HTTP, on in-memory services: the seed's contract, auth, and bad input. */
-import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Controller, PoolSpec } from "@warmpool/reconciler"
-import { InMemoryRuntimeControl, inMemoryServices, InMemoryStoreControl } from "@warmpool/reconciler/testing"
-import { Effect, Layer, Redacted } from "effect"
-import { createServer } from "node:http"
-import { httpApiLayer } from "../src/index.js"
-import { caller } from "./support/http.js"
-
-const KEY = "test-key-0123456789"
-const spec = new PoolSpec({ name: "pool", namePrefix: "convos-agent-", minIdle: 2, maxTotal: 5, template: { image: "img", env: {} } })
-
-/** The API on a free loopback port, with the controller and in-memory services it serves. */
-const world = (environment: "dev" | "production" = "dev") =>
-  httpApiLayer({ environment, apiKey: Redacted.make(KEY) }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-    Layer.provideMerge(Controller.layer(spec, { background: false })),
-    Layer.provideMerge(inMemoryServices())
-  )
-
-const call = caller(KEY)
+import { Controller } from "@warmpool/reconciler"
+import { InMemoryRuntimeControl, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { Effect } from "effect"
+import { call, KEY, world } from "./support/http-world.js"
 
 const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 
@@ -67,7 +51,7 @@ describe("HTTP API", () => {
       const cases = [
         [yield* call("POST", "/api/pool/claim", { body: "{\"agentName\":" }), 400, "not valid JSON"],
         [yield* call("POST", "/api/pool/claim", { body: { agentName: 7, instructions: "" } }), 400, "agentName"],
-        [yield* call("POST", "/api/pool/claim", { body: { agentName: "", instructions: "" } }), 400, "agentName must not be empty"],
+        [yield* call("POST", "/api/pool/claim", { body: { agentName: "", instructions: "" } }), 400, "agentName must be a string of 1 to 200 characters"],
         [yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "", joinUrl: "https://popup.convos.org/v2?i=1" } }), 400, "popup.convos.org"],
         [yield* call("POST", "/api/pool/drain", { body: { count: -1 } }), 400, "count must be a whole number from 1 to 100"],
         [yield* call("POST", "/api/pool/replenish", { body: { count: 1e9 } }), 400, "count must be a whole number from 1 to 100"],
@@ -118,7 +102,9 @@ describe("HTTP API", () => {
       expect(metrics.text).toMatch(/warmpool_claim_duration_seconds_bucket\{le="[\d.]+"\} \d+/)
       expect(metrics.text).toContain("# TYPE warmpool_passes_total counter")
       const openapi = yield* call("GET", "/openapi.json", { key: null })
-      expect(Object.keys(openapi.json.paths)).toEqual(expect.arrayContaining(["/api/pool/claim", "/api/pool/status", "/api/pool/crashed/{id}"]))
+      expect(Object.keys(openapi.json.paths)).toEqual(
+        expect.arrayContaining(["/api/pool/claim", "/api/pool/claim/stream", "/api/pool/self-destruct", "/api/pool/status", "/api/pool/crashed/{id}"])
+      )
       expect((yield* call("GET", "/docs", { key: null })).status).toBe(200)
       const page = yield* call("GET", "/", { key: null })
       expect(page.status).toBe(200)

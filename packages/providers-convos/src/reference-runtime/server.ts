@@ -41,7 +41,10 @@ export const startReferenceRuntime = (options: ReferenceRuntimeOptions): Promise
         } catch {
           return send(400, { error: "body is not JSON" })
         }
-        if (typeof body.agentName !== "string" || typeof body.instructions !== "string") return send(400, { error: "agentName and instructions are required" })
+        // Both optional (as in the Convos runtime), strings when given.
+        for (const field of ["agentName", "instructions"] as const) {
+          if (body[field] !== undefined && typeof body[field] !== "string") return send(400, { error: `${field} must be a string` })
+        }
         if (conversation !== undefined) return send(409, { error: "already bound to a conversation" })
         const conversationId = randomBytes(8).toString("hex")
         conversation = typeof body.joinUrl === "string"

@@ -3,7 +3,9 @@
  * operator routes. One description serves the handlers, `/openapi.json` and the docs page.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
+import { type Instance, MAX_WAIT_MS } from "@warmpool/reconciler"
+import { Context, Schema } from "effect"
+import { inWords, optionalField, said } from "./in-words.js"
 
 /** Every error answer is `{ _tag, message }`, with the HTTP status its class stands for. */
 const fields = { message: Schema.String }
@@ -74,22 +76,24 @@ export const PublicInstance = Schema.Struct({
 
 const Status = Schema.Struct({ counts: Counts, pools: Schema.Record({ key: Schema.String, value: PoolStatus }), instances: Schema.Array(PublicInstance) })
 
-const NonEmpty = (field: string, max: number) =>
-  Schema.String.pipe(
-    Schema.minLength(1, { message: () => `${field} must not be empty` }),
-    Schema.maxLength(max, { message: () => `${field} must be at most ${max} characters` })
-  )
+/** An optional field, as in the replaced system (`null` counts as absent), failing with `words`. */
+const optionalOrNull = <S extends Schema.Schema.All>(schema: S, words: string) => optionalField(said(Schema.NullOr(schema), words))
 
-export const ClaimBody = Schema.Struct({
-  agentName: NonEmpty("agentName", 200),
-  instructions: Schema.String.pipe(Schema.maxLength(20_000, { message: () => "instructions must be at most 20000 characters" })),
-  joinUrl: Schema.optional(NonEmpty("joinUrl", 2_000).pipe(
-    Schema.filter((u) => URL.canParse(u) && /^https?:/.test(u) || "joinUrl must be an http(s) URL")
-  )),
+export const ClaimBody = inWords(Schema.Struct({
+  agentName: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)), "agentName must be a string of 1 to 200 characters"),
+  instructions: optionalOrNull(Schema.String.pipe(Schema.maxLength(20_000)), "instructions must be a string of at most 20,000 characters"),
+  joinUrl: optionalOrNull(
+    Schema.String.pipe(Schema.maxLength(2_000), Schema.filter((u) => URL.canParse(u) && /^https?:/.test(u))),
+    "joinUrl must be an http(s) URL of at most 2,000 characters"
+  ),
+  waitMs: optionalOrNull(
+    Schema.Int.pipe(Schema.between(0, MAX_WAIT_MS)),
+    `waitMs must be a whole number of milliseconds from 0 to ${MAX_WAIT_MS.toLocaleString("en-US")}`
+  ),
   /** The pool to claim from, by the name the replaced system uses; `pool` says the same. Default: the first pool. */
-  runtime: Schema.optional(NonEmpty("runtime", 63)),
-  pool: Schema.optional(NonEmpty("pool", 63))
-})
+  runtime: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(63)), "runtime must be a pool name of 1 to 63 characters"),
+  pool: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(63)), "pool must be a pool name of 1 to 63 characters")
+}))
 
 export const ClaimAnswer = Schema.Struct({
   inviteUrl: Schema.NullOr(Schema.String),
@@ -157,7 +161,20 @@ export class PoolGroup extends HttpApiGroup.make("pool")
       .addError(BadRequest)
       .addError(BadGateway)
       .addError(Unavailable)
-      .annotate(OpenApi.Description, "Claims an idle instance and provisions its conversation. 503 with Retry-After when none is idle; 502 when provisioning failed on every attempt.")
+      .annotate(
+        OpenApi.Description,
+        "Claims an idle instance and provisions its conversation. With `waitMs`, waits up to that long (at most 120,000 ms) for one when none is idle, first come first served. 503 with Retry-After when none is idle (in time); 502 when provisioning failed on every attempt."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("claimStream", "/api/pool/claim/stream")
+      .setPayload(ClaimBody)
+      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
+      .addError(BadRequest)
+      .annotate(
+        OpenApi.Description,
+        "The claim, as Server-Sent Events: `queued` {position} while it waits, `claimed` {instanceId}, `provisioning` {instanceId}, then `done` (the body /claim answers) or `error` ({status, _tag, message}: the status and body /claim would have answered)."
+      )
   )
   .add(
     HttpApiEndpoint.post("replenish", "/api/pool/replenish")
@@ -202,8 +219,30 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   .annotate(OpenApi.Description, "Needs `Authorization: Bearer <POOL_API_KEY>`.")
 {}
 
+/** The instance that authenticated with its own gateway token. */
+export class CurrentInstance extends Context.Tag("@warmpool/server/CurrentInstance")<CurrentInstance, Instance>() {}
+
+/** `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>` of one instance (never POOL_API_KEY), compared in constant time. */
+export class GatewayAuthorization extends HttpApiMiddleware.Tag<GatewayAuthorization>()("GatewayAuthorization", {
+  failure: Schema.Union(Unauthorized, Unavailable),
+  provides: CurrentInstance,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+export class InstanceGroup extends HttpApiGroup.make("instance")
+  .add(
+    HttpApiEndpoint.post("selfDestruct", "/api/pool/self-destruct")
+      .addSuccess(Schema.Struct({ instanceId: Schema.String, status: Schema.Literal("deleting") }))
+      .addError(Unavailable)
+      .annotate(OpenApi.Description, "An instance asks to be removed: its row goes to `deleting`, then its key, inbox and service go.")
+  )
+  .middleware(GatewayAuthorization)
+  .annotate(OpenApi.Description, "For instances: needs `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>`, the instance's own token.")
+{}
+
 export class PoolApi extends HttpApi.make("warmpool")
   .add(PublicGroup)
   .add(PoolGroup)
+  .add(InstanceGroup)
   .annotate(OpenApi.Title, "warmpool: the Convos agent pool manager")
 {}

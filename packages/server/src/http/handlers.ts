@@ -1,10 +1,10 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
-import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
+import { type Action, Controller, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
-import { Authorization, BadGateway, BadRequest, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
-import { joinUrlProblem } from "../convos/join-url.js"
+import { Authorization, BadGateway, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
+import { claimEventStream, runClaim } from "./claims.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
 
 /** The row as the API shows it: no gateway token, no key hash, no inbox id. */
@@ -83,27 +83,11 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
           Effect.flatMap(selectPools(pools, urlParams.pool), (selected) =>
             poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(unavailable))))
         .handle("claim", ({ payload }) =>
-          Effect.gen(function*() {
-            const controller = yield* pickPool(pools, payload.runtime, payload.pool)
-            const problem = joinUrlProblem(environment, payload.joinUrl)
-            if (problem !== undefined) return yield* new BadRequest({ message: problem })
-            const result = yield* controller.claim(payload).pipe(
-              Effect.catchTags({
-                NoIdleInstanceError: (e) => new Unavailable({ message: e.message }),
-                ClaimFailedError: (e) => new BadGateway({ message: e.message }),
-                ProvisionRejectedError: (e) => new BadRequest({ message: `the instance refused the request: ${e.message}` }),
-                StoreError: unavailable
-              })
-            )
-            return {
-              inviteUrl: result.inviteUrl,
-              conversationId: result.conversationId,
-              instanceId: result.instance.id,
-              joined: result.joined,
-              gatewayToken: result.instance.gatewayToken,
-              gatewayUrl: result.instance.url
-            }
-          }))
+          Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
+            Effect.provideService(runClaim(environment, payload), Controller, controller)))
+        .handle("claimStream", ({ payload }) =>
+          Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
+            Effect.provideService(claimEventStream(environment, payload), Controller, controller)))
         .handle("replenish", ({ payload, urlParams }) =>
           pickPool(pools, urlParams.pool, payload?.pool ?? undefined).pipe(
             Effect.flatMap((controller) => controller.replenish(payload?.count ?? 0)),
