@@ -72,9 +72,11 @@ describe("plan", () => {
     const rows = mine(world)
     const unowned = listed.filter((s) => s.name.startsWith(world.spec.namePrefix) && !rows.some((r) => r.serviceId === s.serviceId || r.name === s.name))
     expect(rows.length + unowned.length + ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(world.spec.maxTotal, rows.length + unowned.length))
-    // Creates in flight, starting and idle rows count toward the pool: no more creates than it lacks (plus requests).
+    // Creates in flight, starting and idle rows count toward the pool: no more creates than it lacks (waiting
+    // claims raise what it needs), plus requests.
     const warm = rows.filter((r) => ["creating", "starting", "idle"].includes(r.status)).length
-    expect(ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(0, world.spec.minIdle - warm) + world.observation.requestedCreates)
+    const needed = world.spec.minIdle + (world.observation.waitingClaims ?? 0)
+    expect(ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(0, needed - warm) + world.observation.requestedCreates)
   }, runs)
 
   it.prop("rule 3: a create in flight is left alone; an abandoned one is finished (service exists) or undone", { world: arbWorld }, ({ world }) => {
