@@ -11,7 +11,7 @@ import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
-import { RailwayCompute, webhookSecret } from "@warmpool/providers-railway"
+import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
 import { PgInstanceStore, PgLeadership, PgPoolEvents, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -22,8 +22,12 @@ import { PoolApi } from "./api/api.js"
 import type { ServerSettings } from "./config.js"
 import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
+import { DashboardHistory, type HistoryOptions } from "./dashboard/history.js"
+import { PgHistoryStore } from "./dashboard/pg-history-store.js"
+import { dashboardRoutes } from "./dashboard/routes.js"
 import { dashboardHtml } from "./http/dashboard.js"
 import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
+import { poolsInContext } from "./http/pools.js"
 import { renderPrometheus } from "./http/metrics.js"
 import { registrationLayer } from "./railway/registration.js"
 import { railwayWebhookRoute } from "./railway/webhook.js"
@@ -74,7 +78,7 @@ export const credentialsLayer = combinedCredentialsLayer([
   Effect.provide(Credentials, AgentMailCredentials.layerConfig)
 ]).pipe(Layer.provide(FetchHttpClient.layer))
 
-/** `/`, `/metrics` and `/openapi.json`: routes beside the API. */
+/** `/`, `/metrics` and `/openapi.json`: routes beside the API (the dashboard's own are in dashboard/routes.ts). */
 const extraRoutes = HttpApiBuilder.Router.use((router) =>
   Effect.all([
     router.get("/", HttpServerResponse.html(dashboardHtml)),
@@ -97,7 +101,13 @@ export interface HttpOptions {
   readonly apiKey: Redacted.Redacted<string>
   /** The secret of `/webhooks/railway/:secret`. Default: derived from the API key. */
   readonly webhookSecret?: Redacted.Redacted<string>
+  /** The dashboard's history: sample interval, retention, the platform's request limit (its pools: the controller's). */
+  readonly dashboard?: Omit<HistoryOptions, "pools">
 }
+
+/** The dashboard's history of every pool. */
+const historyLayer = (options: HttpOptions["dashboard"] = {}) =>
+  Layer.unwrapEffect(Effect.map(poolsInContext, (pools) => DashboardHistory.layer({ ...options, pools: pools.all.map((c) => c.spec.name) })))
 
 /** Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because error answers are rendered by HttpApi after every middleware. */
 const retryAfterOn503: HttpApp.PreResponseHandler = (_, response) =>
@@ -134,6 +144,7 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(MAX_BODY_BYTES)))),
     Layer.provide(extraRoutes),
     Layer.provide(railwayWebhookRoute(options.webhookSecret ?? webhookSecret({ secret: Option.none() }, options.apiKey))),
+    Layer.provide(dashboardRoutes.pipe(Layer.provide(historyLayer(options.dashboard)))),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment), InstanceLive]))),
     // The bearer checks run per request, around the handlers.
@@ -162,6 +173,7 @@ export const serverLayer = (
     PgInstanceStore.layer,
     // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
     PgPoolEvents.layer,
+    PgHistoryStore.layer,
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
   ).pipe(Layer.provideMerge(database))
@@ -171,7 +183,10 @@ export const serverLayer = (
     { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
   )
   const secret = webhookSecret(settings.webhooks, apiKey)
-  return httpLayer({ port: settings.port, environment: settings.environment, apiKey, webhookSecret: secret }).pipe(
+  // On Railway the dashboard draws the requests used against the client's hourly limit (RAILWAY_RATE_PER_HOUR).
+  const requestLimit = settings.provider === "railway" ? Effect.map(RailwayConfig, (c) => ({ requestLimitPerHour: c.ratePerHour })) : Effect.succeed({})
+  const http = Layer.unwrapEffect(Effect.map(requestLimit, (dashboard) => httpLayer({ port: settings.port, environment: settings.environment, apiKey, webhookSecret: secret, dashboard })))
+  return http.pipe(
     Layer.merge(registrationLayer(settings.webhooks, secret)),
     Layer.provideMerge(controllers),
     Layer.provideMerge(services)

@@ -14,6 +14,7 @@ import { computeLayer, databaseLayer, resolveApiKey, serverLayer } from "./app.j
 import { poolSpecsOf } from "./pools.js"
 import { enrich } from "./enrich.js"
 import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
+import { ObservabilityConfig, observabilityLayer } from "./observability.js"
 
 class StartupError extends Error {
   constructor(readonly lines: ReadonlyArray<string>) {
@@ -27,6 +28,7 @@ const settings = ServerConfig.pipe(Effect.mapError((error) => new StartupError(c
 const serve = Command.make("serve", {}, () =>
   Effect.gen(function*() {
     const config = yield* settings
+    const observability = yield* ObservabilityConfig.pipe(Effect.mapError((error) => new StartupError(configErrorLines(error))))
     const key = resolveApiKey(config)
     const specs = yield* Effect.either(poolSpecsOf(config, Either.isRight(key) ? key.right.key : Redacted.make("")))
     // Every problem at once: a missing key and a bad pool are both said.
@@ -34,12 +36,20 @@ const serve = Command.make("serve", {}, () =>
       return yield* Effect.fail(new StartupError([...(Either.isLeft(key) ? [key.left] : []), ...(Either.isLeft(specs) ? specs.left.lines : [])]))
     }
     const { generated, key: apiKey } = key.right
-    if (generated) {
-      // Local mode only: printed once so the operator can use the dashboard; set POOL_API_KEY to choose one.
-      yield* Console.log(`POOL_API_KEY (generated for this run, local mode): ${Redacted.value(apiKey)}`)
-    }
-    yield* Console.log(describe(config, specs.right))
-    return yield* Layer.launch(serverLayer(config, apiKey, specs.right))
+    // Installed around everything the server runs, so every fiber it forks logs and traces the same way.
+    return yield* Effect.gen(function*() {
+      if (generated) {
+        // Local mode only: printed once so the operator can use the dashboard; set POOL_API_KEY to choose one.
+        yield* Console.log(`POOL_API_KEY (generated for this run, local mode): ${Redacted.value(apiKey)}`)
+      }
+      // With JSON logs every line is a JSON object: the banner becomes one log line too.
+      yield* observability.logFormat === "json"
+        ? Effect.logInfo("warmpool started").pipe(
+          Effect.annotateLogs({ port: config.port, pools: specs.right.map((spec) => spec.name).join(","), provider: config.provider })
+        )
+        : Console.log(describe(config, specs.right))
+      return yield* Layer.launch(serverLayer(config, apiKey, specs.right))
+    }).pipe(Effect.provide(observabilityLayer(observability)))
   })).pipe(Command.withDescription("Run the pool manager: API, dashboard and the reconcile loop."))
 
 const describe = (config: ServerSettings, specs: ReadonlyArray<PoolSpec>) =>

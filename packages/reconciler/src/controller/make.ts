@@ -206,11 +206,12 @@ export const make = (
         if (planned[kind] > 0) yield* Metric.incrementBy(Metric.tagged(metrics.actionsPlanned, "kind", kind), planned[kind])
         if (failed[kind] > 0) yield* Metric.incrementBy(Metric.tagged(metrics.actionsFailed, "kind", kind), failed[kind])
       }
-      const line = Effect.annotateLogs(
-        Effect.log(`pass ${pass}: ${describePlanned(planned)}${errors.length > 0 ? `; ${errors.length} failed` : ""} in ${durationMs} ms`),
-        { pool: spec.name, pass, listing: summary.listing, outcome }
+      // One line per pass: a warning when something failed, info when it acted, debug when it did nothing.
+      const acted = actionKinds.some((kind) => planned[kind] > 0)
+      const log = errors.length > 0 ? Effect.logWarning : acted ? Effect.logInfo : Effect.logDebug
+      yield* log(`pass ${pass}: ${describePlanned(planned)}${errors.length > 0 ? `; ${errors.length} failed (${errors.join("; ")})` : ""} in ${durationMs} ms`).pipe(
+        Effect.annotateLogs({ pool: spec.name, pass, listing: summary.listing, outcome })
       )
-      yield* errors.length > 0 ? Effect.logWarning(errors.join("; ")).pipe(Effect.zipRight(line)) : line
       return summary
     }).pipe(Effect.withSpan("Controller.pass", { attributes: pool }))
 

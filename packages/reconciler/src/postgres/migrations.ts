@@ -72,10 +72,24 @@ const templateHashes = Effect.gen(function*() {
   yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS template_hash TEXT`
 })
 
+const dashboardSamples = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // The server dashboard's history: what each replica counted in each interval (a JSON record), kept a few hours.
+  yield* sql`
+    CREATE TABLE IF NOT EXISTS warmpool_dashboard_samples (
+      replica TEXT NOT NULL,
+      at TIMESTAMPTZ NOT NULL,
+      record JSONB NOT NULL,
+      PRIMARY KEY (replica, at)
+    )`
+  yield* sql`CREATE INDEX IF NOT EXISTS warmpool_dashboard_samples_at ON warmpool_dashboard_samples (at)`
+})
+
 export const migrations = Migrator.fromRecord({
   "1_instances": instances,
   "2_leases": leases,
-  "3_template_hash": templateHashes
+  "3_template_hash": templateHashes,
+  "4_dashboard_samples": dashboardSamples
 })
 
 /** Brings the schema up to date; safe to run on every start and from several replicas at once. */

@@ -1,6 +1,7 @@
 /**
- * The dashboard: one self-contained page (no external assets: it must work offline). It never contains
- * the API key: it asks for it and keeps it in the browser's session storage. Counts need no key.
+ * The dashboard: one page whose scripts and styles all come from this server (no CDN: it works offline).
+ * It never contains the API key: it asks for it and keeps it in the browser's session storage. Counts and
+ * charts need no key; instances and actions do. The charts live in ../dashboard/charts.ts.
  */
 import { budgetWidget } from "./budget-widget.js"
 
@@ -10,6 +11,9 @@ export const dashboardHtml = /* html */ `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>warmpool</title>
+<link rel="stylesheet" href="/dashboard/assets/uplot.css">
+<script src="/dashboard/assets/uplot.js"></script>
+<script src="/dashboard/assets/qrcode.js"></script>
 <style>
   :root { color-scheme: light dark; --fg: #1d2330; --muted: #6b7385; --bg: #f6f7f9; --card: #fff; --line: #e3e6ec; --accent: #2f6fed; --bad: #c83232; --ok: #1f8a4c; }
   @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ef; --muted: #9aa3b5; --bg: #12151b; --card: #1b1f27; --line: #2b313c; } }
@@ -33,6 +37,10 @@ export const dashboardHtml = /* html */ `<!doctype html>
   .pill { padding: 1px 8px; border-radius: 10px; font-size: 12px; border: 1px solid var(--line); }
   .s-idle { color: var(--ok); border-color: var(--ok); } .s-claimed { color: var(--accent); border-color: var(--accent); } .s-crashed { color: var(--bad); border-color: var(--bad); }
   #message { min-height: 20px; } pre { margin: 0; white-space: pre-wrap; }
+  #charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 16px; }
+  .chart h3 { margin: 0; font-size: 13px; } .chart .latest { font-size: 12px; margin-bottom: 4px; }
+  .uplot .legend { font-size: 12px; } .uplot .u-legend th { font-weight: normal; }
+  img.qr { display: block; image-rendering: pixelated; width: 84px; height: 84px; background: #fff; }
 </style>
 </head>
 <body>
@@ -42,6 +50,10 @@ export const dashboardHtml = /* html */ `<!doctype html>
   <section id="poolsbox" hidden>
     <h2>Pools</h2>
     <table><thead><tr><th>pool</th><th>idle</th><th>starting</th><th>claimed</th><th>crashed</th><th>min idle</th><th>max</th><th>image</th></tr></thead><tbody id="pools"></tbody></table>
+  </section>
+  <section>
+    <h2>Last hours</h2>
+    <div id="charts"></div>
   </section>
   <section id="keybox">
     <h2>API key</h2>
@@ -67,7 +79,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
   </section>
   <section id="instancesbox" hidden>
     <h2>Instances</h2>
-    <table><thead><tr><th>id</th><th>pool</th><th>status</th><th>age</th><th>deploy</th><th>agent</th><th>last error</th><th></th></tr></thead><tbody id="instances"></tbody></table>
+    <table><thead><tr><th>id</th><th>pool</th><th>status</th><th>age</th><th>URL</th><th>image</th><th>deploy</th><th>agent</th><th>last error</th><th>invite</th><th></th></tr></thead><tbody id="instances"></tbody></table>
   </section>
   ${budgetWidget}
 </main>
@@ -115,13 +127,24 @@ export const dashboardHtml = /* html */ `<!doctype html>
     const cell = (value, cls) => { const td = document.createElement("td"); if (cls) td.className = cls; td.append(value instanceof Node ? value : text(value)); tr.append(td); };
     cell(instance.id); cell(instance.pool);
     const pill = document.createElement("span"); pill.className = "pill s-" + instance.status; pill.textContent = instance.status; cell(pill);
-    cell(age(instance.createdAt)); cell(instance.deployStatus ?? ""); cell(instance.agentName ?? ""); cell(instance.lastError ?? "", "wrap");
+    cell(age(instance.createdAt)); cell(instance.url ? link(instance.url, new URL(instance.url).host) : "");
+    const image = document.createElement("span"); image.textContent = (instance.runtimeImage ?? "").split("/").pop(); image.title = instance.runtimeImage ?? ""; cell(image);
+    cell(instance.deployStatus ?? ""); cell(instance.agentName ?? ""); cell(instance.lastError ?? "", "wrap");
+    cell(instance.status === "claimed" && instance.inviteUrl ? inviteQr(instance.inviteUrl) : "");
     const actions = document.createElement("td");
     if (instance.status === "claimed") actions.append(button("Upgrade", "secondary", () => confirm("Redeploy " + instance.id + " onto its pool's current image?") && act("POST", "/api/pool/instances/" + instance.id + "/upgrade", "Upgraded " + instance.id)));
     if (instance.status === "crashed") actions.append(button("Dismiss", "secondary", () => act("DELETE", "/api/pool/crashed/" + instance.id, "Dismissed " + instance.id)));
     if (instance.status !== "deleting") actions.append(button("Kill", "danger", () => confirm("Kill " + instance.id + "?") && act("DELETE", "/api/pool/instances/" + instance.id, "Killing " + instance.id)));
     tr.append(actions);
     return tr;
+  }
+  function link(href, label) { const a = document.createElement("a"); a.href = href; a.textContent = label; a.target = "_blank"; a.rel = "noopener"; return a; }
+  // The invite as a QR code, to join the conversation from a phone.
+  function inviteQr(url) {
+    if (typeof qrcode !== "function") return link(url, "invite");
+    const qr = qrcode(0, "M"); qr.addData(url); qr.make();
+    const img = document.createElement("img"); img.className = "qr"; img.src = qr.createDataURL(2, 4); img.alt = "QR code of the invite " + url; img.title = url;
+    const a = link(url, ""); a.append(img); return a;
   }
   function button(label, cls, onclick) { const b = document.createElement("button"); b.textContent = label; b.className = cls; b.onclick = onclick; b.style.marginRight = "6px"; return b; }
 
@@ -162,6 +185,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
   show(); refresh(); setInterval(refresh, 4000);
 })();
 </script>
+<script src="/dashboard/assets/charts.js"></script>
 </body>
 </html>
 `
