@@ -12,6 +12,7 @@ const modules = [
   "../packages/reconciler/bench/backfill.ts",
   "../packages/reconciler/bench/claim-store.ts",
   "../packages/reconciler/bench/waiting-claim.ts",
+  "../packages/reconciler/bench/autoscale.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",

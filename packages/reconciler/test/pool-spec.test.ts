@@ -32,4 +32,16 @@ describe("PoolSpec", () => {
     const unknown = decodePoolSpec({ ...valid, minIdel: 3 })
     expect(Either.isLeft(unknown) && unknown.left.join()).toContain("minIdel")
   })
+
+  it("decodes autoscale with its defaults, and names each bad field in its own line", () => {
+    expect(Either.getOrThrow(decodePoolSpec({ ...valid, autoscale: {} })).autoscale).toEqual({ targetMissRate: 0.01, scaleDownAfterMs: 600_000 })
+    expect(Either.getOrThrow(decodePoolSpec(valid)).autoscale).toBeUndefined()
+    expect(decodePoolSpec({ ...valid, autoscale: { targetMissRate: 1, maxIdle: -2, scaleDownAfterMs: 0 } })).toEqual(Either.left([
+      "autoscale.targetMissRate must be a number between 0 and 1 (exclusive)",
+      "autoscale.maxIdle must be a whole number ≥ 0",
+      "autoscale.scaleDownAfterMs must be a positive number of milliseconds"
+    ]))
+    expect(decodePoolSpec({ ...valid, autoscale: { maxIdle: 11 } })).toEqual(Either.left(["autoscale.maxIdle (11) must be ≤ maxTotal (10)"]))
+    expect(decodePoolSpec({ ...valid, autoscale: { maxIdle: 2 } })).toEqual(Either.left(["autoscale.maxIdle (2) must be ≥ minIdle (3)"]))
+  })
 })

@@ -6,16 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Option, TestClock } from "effect"
 import { Controller, RateLimitedError, TransientError } from "../src/index.js"
-import { InMemoryComputeControl, InMemoryRuntimeControl, InMemoryStoreControl } from "../src/testing/index.js"
+import { InMemoryComputeControl, InMemoryRuntimeControl, InMemoryStoreControl, seededRandom } from "../src/testing/index.js"
 import { testSpec, world } from "./support/in-memory-world.js"
-
-/** mulberry32: a tiny seeded PRNG, so every run of a seed is the same run. */
-const prng = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
 
 const spec = testSpec({ minIdle: 5, maxTotal: 20, createBatch: 3, deleteBatch: 4, listingGraceMs: 60_000 })
 const FAULTY_PASSES = 300
@@ -24,7 +16,7 @@ const SETTLE_PASSES = 30
 describe("simulation", () => {
   it.effect.each([1, 7, 42])("seed %i: invariants hold on every pass, and the pool converges once faults stop", (seed) =>
     Effect.gen(function*() {
-      const random = prng(seed)
+      const random = seededRandom(seed)
       const pick = <A>(xs: ReadonlyArray<A>) => xs[Math.floor(random() * xs.length)]
       const controller = yield* Controller
       const compute = yield* InMemoryComputeControl

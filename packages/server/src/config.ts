@@ -24,6 +24,12 @@ export interface ServerSettings {
     /** New instances a rollout may make beyond the warm target at once. */
     readonly maxSurge: number
     readonly tickIntervalMs: number
+    /** Adaptive sizing (POOL_AUTOSCALE=on); none keeps a fixed pool of minIdle. */
+    readonly autoscale: Option.Option<{
+      readonly targetMissRate: number
+      readonly maxIdle: Option.Option<number>
+      readonly scaleDownAfterMs: number
+    }>
   }
   readonly runtimeImage: string
   /** Declared pools: `POOLS` (JSON) or `POOLS_FILE` (path to JSON or YAML); decoded by `poolSpecsOf`. */
@@ -34,11 +40,10 @@ export interface ServerSettings {
   readonly agentEnv: Readonly<Record<string, string>>
 }
 
-const wholeNumber = (name: string, fallback: number, min: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: `must be a whole number ≥ ${min}`, validation: (n) => n >= min }),
-    Config.withDefault(fallback)
-  )
+const whole = (name: string, min: number) =>
+  Config.integer(name).pipe(Config.validate({ message: `must be a whole number ≥ ${min}`, validation: (n) => n >= min }))
+
+const wholeNumber = (name: string, fallback: number, min: number) => whole(name, min).pipe(Config.withDefault(fallback))
 
 /** Agent keys handed to instances as they are (absent ones are left out). */
 const AGENT_KEYS = [
@@ -69,7 +74,16 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
     maxTotal: wholeNumber("POOL_MAX_TOTAL", 50, 1),
     stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
     maxSurge: wholeNumber("POOL_MAX_SURGE", 1, 1),
-    tickIntervalMs: Config.option(Config.integer("TICK_INTERVAL_MS").pipe(Config.validate({ message: "must be a whole number ≥ 100", validation: (n) => n >= 100 })))
+    tickIntervalMs: Config.option(Config.integer("TICK_INTERVAL_MS").pipe(Config.validate({ message: "must be a whole number ≥ 100", validation: (n) => n >= 100 }))),
+    autoscale: Config.all({
+      on: Config.literal("on", "off", "true", "false")("POOL_AUTOSCALE").pipe(Config.withDefault("off" as const)),
+      targetMissRate: Config.number("POOL_TARGET_MISS_RATE").pipe(
+        Config.validate({ message: "must be a number between 0 and 1 (exclusive)", validation: (n) => n > 0 && n < 1 }),
+        Config.withDefault(0.01)
+      ),
+      maxIdle: Config.option(whole("POOL_MAX_IDLE", 0)),
+      scaleDownAfterMs: wholeNumber("POOL_SCALE_DOWN_AFTER_MS", 600_000, 1)
+    }).pipe(Config.map(({ on, ...autoscale }) => (on === "on" || on === "true" ? Option.some(autoscale) : Option.none())))
   }),
   pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),
   webhooks: RailwayWebhookConfig,

@@ -52,11 +52,15 @@ const serve = Command.make("serve", {}, () =>
     }).pipe(Effect.provide(observabilityLayer(observability)))
   })).pipe(Command.withDescription("Run the pool manager: API, dashboard and the reconcile loop."))
 
+/** ", autoscaling (target miss rate 1 %)" for a pool that autoscales. */
+const autoscaling = (spec: PoolSpec) =>
+  spec.autoscale === undefined ? "" : `, autoscaling (target miss rate ${Number((spec.autoscale.targetMissRate * 100).toPrecision(3))} %)`
+
 const describe = (config: ServerSettings, specs: ReadonlyArray<PoolSpec>) =>
   [
     `warmpool: dashboard at http://localhost:${config.port}/ · API docs at /docs · metrics at /metrics · provider ${config.provider}`,
     ...specs.map((spec, i) =>
-      `  pool "${spec.name}"${i === 0 ? " (default)" : ""}: min idle ${spec.minIdle}, max ${spec.maxTotal}, image ${spec.template.image}`),
+      `  pool "${spec.name}"${i === 0 ? " (default)" : ""}: min idle ${spec.minIdle}, max ${spec.maxTotal}, image ${spec.template.image}${autoscaling(spec)}`),
     ...(Option.isSome(config.databaseUrl) ? ["  database: DATABASE_URL"] : [])
   ].join("\n")
 

@@ -20,6 +20,15 @@ const instanceEnv = (settings: ServerSettings, apiKey: Redacted.Redacted<string>
   PORT: "8080"
 })
 
+/** POOL_AUTOSCALE and its variables, as a spec's `autoscale` (nothing when off). */
+const autoscaleOf = (settings: ServerSettings) =>
+  Option.match(settings.pool.autoscale, {
+    onNone: () => ({}),
+    onSome: ({ maxIdle, ...autoscale }) => ({
+      autoscale: { ...autoscale, ...Option.match(maxIdle, { onNone: () => ({}), onSome: (n) => ({ maxIdle: n }) }) }
+    })
+  })
+
 /** The one pool of the seed's variables (POOL_NAME, POOL_MIN_IDLE, RAILWAY_RUNTIME_IMAGE, …). */
 export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<string>): Either.Either<PoolSpec, ReadonlyArray<string>> =>
   decodePoolSpec({
@@ -29,6 +38,7 @@ export const poolSpecOf = (settings: ServerSettings, apiKey: Redacted.Redacted<s
     maxTotal: settings.pool.maxTotal,
     stuckTimeoutMs: settings.pool.stuckTimeoutMs,
     maxSurge: settings.pool.maxSurge,
+    ...autoscaleOf(settings),
     template: { image: settings.runtimeImage, env: instanceEnv(settings, apiKey) }
   }).pipe(Either.mapLeft((lines) => lines.map((line) => `pool: ${line}`)))
 
@@ -36,7 +46,8 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 
 /**
  * Decodes declared pools. An entry is a pool spec with `image` and `env` at the top; what it leaves out comes
- * from the seed's variables (POOL_MIN_IDLE, POOL_MAX_TOTAL, POOL_STUCK_TIMEOUT_MS, RAILWAY_RUNTIME_IMAGE) and POOL_MAX_SURGE. The
+ * from the seed's variables (POOL_MIN_IDLE, POOL_MAX_TOTAL, POOL_STUCK_TIMEOUT_MS, RAILWAY_RUNTIME_IMAGE), POOL_MAX_SURGE and
+ * POOL_AUTOSCALE with its variables (an entry's own `autoscale` replaces them). The
  * first pool names its services with POOL_NAME_PREFIX, the others with `convos-<name>-`.
  */
 export const decodePools = (
@@ -60,6 +71,7 @@ export const decodePools = (
       maxTotal: settings.pool.maxTotal,
       stuckTimeoutMs: settings.pool.stuckTimeoutMs,
       maxSurge: settings.pool.maxSurge,
+      ...autoscaleOf(settings),
       ...(prefix === undefined ? {} : { namePrefix: prefix }),
       ...rest,
       template: { image: image ?? settings.runtimeImage, env: instanceEnv(settings, apiKey, isRecord(env) ? env as Record<string, string> : {}) }

@@ -1,9 +1,9 @@
 /** The HTTP API over real loopback HTTP, on in-memory services: the seed's contract, auth, and bad input. */
 import { describe, expect, it } from "@effect/vitest"
-import { Controller } from "@warmpool/reconciler"
+import { Controller, PoolSpec } from "@warmpool/reconciler"
 import { InMemoryRuntimeControl, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Effect } from "effect"
-import { call, KEY, world } from "./support/http-world.js"
+import { call, KEY, spec, world } from "./support/http-world.js"
 
 const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 
@@ -111,4 +111,29 @@ describe("HTTP API", () => {
       expect(page.text).toContain("<title>warmpool</title>")
       expect(page.text).not.toContain(KEY)
     }).pipe(Effect.provide(world())))
+
+  it.live("an autoscaling pool shows its sizing inputs and decision in plan, status and metrics; a fixed pool shows none", () =>
+    Effect.gen(function*() {
+      expect((yield* call("GET", "/api/pool/plan")).json.sizing).toBeUndefined()
+    }).pipe(
+      Effect.provide(world()),
+      Effect.zipRight(Effect.gen(function*() {
+        yield* fill
+        yield* call("POST", "/api/pool/claim", { body: { agentName: "a", instructions: "" } })
+        const plan = yield* call("GET", "/api/pool/plan")
+        expect(plan.status).toBe(200)
+        // By pool. One claim in the last minute is no burst: the long window's rate, 1 claim / 900 s.
+        const sizing = plan.json.sizing.auto
+        expect(sizing).toMatchObject({ burst: false, readyPercentile: 90, targetWarm: 2, claimsPerSecondShort: 1 / 60 })
+        expect(sizing.claimsPerSecond).toBeCloseTo(1 / 900, 6)
+        expect(sizing.summary).toMatch(/^λ = 0\.0011\/s, ready in \d+ s \(p90\) → 2 warm$/)
+        expect((yield* call("GET", "/api/pool/status")).json.pools.auto.sizing.summary).toBe(sizing.summary)
+        // Gauges follow the passes (a dry run changes nothing).
+        yield* call("POST", "/api/pool/reconcile")
+        const metrics = yield* call("GET", "/metrics", { key: null })
+        expect(metrics.text).toContain('warmpool_autoscale_warm{pool="auto",decision="target"} 2')
+        expect(metrics.text).toMatch(/warmpool_autoscale_claims_per_second\{pool="auto",window="short"\} 0\.01666/)
+        expect(metrics.text).toContain('warmpool_autoscale_ready_seconds{pool="auto",quantile="0.9"}')
+      }).pipe(Effect.provide(world("dev", new PoolSpec({ ...spec, name: "auto", autoscale: { targetMissRate: 0.01, maxIdle: 5, scaleDownAfterMs: 600_000 } })))))
+    ))
 })

@@ -10,6 +10,7 @@ import type {
 import type { Instance } from "../domain/instance.js"
 import type { Action, PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
+import type { SizingDecision } from "../sizing/sizing.js"
 import type { ProvisionRequest, ProvisionResult } from "../services.js"
 import { type ControllerOptions, type ControllerRequirements, make } from "./make.js"
 
@@ -64,6 +65,8 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     readonly checkReadiness: Effect.Effect<void>
     /** Dry run: the actions the next pass would take, taking none. */
     readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
+    /** Autoscaling's last decision and its inputs (from the last pass or dry run); none for a fixed pool. */
+    readonly sizing: Effect.Effect<Option.Option<SizingDecision>>
     /** The summary of the last pass, if one ran. */
     readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
     /** Claims the oldest idle instance (waiting for one if asked to) and provisions it; triggers a pass at once (backfill). */

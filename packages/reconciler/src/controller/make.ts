@@ -14,6 +14,7 @@ import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from 
 import { currentTemplate } from "../plan/rollout.js"
 import { ComputeProvider, Credentials, HealthProbe, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
 import { describeError, errorKind, makeApplier } from "./apply.js"
+import { makeAutoscaler, sizingPolicy } from "./autoscaler.js"
 import { makeClaim } from "./claim.js"
 import { makeReadiness } from "./readiness.js"
 import type { Controller } from "./controller.js"
@@ -67,11 +68,15 @@ export const make = (
     const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
     const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
     const background = options.background ?? true
+    const policy = sizingPolicy(spec)
+    const autoscaler = policy === undefined ? undefined : yield* makeAutoscaler(spec, policy)
 
     const state = yield* Ref.make({
       pass: 0,
       allowance: initialCreateAllowance(spec),
       requested: 0,
+      /** The last pass created a full batch, all successfully: the pool may still be short (a scale-up). */
+      fullBatch: false,
       last: Option.none<PassSummary>(),
       /** The last complete listing and when it was taken: what a refill-only pass reuses. */
       listed: Option.none<{ readonly services: ReadonlyArray<ServiceInfo>; readonly at: number }>(),
@@ -112,7 +117,7 @@ export const make = (
       )
     })
 
-    const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number, fresh: boolean) {
+    const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number, fresh: boolean, dryRun = false) {
       const recent = fresh ? Option.none<Listing>() : yield* recentListing
       const [listing, rows] = yield* Effect.all([
         Option.match(recent, { onNone: () => listFresh, onSome: Effect.succeed }),
@@ -121,14 +126,17 @@ export const make = (
       const targets = probeTargets(spec, listing, rows)
       const probed = yield* Effect.forEach(targets, (t) => Effect.map(health.check(t), (h) => [t.id, h] as const), { concurrency })
       const { allowance } = yield* Ref.get(state)
+      const now = yield* Clock.currentTimeMillis
+      const sizing = autoscaler === undefined ? undefined : yield* autoscaler.size(rows, now, !dryRun)
       const observation: Observation = {
         listing,
         rows,
         health: new Map(probed),
-        now: yield* Clock.currentTimeMillis,
+        now,
         createAllowance: allowance,
         requestedCreates,
-        waitingClaims: yield* room.demand
+        waitingClaims: yield* room.demand,
+        ...(sizing === undefined ? {} : { warmTarget: sizing.target })
       }
       return observation
     })
@@ -148,7 +156,8 @@ export const make = (
 
     const onePass = (fresh: boolean) => Effect.gen(function*() {
       const started = yield* Clock.currentTimeMillis
-      const { pass, requested } = yield* Ref.updateAndGet(state, (s) => ({ ...s, pass: s.pass + 1 }))
+      // `fullBatch` is this pass's to set: a pass that leads nothing (standby) must not trigger another.
+      const { pass, requested } = yield* Ref.updateAndGet(state, (s) => ({ ...s, pass: s.pass + 1, fullBatch: false }))
       const planned = zeroByKind()
       const failed = zeroByKind()
       const errors: Array<string> = []
@@ -171,7 +180,8 @@ export const make = (
         yield* Ref.update(state, (s) => ({
           ...s,
           allowance: nextCreateAllowance(spec, s.allowance, { attempted: creates.length, failed: creates.filter((o) => o.error !== undefined).length }),
-          requested: Math.max(0, s.requested - requestedDone)
+          requested: Math.max(0, s.requested - requestedDone),
+          fullBatch: creates.length >= spec.createBatch && creates.every((o) => o.error === undefined)
         }))
         yield* recordInstances(observation, actions)
         if (readiness !== undefined && (actions.some((a) => a._tag === "Create") || observation.rows.some((r) => r.status === "starting"))) {
@@ -216,8 +226,9 @@ export const make = (
     }).pipe(Effect.withSpan("Controller.pass", { attributes: pool }))
 
     const runPass = passLock.withPermits(1)(onePass(true))
-    // Requested creates the batch could not take this pass: go again without waiting for the tick.
-    const continueRequested = Effect.flatMap(Ref.get(state), (s) => (s.requested > 0 ? triggerRefill : Effect.void))
+    // Creates the batch could not take this pass (requested, or a target far above the pool): go again without
+    // waiting for the tick. A failed create ends the streak: slow start sets the pace then.
+    const continueRequested = Effect.flatMap(Ref.get(state), (s) => (s.requested > 0 || s.fullBatch ? triggerRefill : Effect.void))
 
     if (background) {
       const waitingTick = Duration.min(tick, Duration.decode(options.waitingTickInterval ?? Duration.seconds(2)))
@@ -271,12 +282,15 @@ export const make = (
       trigger,
       triggerRefill,
       checkReadiness: readiness?.nudge ?? Effect.void,
-      preview: observe(0, true).pipe(
+      preview: observe(0, true, true).pipe(
         Effect.zip(Ref.get(state)),
         Effect.map(([observation, s]) => plan(spec, { ...observation, requestedCreates: s.requested }))
       ),
       lastPass: Ref.get(state).pipe(Effect.map((s) => s.last)),
-      claim,
+      claim: autoscaler === undefined
+        ? claim
+        : (request) => Clock.currentTimeMillis.pipe(Effect.flatMap(autoscaler.recordArrival), Effect.zipRight(claim(request))),
+      sizing: autoscaler === undefined ? Effect.succeed(Option.none()) : autoscaler.last,
       replenish: (count = 0) =>
         Ref.update(state, (s) => ({ ...s, requested: s.requested + Math.max(0, Math.floor(count)) })).pipe(
           Effect.zipRight(runPass),

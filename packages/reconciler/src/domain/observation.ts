@@ -32,6 +32,11 @@ export interface Observation {
   readonly requestedCreates: number
   /** Claims waiting for an instance, on every replica: each raises the warm target by one while it waits. */
   readonly waitingClaims?: number
+  /**
+   * Warm instances the pool wants when it autoscales (the sizing decision's target): the plan fills up to it
+   * and drains idle instances above it. Absent: a fixed pool of `minIdle`. Never below `minIdle` either way.
+   */
+  readonly warmTarget?: number
 }
 
 /** Why a row is being deleted. */
@@ -42,6 +47,7 @@ export type DeleteReason =
   | "abandoned" // a create that a dead process left half-done
   | "requested" // marked `deleting` by drain, kill or dismiss
   | "rollout" // made from an old template, and replaced by a new one (rule 10)
+  | "surplus" // idle beyond the autoscaling target
 
 export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed

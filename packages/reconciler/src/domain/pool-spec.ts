@@ -24,6 +24,23 @@ export const InstanceTemplate = Schema.Struct({
 })
 export type InstanceTemplate = typeof InstanceTemplate.Type
 
+/** Adaptive sizing (DESIGN rule 11): the warm target follows demand, `minIdle` stays the floor. */
+export const Autoscale = Schema.Struct({
+  /** Claims that may find no idle instance, as a fraction (0.01: one in a hundred). */
+  targetMissRate: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.greaterThan(0, { message: () => "autoscale.targetMissRate must be a number between 0 and 1 (exclusive)" }),
+      Schema.lessThan(1, { message: () => "autoscale.targetMissRate must be a number between 0 and 1 (exclusive)" })
+    ),
+    { default: () => 0.01, exact: true }
+  ),
+  /** Ceiling of the warm target; absent: `maxTotal`. */
+  maxIdle: Schema.optionalWith(Count("autoscale.maxIdle"), { exact: true }),
+  /** A lower target takes effect only after demand has been lower this long. */
+  scaleDownAfterMs: Schema.optionalWith(Millis("autoscale.scaleDownAfterMs"), { default: () => 600_000, exact: true })
+})
+export type Autoscale = typeof Autoscale.Type
+
 const PoolSpecFields = Schema.Struct({
   /** Pool name: rows carry it, so several pools can share one database. */
   name: Schema.String.pipe(
@@ -61,17 +78,28 @@ const PoolSpecFields = Schema.Struct({
     ),
     { default: () => "convos-agent-" }
   ),
-  template: InstanceTemplate
+  template: InstanceTemplate,
+  /** Absent: a fixed pool of `minIdle` warm instances. */
+  autoscale: Schema.optionalWith(Autoscale, { exact: true })
 })
 
 /** A declared pool. Decoding rejects nonsense with messages that name the field. */
 export class PoolSpec extends Schema.Class<PoolSpec>("PoolSpec")(
   PoolSpecFields.pipe(
-    Schema.filter((spec) =>
-      spec.maxTotal < spec.minIdle
-        ? { path: ["maxTotal"], message: `maxTotal (${spec.maxTotal}) must be ≥ minIdle (${spec.minIdle})` }
-        : undefined
-    )
+    Schema.filter((spec) => {
+      const issues: Array<Schema.FilterIssue> = []
+      if (spec.maxTotal < spec.minIdle) {
+        issues.push({ path: ["maxTotal"], message: `maxTotal (${spec.maxTotal}) must be ≥ minIdle (${spec.minIdle})` })
+      }
+      const maxIdle = spec.autoscale?.maxIdle
+      if (maxIdle !== undefined && maxIdle < spec.minIdle) {
+        issues.push({ path: ["autoscale", "maxIdle"], message: `autoscale.maxIdle (${maxIdle}) must be ≥ minIdle (${spec.minIdle})` })
+      }
+      if (maxIdle !== undefined && maxIdle > spec.maxTotal) {
+        issues.push({ path: ["autoscale", "maxIdle"], message: `autoscale.maxIdle (${maxIdle}) must be ≤ maxTotal (${spec.maxTotal})` })
+      }
+      return issues
+    })
   )
 ) {}
 

@@ -3,7 +3,7 @@
  * No Effect, no clock, no I/O — everything it knows is in the observation. DESIGN §2's rules are
  * its specification; each has a property test in test/plan.rules.test.ts.
  */
-import type { Instance } from "../domain/instance.js"
+import { type Instance, oldestFirst, warmStatuses } from "../domain/instance.js"
 import { Action, type DeleteReason, type Listing, type Observation } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { type DeployPhase, deployPhase, type ServiceInfo } from "../domain/service.js"
@@ -187,6 +187,16 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const adopted = complete ? unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs) : []
   for (const service of adopted) updates.push(Action.Adopt({ service }))
 
+  // Rule 11: above the autoscaling target, the oldest idle instances go (never below minIdle, never a claimed one);
+  // during a rollout its surge is not surplus: the rollout's own drains bring the pool back to the target.
+  const target = Math.max(spec.minIdle, observation.warmTarget ?? spec.minIdle)
+  const waiting = Math.max(0, observation.waitingClaims ?? 0)
+  const rolling = rows.some((row) => warmStatuses.includes(row.status) && isOutdated(row, current))
+  if (complete && observation.warmTarget !== undefined && !rolling) {
+    const surplus = surplusIdle(rows, target + waiting, new Set(deleteCandidates.map((c) => c.row.id)))
+    for (const row of surplus) deleteCandidates.push({ row, reason: "surplus", serviceId: row.serviceId })
+  }
+
   // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
   const deletes = deleteCandidates
     .sort((a, b) => deleteOrder[a.reason] - deleteOrder[b.reason])
@@ -205,10 +215,11 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   }
   for (const service of adopted) if (deployPhase(service.deployStatus) !== "dead") warm++
 
-  // Rule 10: old idle ones drained while idle stays at minIdle, new ones made up to maxSurge beyond the target.
+  // Rule 10: old idle ones drained while idle stays at the target (minIdle, or autoscaling's), new ones made up to
+  // maxSurge beyond it.
   const outdatedLeft = deleteCandidates.filter((c) => c.reason === "rollout" && !leaving.has(c.row.id)).length
   const rollout = complete
-    ? rolloutStep(spec, current, idle, warm, outdatedLeft, spec.deleteBatch - deletes.length)
+    ? rolloutStep(spec, target, current, idle, warm, outdatedLeft, spec.deleteBatch - deletes.length)
     : { drain: [], surge: 0 }
   for (const row of rollout.drain) {
     deletes.push(Action.Delete({ id: row.id, from: "idle", serviceId: row.serviceId, reason: "rollout" }))
@@ -218,9 +229,9 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   // Every row and every unowned service may be a running service: all count toward maxTotal.
   const total = rows.length + unmatched.length
-  const fill = Math.max(0, spec.minIdle - warm)
+  const fill = Math.max(0, target - warm)
   // Waiting claims raise the warm target: level-triggered, so a create in flight for one is not repeated.
-  const waited = Math.max(0, spec.minIdle + Math.max(0, observation.waitingClaims ?? 0) - warm) - fill
+  const waited = Math.max(0, target + waiting - warm) - fill
   const wanted = fill + rollout.surge + waited + Math.max(0, observation.requestedCreates)
   const creates = observation.listing._tag !== "Failed"
     ? Math.max(0, Math.min(wanted, spec.createBatch, observation.createAllowance, spec.maxTotal - total))
@@ -236,7 +247,14 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   return [...kept, ...deletes, ...created]
 }
 
-const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4, rollout: 5 }
+const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4, rollout: 5, surplus: 6 }
+
+/** The oldest idle rows beyond `target` warm ones, rows already leaving not counted. */
+const surplusIdle = (rows: ReadonlyArray<Instance>, target: number, leaving: ReadonlySet<string>): ReadonlyArray<Instance> => {
+  const warm = rows.filter((row) => warmStatuses.includes(row.status) && !leaving.has(row.id))
+  const idle = warm.filter((row) => row.status === "idle").sort(oldestFirst)
+  return idle.slice(0, Math.max(0, warm.length - target))
+}
 
 /** Record a changed deploy status or URL, so the table shows what the platform shows. */
 const pushRefresh = (updates: Array<Action>, row: Instance, service: ServiceInfo | undefined) => {

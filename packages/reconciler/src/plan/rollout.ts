@@ -17,13 +17,15 @@ export interface RolloutStep {
 }
 
 /**
- * `idle`: the pool's idle rows that stay this pass (no other delete takes them). `warm`: creating, starting and
- * idle rows that stay. `outdatedLeft`: outdated unclaimed rows that stay besides the idle ones (starting ones
- * whose delete did not fit the batch). Old idle ones go only while idle stays at `minIdle` or above; new ones
- * are made, at most `maxSurge` at a time, until none of the old template remains.
+ * `target`: the warm instances the pool keeps (`minIdle`, or autoscaling's target). `idle`: the pool's idle rows
+ * that stay this pass (no other delete takes them). `warm`: creating, starting and idle rows that stay.
+ * `outdatedLeft`: outdated unclaimed rows that stay besides the idle ones (starting ones whose delete did not fit
+ * the batch). Old idle ones go only while idle stays at `target` or above; new ones are made, at most `maxSurge`
+ * at a time, until none of the old template remains.
  */
 export const rolloutStep = (
   spec: PoolSpec,
+  target: number,
   current: { readonly hash: string; readonly image: string },
   idle: ReadonlyArray<Instance>,
   warm: number,
@@ -31,13 +33,13 @@ export const rolloutStep = (
   deleteRoom: number
 ): RolloutStep => {
   const outdatedIdle = idle.filter((row) => isOutdated(row, current))
-  const drainable = Math.max(0, Math.min(outdatedIdle.length, idle.length - spec.minIdle, deleteRoom))
+  const drainable = Math.max(0, Math.min(outdatedIdle.length, idle.length - target, deleteRoom))
   const drain = outdatedIdle.slice(0, drainable)
   const remaining = outdatedIdle.length - drain.length + outdatedLeft
   if (remaining === 0) return { drain, surge: 0 }
   const warmAfter = warm - drain.length
-  const target = spec.minIdle + Math.min(remaining, spec.maxSurge)
-  // What fill makes already (up to minIdle) is not surge.
-  const surge = Math.max(0, target - warmAfter) - Math.max(0, spec.minIdle - warmAfter)
+  const surged = target + Math.min(remaining, spec.maxSurge)
+  // What fill makes already (up to the target) is not surge.
+  const surge = Math.max(0, surged - warmAfter) - Math.max(0, target - warmAfter)
   return { drain, surge }
 }

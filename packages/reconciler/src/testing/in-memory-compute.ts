@@ -16,6 +16,8 @@ interface Service {
   readonly override: "CRASHED" | "SLEEPING" | undefined
   /** Left out of listings (the platform has not caught up yet). */
   readonly hidden: boolean
+  /** Its own deploy time, when the platform draws one per service. */
+  readonly deployTime: number | undefined
 }
 
 /** A service as tests see it: what it was created with, and its current deploy status. */
@@ -42,8 +44,9 @@ export class InMemoryComputeControl extends Context.Tag("@warmpool/reconciler/te
 >() {}
 
 /** QUEUED → BUILDING → DEPLOYING → SUCCESS over the deploy time, driven by the Clock. */
-const deployStatusAt = (service: Service, now: number, deployTime: number): string => {
+const deployStatusAt = (service: Service, now: number, shared: number): string => {
   if (service.override !== undefined) return service.override
+  const deployTime = service.deployTime ?? shared
   const progress = deployTime === 0 ? 1 : (now - service.deployedAt) / deployTime
   if (progress >= 1) return "SUCCESS"
   if (progress >= 2 / 3) return "DEPLOYING"
@@ -54,6 +57,8 @@ const deployStatusAt = (service: Service, now: number, deployTime: number): stri
 export interface InMemoryComputeOptions {
   /** From QUEUED to SUCCESS. Default: zero (instantly running). */
   readonly deployTime?: Duration.DurationInput
+  /** Draws each new service's own deploy time (a distribution, for simulations); overrides `deployTime`. */
+  readonly drawDeployTime?: () => Duration.DurationInput
 }
 
 const make = (options: InMemoryComputeOptions) =>
@@ -112,7 +117,8 @@ const make = (options: InMemoryComputeOptions) =>
             createdAt: now,
             deployedAt: now,
             override: undefined,
-            hidden: false
+            hidden: false,
+            deployTime: options.drawDeployTime === undefined ? undefined : Duration.toMillis(options.drawDeployTime())
           }
           if (existing === undefined) yield* Ref.update(state, (s) => new Map(s).set(service.serviceId, service))
           const created = info(service, now, deploy)

@@ -40,6 +40,21 @@ const Counts = Schema.Struct({
 const CountsAnswer = Schema.Struct({ ...Counts.fields, pools: Schema.Record({ key: Schema.String, value: Counts }) })
 
 /** A pool as the status shows it: its declared size and template, and its counts. */
+/** Autoscaling's inputs and decision (absent for a fixed pool). */
+const Sizing = Schema.Struct({
+  summary: Schema.String.annotations({ description: "λ = 0.4/s, ready in 95 s (p90) → 45 warm" }),
+  claimsPerSecond: Schema.Number.annotations({ description: "The rate sized for: the long window's, or the short window's in a burst" }),
+  claimsPerSecondShort: Schema.Number,
+  claimsPerSecondLong: Schema.Number,
+  burst: Schema.Boolean,
+  readySeconds: Schema.Number.annotations({ description: "Create-to-idle time of recent creates at readyPercentile" }),
+  readyPercentile: Schema.Int,
+  readySamples: Schema.Int,
+  demand: Schema.Number.annotations({ description: "Claims expected during one ready time" }),
+  desiredWarm: Schema.Int.annotations({ description: "Warm instances the current demand needs" }),
+  targetWarm: Schema.Int.annotations({ description: "Warm instances kept: up at once, down after scaleDownAfterMs" })
+})
+
 const PoolStatus = Schema.Struct({
   default: Schema.Boolean,
   minIdle: Schema.Int,
@@ -47,7 +62,8 @@ const PoolStatus = Schema.Struct({
   maxSurge: Schema.Int,
   image: Schema.String,
   templateHash: Schema.String,
-  counts: Counts
+  counts: Counts,
+  sizing: Schema.optional(Sizing)
 })
 
 /** `?pool=name`: one pool only (filters, or picks the pool an operation acts on). */
@@ -123,7 +139,9 @@ const PassSummary = Schema.Struct({
 })
 
 const Planned = Schema.Struct({
-  actions: Schema.Array(Schema.Struct({ pool: Schema.String, kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String }))
+  actions: Schema.Array(Schema.Struct({ pool: Schema.String, kind: Schema.String, id: Schema.optional(Schema.String), detail: Schema.String })),
+  /** By pool, the autoscaling ones. */
+  sizing: Schema.optional(Schema.Record({ key: Schema.String, value: Sizing }))
 })
 
 /** What the pool has spent of its platform's API budget (Railway); all null for a provider without one. */

@@ -51,6 +51,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     <h2>Pools</h2>
     <table><thead><tr><th>pool</th><th>idle</th><th>starting</th><th>claimed</th><th>crashed</th><th>min idle</th><th>max</th><th>image</th></tr></thead><tbody id="pools"></tbody></table>
   </section>
+  <p class="muted" id="sizing" hidden></p>
   <section>
     <h2>Last hours</h2>
     <div id="charts"></div>
@@ -157,6 +158,8 @@ export const dashboardHtml = /* html */ `<!doctype html>
       if (key()) {
         const status = await api("GET", "/api/pool/status");
         renderCounts(status.counts); renderPools(status.pools);
+        const sizing = Object.entries(status.pools).filter(([, p]) => p.sizing).map(([name, p]) => "Autoscaling " + name + ": " + p.sizing.summary);
+        $("sizing").hidden = sizing.length === 0; $("sizing").textContent = sizing.join(" · ");
         const body = $("instances"); body.replaceChildren(...status.instances.map(row));
       } else {
         const counts = await api("GET", "/api/pool/counts"); renderCounts(counts); renderPools(counts.pools);

@@ -6,6 +6,7 @@ import { timingSafeEqual } from "node:crypto"
 import { Authorization, BadGateway, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
 import { claimEventStream, runClaim } from "./claims.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
+import { sizingOf } from "./sizing.js"
 
 /** The row as the API shows it: no gateway token, no key hash, no inbox id. */
 export const toPublic = (row: Instance) => ({
@@ -108,9 +109,11 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.flatMap((selected) =>
               Effect.forEach(selected, (c) =>
                 c.preview.pipe(Effect.map((actions) => actions.map((action) => ({ pool: c.spec.name, ...describeAction(action) }))))).pipe(
-                  Effect.mapError(unavailable)
+                  Effect.mapError(unavailable),
+                  // After the previews: a dry run refreshes the sizing decision it shows.
+                  Effect.zip(sizingOf(selected))
                 )),
-            Effect.map((actions) => ({ actions: actions.flat() }))
+            Effect.map(([actions, sizing]) => ({ actions: actions.flat(), ...sizing }))
           ))
         .handle("upgrade", ({ path }) =>
           Effect.gen(function*() {

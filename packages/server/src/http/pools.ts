@@ -2,6 +2,7 @@
 import { Controller, countByStatus, currentTemplate, type Instance, type InstanceStore, Pools, type StatusCounts } from "@warmpool/reconciler"
 import { Effect, Option } from "effect"
 import { BadRequest, NotFound } from "../api/api.js"
+import { toSizing } from "./sizing.js"
 
 /** The pools in context; an app that provides one `Controller` only (a single pool) serves that one. */
 export const poolsInContext = Effect.flatMap(
@@ -44,7 +45,7 @@ export const poolStatus = <A>(
   selected: ReadonlyArray<Controller["Type"]>,
   show: (row: Instance) => A
 ) =>
-  Effect.map(Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name)])), (each) => ({
+  Effect.map(Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name), c.sizing])), (each) => ({
     counts: sumCounts(each.map(([counts]) => counts)),
     pools: Object.fromEntries(selected.map(({ spec }, i) => [spec.name, {
       default: spec.name === pools.all[0]?.spec.name,
@@ -53,7 +54,8 @@ export const poolStatus = <A>(
       maxSurge: spec.maxSurge,
       image: spec.template.image,
       templateHash: currentTemplate(spec).hash,
-      counts: each[i]![0]
+      counts: each[i]![0],
+      ...Option.match(each[i]![2], { onNone: () => ({}), onSome: (decision) => ({ sizing: toSizing(decision) }) })
     }])),
     instances: each.flatMap(([, rows]) => rows.map(show))
   }))
