@@ -46,7 +46,8 @@ describe.runIf(existsSync(main))("npm start with nothing configured", () => {
     child.stderr!.on("data", (d) => (output += d))
     try {
       const key = await until("the generated key", async () => /POOL_API_KEY \(generated[^:]*\): (\S+)/.exec(output)?.[1], 30_000)
-      expect(output).toContain(`dashboard at http://localhost:${port}/`)
+      // The banner is its own write, after the key's.
+      await until("the banner", async () => (output.includes(`dashboard at http://localhost:${port}/`) ? true : undefined), 10_000)
       const base = `http://127.0.0.1:${port}`
       await until("two idle instances", async () => {
         const counts = await (await fetch(`${base}/api/pool/counts`)).json()
