@@ -7,7 +7,7 @@ import { FetchHttpClient } from "@effect/platform"
 import { expect, it } from "@effect/vitest"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { startAgentMailEmulator } from "@warmpool/providers-agentmail/emulator"
-import { combineCredentials, Controller, Credentials, PoolSpec, SingleLeader, TransientError } from "@warmpool/reconciler"
+import { combineCredentials, Controller, Credentials, LocalIncarnations, PoolSpec, SingleLeader, TransientError } from "@warmpool/reconciler"
 import { InMemoryCompute, InMemoryComputeControl, InMemoryHealth, InMemoryRuntime, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Cause, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { OpenRouterCredentials } from "../src/index.js"
@@ -57,7 +57,7 @@ it.live("soak: live keys = live inboxes = live rows after many faulty passes, an
       ]).pipe(Effect.map(combineCredentials))
     ).pipe(Layer.provide(FetchHttpClient.layer))
     const world = Controller.layer(spec, { background: false }).pipe(
-      Layer.provideMerge(Layer.mergeAll(InMemoryCompute.layer(), InMemoryStore.layer, InMemoryHealth.layer(), InMemoryRuntime.layer(), SingleLeader, credentials))
+      Layer.provideMerge(Layer.mergeAll(InMemoryCompute.layer(), InMemoryStore.layer, InMemoryHealth.layer(), InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer(), credentials))
     )
 
     yield* Effect.gen(function*() {

@@ -3,7 +3,7 @@
  * the real Controller, the Railway provider on the emulator, rows in memory. Target: ceil(services / page)
  * list calls and zero mutations.
  */
-import { Controller, InstanceStore, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { Controller, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
 import { InMemoryCredentials, InMemoryHealth, InMemoryRuntime, InMemoryStore } from "@warmpool/reconciler/testing"
 import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { RailwayCompute } from "../src/index.js"
@@ -53,7 +53,7 @@ const steadyPass = (size: number) =>
       return { calls: Object.values(operations).reduce((a, b) => a + b, 0), mutations }
     }).pipe(
       Effect.provide(Controller.layer(spec, { background: false }).pipe(
-        Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader))
+        Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
       ))
     )
   }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))

@@ -6,7 +6,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Fiber, Layer, Logger, LogLevel, Redacted, Ref, Schedule } from "effect"
 import { Controller, InstanceStore, Leadership, PoolSpec, SingleLeader } from "../src/index.js"
-import { PgInstanceStore, PgPoolEvents } from "../src/postgres/index.js"
+import { PgIncarnations, PgInstanceStore, PgPoolEvents } from "../src/postgres/index.js"
 import { currentDatabaseUrl, freshDatabase, testServer } from "../src/postgres/testing.js"
 import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, NeverLeader } from "../src/testing/index.js"
 
@@ -58,7 +58,7 @@ const replica = (url: string, leadership: Layer.Layer<Leadership>, landed: Ref.R
   Controller.layer(spec, { background: false }).pipe(
     Layer.provide(watchIdle(landed)),
     Layer.provideMerge(
-      Layer.mergeAll(PgInstanceStore.layer, PgPoolEvents.layer, leadership, InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer())
+      Layer.mergeAll(PgInstanceStore.layer, PgPoolEvents.layer, PgIncarnations.layer, leadership, InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer())
         .pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
     )
   )

@@ -58,9 +58,10 @@ export class InstanceStore extends Context.Tag("@warmpool/reconciler/InstanceSto
     ) => Effect.Effect<ReadonlyArray<string>, StoreError>
     /**
      * Atomically moves the `count` (default 1) oldest idle rows of `pool` to `claiming` and returns them,
-     * oldest first; fewer when fewer are idle. No double claims, ever.
+     * oldest first; fewer when fewer are idle. No double claims, ever. `claimer` (an incarnation) is recorded
+     * in each row's `intentBy`, so that a claim its process never finished is known as abandoned (rule 9).
      */
-    readonly claimIdle: (pool: string, count?: number) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
+    readonly claimIdle: (pool: string, count?: number, claimer?: string | null) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
     /** Deletes the row if it is in `from`. Returns whether a row was deleted. */
     readonly remove: (id: string, from: ReadonlyArray<InstanceStatus>) => Effect.Effect<boolean, StoreError>
     readonly counts: (pool: string) => Effect.Effect<StatusCounts, StoreError>
@@ -81,6 +82,20 @@ export class Leadership extends Context.Tag("@warmpool/reconciler/Leadership")<
      * moment it starts leading, so a failover does not wait for the next tick.
      */
     readonly leading: Stream.Stream<boolean>
+  }
+>() {}
+
+/**
+ * Which runs of the server are alive. Each run (an incarnation) stamps the intents it starts (`intentBy`); a
+ * leader resolves the intents of an incarnation that is gone at once (rule 9) instead of after a timeout.
+ */
+export class Incarnations extends Context.Tag("@warmpool/reconciler/Incarnations")<
+  Incarnations,
+  {
+    /** This run's id, stamped on every intent row it writes. */
+    readonly self: string
+    /** The incarnations alive now, this one included. */
+    readonly alive: Effect.Effect<ReadonlySet<string>, StoreError>
   }
 >() {}
 

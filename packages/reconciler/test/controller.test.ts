@@ -180,17 +180,22 @@ describe("Controller", () => {
       expect((yield* compute.services).length).toBe((yield* rows).length)
     }).pipe(Effect.provide(world(testSpec({ minIdle: 1 })))))
 
-  it.effect("an abandoned create whose service never appeared is undone, credentials released", () =>
+  it.effect("a create whose call hung past createTimeout and made nothing is finished: one service, one credential", () =>
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* Effect.flatMap(InMemoryComputeControl, (c) => c.failNext(1, new TransientError({ operation: "create", message: "socket hang up" }), "create"))
       yield* controller.runPass
       const [pending] = (yield* rows).filter((r) => r.status === "creating")
+      // Within createTimeout the intent is ours and in flight: left alone.
+      expect((yield* controller.runPass).planned.FinishCreate).toBe(0)
       yield* TestClock.adjust(Duration.minutes(6))
       const later = yield* controller.runPass
-      expect(later.planned.Delete).toBe(1)
-      expect((yield* rows).map((r) => r.id)).not.toContain(pending!.id)
-      expect(yield* Effect.flatMap(InMemoryCredentialsControl, (c) => c.live)).not.toContain(pending!.name)
+      expect(later.planned.FinishCreate).toBe(1)
+      const finished = (yield* rows).find((r) => r.id === pending!.id)!
+      expect(finished.status).not.toBe("creating")
+      const services = yield* Effect.flatMap(InMemoryComputeControl, (c) => c.services)
+      expect(services.filter((s) => s.info.name === pending!.name)).toHaveLength(1)
+      expect(yield* Effect.flatMap(InMemoryCredentialsControl, (c) => c.live)).toEqual((yield* rows).map((r) => r.name).sort())
     }).pipe(Effect.provide(world(testSpec({ minIdle: 1 })))))
 
   it.effect("a failed listing destroys and creates nothing, and the summary says so", () =>

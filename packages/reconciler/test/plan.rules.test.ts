@@ -16,7 +16,7 @@ import {
   probeTargets,
   ServiceInfo
 } from "../src/index.js"
-import { arbSpec, arbWorld, NOW, type World } from "./support/worlds.js"
+import { arbSpec, arbWorld, NOW, SELF, STANDBY, type World } from "./support/worlds.js"
 
 const runs = { fastCheck: { numRuns: 400 } }
 
@@ -54,12 +54,12 @@ describe("plan", () => {
   it.prop("rule 2: no destructive action on an incomplete observation", { world: arbWorld }, ({ world }) => {
     const failed = { ...world.observation, listing: Listing.Failed({ reason: "page 2 failed" }) }
     const actions = plan(world.spec, failed)
-    for (const tag of ["Delete", "Create", "Adopt", "RecordService", "Refresh"] as const) {
+    for (const tag of ["Delete", "Create", "Adopt", "RecordService", "FinishCreate", "Refresh"] as const) {
       expect(ofTag(actions, tag)).toEqual([])
     }
     // It may still mark rows idle, and time out claims: neither rests on "missing" evidence.
     for (const action of actions) expect(["MarkIdle", "MarkCrashed"]).toContain(action._tag)
-    for (const action of ofTag(actions, "MarkCrashed")) expect(action.reason).toBe("claim-timeout")
+    for (const action of ofTag(actions, "MarkCrashed")) expect(["claim-timeout", "claim-abandoned"]).toContain(action.reason)
   }, runs)
 
   it.prop("rule 2: a recent (reused) listing refills from the rows, and nothing destructive follows from it", { world: arbWorld }, ({ world }) => {
@@ -67,7 +67,7 @@ describe("plan", () => {
     const recent = { ...world.observation, listing: Listing.Recent({ services: listed, ageMs: 5_000 }) }
     const actions = plan(world.spec, recent)
     for (const action of actions) expect(["Create", "MarkIdle", "MarkCrashed"]).toContain(action._tag)
-    for (const action of ofTag(actions, "MarkCrashed")) expect(action.reason).toBe("claim-timeout")
+    for (const action of ofTag(actions, "MarkCrashed")) expect(["claim-timeout", "claim-abandoned"]).toContain(action.reason)
     // Never past maxTotal: every row and every service no row owns counts.
     const rows = mine(world)
     const unowned = listed.filter((s) => s.name.startsWith(world.spec.namePrefix) && !rows.some((r) => r.serviceId === s.serviceId || r.name === s.name))
@@ -79,11 +79,11 @@ describe("plan", () => {
     expect(ofTag(actions, "Create").length).toBeLessThanOrEqual(Math.max(0, needed - warm) + world.observation.requestedCreates)
   }, runs)
 
-  it.prop("rule 3: a create in flight is left alone; an abandoned one is finished (service exists) or undone", { world: arbWorld }, ({ world }) => {
+  it.prop("rule 3: a create in flight is left alone; an abandoned one is recorded (deployed) or finished, never made twice", { world: arbWorld }, ({ world }) => {
     const actions = plan(world.spec, world.observation)
     for (const row of mine(world).filter((r) => r.status === "creating")) {
       const onRow = actions.filter(targetsRow).filter((a) => a.id === row.id)
-      const inFlight = NOW - row.statusChangedAt.getTime() <= world.spec.createTimeoutMs
+      const inFlight = row.intentBy === SELF && NOW - row.statusChangedAt.getTime() <= world.spec.createTimeoutMs
       if (inFlight || !isComplete(world)) {
         expect(onRow).toEqual([])
         continue
@@ -91,8 +91,7 @@ describe("plan", () => {
       const service = services(world).find((s) =>
         row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name
       )
-      if (service !== undefined) expect(onRow.map((a) => a._tag)).toEqual(["RecordService"])
-      else expect(onRow.every((a) => a._tag === "Delete" && a.reason === "abandoned" && a.serviceId === null)).toBe(true)
+      expect(onRow.map((a) => a._tag)).toEqual([service?.deployStatus != null ? "RecordService" : "FinishCreate"])
     }
     // A `deleting` row is always carried on to the end (within the delete batch).
     const deleting = mine(world).filter((r) => r.status === "deleting")
@@ -183,7 +182,7 @@ describe("plan", () => {
     const batchFull = deletes.length === world.spec.deleteBatch
     for (const row of mine(world)) {
       if (row.status === "claiming" && NOW - row.statusChangedAt.getTime() > world.spec.claimTimeoutMs) {
-        expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toBe("claim-timeout")
+        expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toMatch(/^claim-(timeout|abandoned)$/)
       }
       const service = services(world).find((s) => (row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name))
       const stuck =
@@ -200,6 +199,35 @@ describe("plan", () => {
       if (service?.deployStatus === "SLEEPING") {
         expect(deletes.some((d) => d.id === row.id && (d.reason === "dead" || d.reason === "stuck"))).toBe(false)
       }
+    }
+  }, runs)
+
+  it.prop("rule 9: intents of another incarnation are resolved in the first complete pass; timeouts only for our own", { world: arbWorld }, ({ world }) => {
+    const abandonedClaim = (r: Instance, alive: ReadonlySet<string>) => r.status === "claiming" && r.intentBy !== null && !alive.has(r.intentBy)
+    const resolved = (actions: ReadonlyArray<Action>, row: Instance) => {
+      const onRow = actions.filter(targetsRow).filter((a) => a.id === row.id).map((a) => a._tag)
+      return row.status === "creating" ? onRow.length === 1 && ["RecordService", "FinishCreate"].includes(onRow[0]!) : onRow.includes("MarkCrashed")
+    }
+    const actions = plan(world.spec, world.observation)
+    for (const row of mine(world)) {
+      const young = NOW - row.statusChangedAt.getTime() <= Math.min(world.spec.createTimeoutMs, world.spec.claimTimeoutMs)
+      // A claim of a dead process is crashed at once, however young, and whatever the listing (it rests on no listing).
+      if (abandonedClaim(row, world.observation.alive)) {
+        expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toBe("claim-abandoned")
+      }
+      // A young intent of this run, or a young claim of a live replica (or an unstamped one), is in flight: untouched.
+      const inFlight = (row.status === "creating" && row.intentBy === SELF) ||
+        (row.status === "claiming" && (row.intentBy === null || row.intentBy === SELF || row.intentBy === STANDBY))
+      if (inFlight && young) expect(actions.filter(targetsRow).some((a) => a.id === row.id)).toBe(false)
+      // A create of anyone else, or of no one known, is resolved at once when the listing is complete.
+      if (row.status === "creating" && row.intentBy !== SELF && isComplete(world)) expect(resolved(actions, row)).toBe(true)
+    }
+    // A restart: a new incarnation, every earlier one gone. Its first complete pass resolves every stamped intent.
+    const restart = { ...world.observation, incarnation: "next", alive: new Set(["next"]) }
+    const first = plan(world.spec, restart)
+    for (const row of mine(world)) {
+      if (row.status === "creating" && isComplete(world)) expect(resolved(first, row)).toBe(true)
+      if (row.status === "claiming" && row.intentBy !== null) expect(resolved(first, row)).toBe(true)
     }
   }, runs)
 
@@ -261,7 +289,9 @@ const observe = (model: Model): Observation => ({
   health: new Map(model.rows.map((r) => [r.id, "ready" as const])),
   now: model.now,
   createAllowance: 1_000,
-  requestedCreates: 0
+  requestedCreates: 0,
+  incarnation: SELF,
+  alive: new Set([SELF])
 })
 
 const step = (world: World, model: Model): Model => {
@@ -292,6 +322,15 @@ const step = (world: World, model: Model): Model => {
       case "RecordService":
         set(action.id, { status: "starting", serviceId: action.service.serviceId, url: action.service.url })
         break
+      case "FinishCreate": {
+        // The provider's create is idempotent by name: the row's service, completed or made.
+        const row = rows.find((r) => r.id === action.id)!
+        const existing = svc.find((s) => s.name === row.name)
+        const service = existing ?? new ServiceInfo({ serviceId: `s-${row.id}`, name: row.name, url: `https://${row.name}`, deployStatus: "QUEUED", image: null, createdAt: now })
+        if (existing === undefined) svc.push(service)
+        set(action.id, { status: "starting", serviceId: service.serviceId, url: service.url })
+        break
+      }
       case "MarkIdle":
         set(action.id, { status: "idle", deployStatus: action.deployStatus })
         break

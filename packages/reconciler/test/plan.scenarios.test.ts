@@ -48,7 +48,9 @@ const observe = (
   health: new Map(Object.entries(health)),
   now: NOW,
   createAllowance: spec.createBatch,
-  requestedCreates: 0
+  requestedCreates: 0,
+  incarnation: "self",
+  alive: new Set(["self"])
 })
 
 const tags = (actions: ReadonlyArray<Action>) => actions.map((a) => a._tag)
@@ -73,7 +75,7 @@ describe("plan, on the seed's failures", () => {
   it("does not create again while its creates are still in flight", () => {
     const first = plan(spec, observe([], []))
     expect(tags(first)).toEqual(["Create", "Create"])
-    const inFlight = [row("x", "creating", { serviceId: null }), row("y", "creating", { serviceId: null })].map(
+    const inFlight = [row("x", "creating", { serviceId: null, intentBy: "self" }), row("y", "creating", { serviceId: null, intentBy: "self" })].map(
       (r) => new Instance({ ...r, statusChangedAt: new Date(NOW), createdAt: new Date(NOW) })
     )
     expect(plan(spec, observe(inFlight, []))).toEqual([])
@@ -111,6 +113,22 @@ describe("plan, on the seed's failures", () => {
     const claiming = row("a", "claiming", { statusChangedAt: minutesAgo(3) })
     const actions = plan(spec, observe([claiming, row("b", "idle"), row("c", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS"), service("c", "SUCCESS")]))
     expect(actions).toEqual([expect.objectContaining({ _tag: "MarkCrashed", id: "a", reason: "claim-timeout" })])
+  })
+
+  it("on a restart, finishes at once the creates and claims a killed server left, instead of waiting minutes", () => {
+    // The killed server's creates: one fully deployed but unrecorded, one half-made (never deployed), one not made.
+    const left = { statusChangedAt: minutesAgo(0.5), intentBy: "killed", serviceId: null }
+    const rows = [row("a", "creating", left), row("b", "creating", left), row("c", "creating", left), row("d", "claiming", left), row("e", "idle")]
+    const actions = plan(spec, observe(rows, [service("a", "SUCCESS"), service("b", null), service("e", "SUCCESS")]))
+    expect(actions).toEqual([
+      expect.objectContaining({ _tag: "RecordService", id: "a" }),
+      expect.objectContaining({ _tag: "FinishCreate", id: "b" }),
+      expect.objectContaining({ _tag: "FinishCreate", id: "c" }),
+      expect.objectContaining({ _tag: "MarkCrashed", id: "d", reason: "claim-abandoned" })
+    ])
+    // The same rows, stamped by this run: in flight, left alone.
+    const ours = rows.map((r) => new Instance({ ...r, intentBy: "self" }))
+    expect(plan(spec, observe(ours, [service("a", "SUCCESS"), service("b", null), service("e", "SUCCESS")]))).toEqual([])
   })
 
   it("adopts a prefixed service without a row, and leaves other services alone", () => {

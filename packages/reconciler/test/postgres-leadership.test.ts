@@ -9,7 +9,7 @@ import { Context, Duration, Effect, Either, Layer, Option, Redacted, Schedule, T
 import { inject } from "vitest"
 import { Controller, InstanceStore, Leadership, newInstance, PoolSpec } from "../src/index.js"
 import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "../src/testing/index.js"
-import { PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
+import { PgIncarnations, PgInstanceStore, PgLeadership } from "../src/postgres/index.js"
 import { currentDatabaseUrl, freshDatabase } from "../src/postgres/testing.js"
 import { proxy } from "./support/tcp-proxy.js"
 
@@ -129,7 +129,7 @@ describe("Postgres leadership", () => {
         const controllerOf = (holder: string, databaseUrl: string) =>
           Layer.build(
             Controller.layer(spec, { tickInterval: Duration.hours(1) }).pipe(
-              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder }), PgInstanceStore.layer)),
+              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder }), PgInstanceStore.layer, PgIncarnations.layer)),
               Layer.provide(PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 2, connectTimeout: Duration.seconds(1) })),
               Layer.provide(Layer.succeedContext(platform))
             )
@@ -164,7 +164,7 @@ describe("Postgres leadership", () => {
         const controllerOf = (holder: string) =>
           Layer.build(
             Controller.layer(spec, { background: false }).pipe(
-              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder, ttl: Duration.seconds(5) }), PgInstanceStore.layer)),
+              Layer.provide(Layer.mergeAll(PgLeadership.layer({ name: spec.name, holder, ttl: Duration.seconds(5) }), PgInstanceStore.layer, PgIncarnations.layer)),
               Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })),
               Layer.provide(Layer.succeedContext(platform))
             )

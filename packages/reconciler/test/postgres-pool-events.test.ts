@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { inject } from "vitest"
 import { Controller, Leadership, PoolEvents, PoolSpec, SingleLeader } from "../src/index.js"
-import { PgInstanceStore, PgPoolEvents } from "../src/postgres/index.js"
+import { PgIncarnations, PgInstanceStore, PgPoolEvents } from "../src/postgres/index.js"
 import { currentDatabaseUrl, freshDatabase } from "../src/postgres/testing.js"
 import { poolEventsConformance } from "../src/testing/conformance/index.js"
 import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, NeverLeader } from "../src/testing/index.js"
@@ -28,6 +28,7 @@ const replica = (url: string, leadership: Layer.Layer<Leadership>, background: b
       Layer.mergeAll(
         PgInstanceStore.layer,
         PgPoolEvents.layer,
+        PgIncarnations.layer,
         leadership,
         InMemoryCompute.layer(),
         InMemoryHealth.layer(),

@@ -13,7 +13,7 @@ import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
-import { PgInstanceStore, PgLeadership, PgPoolEvents, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
+import { PgIncarnations, PgInstanceStore, PgLeadership, PgPoolEvents, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
@@ -174,6 +174,7 @@ export const serverLayer = (
     // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
     PgPoolEvents.layer,
     PgHistoryStore.layer,
+    PgIncarnations.layer,
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
   ).pipe(Layer.provideMerge(database))

@@ -5,8 +5,8 @@
 import { SqlClient } from "@effect/sql"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ComputeProvider, currentTemplate, PoolSpec, Pools, SingleLeader } from "@warmpool/reconciler"
-import { PgInstanceStore, PgLeadership } from "@warmpool/reconciler/postgres"
+import { ComputeProvider, currentTemplate, LocalIncarnations, PoolSpec, Pools, SingleLeader } from "@warmpool/reconciler"
+import { PgIncarnations, PgInstanceStore, PgLeadership } from "@warmpool/reconciler/postgres"
 import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
 import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, InMemoryStore } from "@warmpool/reconciler/testing"
 import { Duration, Effect, Fiber, Layer, Redacted, Ref, Schedule } from "effect"
@@ -28,7 +28,7 @@ const server = (specs: ReadonlyArray<PoolSpec>) =>
   httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Pools.layerWith(specs, (spec) => PgLeadership.make({ name: spec.name }), { tickInterval: Duration.millis(100) })),
-    Layer.provideMerge(Layer.mergeAll(PgInstanceStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
+    Layer.provideMerge(Layer.mergeAll(PgInstanceStore.layer, PgIncarnations.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
   )
 
 const platform = () => Layer.mergeAll(InMemoryCompute.layer({ deployTime: Duration.millis(300) }), freshDatabase(inject("postgresUrl")))
@@ -198,7 +198,7 @@ describe("several pools", () => {
         Layer.provideMerge(Pools.layer([pool("openclaw", V2, 1)], { background: false })),
         // A compute provider and nothing more: no ServiceUpgrader in context.
         Layer.provideMerge(Layer.effect(ComputeProvider, ComputeProvider).pipe(Layer.provide(InMemoryCompute.layer()))),
-        Layer.provideMerge(Layer.mergeAll(InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader))
+        Layer.provideMerge(Layer.mergeAll(InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
       )
     )))
 })

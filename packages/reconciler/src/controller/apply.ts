@@ -8,7 +8,7 @@ import { type Instance, type InstancePatch, newInstance } from "../domain/instan
 import type { Action } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { templateHash } from "../domain/template.js"
-import { ComputeProvider, Credentials, InstanceStore, type Transition } from "../services.js"
+import { ComputeProvider, Credentials, Incarnations, InstanceStore, type Transition } from "../services.js"
 
 /** An error's one-line description. Errors of the services carry no secrets by contract. */
 export const describeError = (error: unknown): string => {
@@ -65,6 +65,8 @@ export const makeApplier = (spec: PoolSpec) =>
     const store = yield* InstanceStore
     const credentials = yield* Credentials
     const hash = templateHash(spec.template)
+    // Every intent this run writes says who wrote it, so the next leader knows at once if it was abandoned.
+    const { self } = yield* Incarnations
 
     /** Records why an action failed on its row, best effort: the failure itself is what gets reported. */
     const noteFailure = (row: Instance, status: Instance["status"], error: unknown) =>
@@ -79,11 +81,40 @@ export const makeApplier = (spec: PoolSpec) =>
           id: row.id,
           from: ["creating"],
           to: "deleting",
-          patch: { lastError: describeError(error), failures: row.failures + 1 }
+          patch: { lastError: describeError(error), failures: row.failures + 1, intentBy: self }
         })
         yield* credentials.release(marked)
         yield* store.remove(row.id, ["deleting"])
       }).pipe(Effect.ignore) // a leftover `deleting` row is finished by a later pass
+
+    /** The create after its intent row: credentials, then the service, then `starting`. */
+    const complete = (intent: Instance) =>
+      Effect.gen(function*() {
+        const issued = yield* credentials.issue(intent).pipe(Effect.tapError((error) => undoCreate(intent, error)))
+        const row = Object.keys(issued.patch).length === 0
+          ? intent
+          : yield* store.transition({ id: intent.id, from: ["creating"], to: "creating", patch: issued.patch }).pipe(
+            // The handles could not be recorded: release by name and drop the intent.
+            Effect.tapError((error) => undoCreate(intent, error))
+          )
+        const created = yield* compute.create({
+          name: row.name,
+          image: row.runtimeImage ?? spec.template.image,
+          env: { ...spec.template.env, ...issued.env }
+        }).pipe(
+          Effect.tapError((error) =>
+            // A transient failure (timeout, 5xx) leaves it unknown whether the service exists: keep the intent,
+            // the plan finishes it once createTimeout has passed. Anything else made nothing: undo now.
+            error._tag === "TransientError" ? noteFailure(row, "creating", error) : undoCreate(row, error)
+          )
+        )
+        yield* store.transition({
+          id: row.id,
+          from: ["creating"],
+          to: "starting",
+          patch: { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
+        })
+      })
 
     const create = Effect.fn("Controller.create")(function*() {
       const id = newInstanceId()
@@ -95,34 +126,20 @@ export const makeApplier = (spec: PoolSpec) =>
         status: "creating",
         now,
         runtimeImage: spec.template.image,
-        templateHash: hash
+        templateHash: hash,
+        intentBy: self
       })
       // Intent first: the row exists before anything is made, so a crash leaves something to finish.
       yield* store.insert(intent)
-      const issued = yield* credentials.issue(intent).pipe(Effect.tapError((error) => undoCreate(intent, error)))
-      const row = Object.keys(issued.patch).length === 0
-        ? intent
-        : yield* store.transition({ id, from: ["creating"], to: "creating", patch: issued.patch }).pipe(
-          // The handles could not be recorded: release by name and drop the intent.
-          Effect.tapError((error) => undoCreate(intent, error))
-        )
-      const created = yield* compute.create({
-        name: row.name,
-        image: spec.template.image,
-        env: { ...spec.template.env, ...issued.env }
-      }).pipe(
-        Effect.tapError((error) =>
-          // A transient failure (timeout, 5xx) leaves it unknown whether the service exists: keep the intent,
-          // the plan finishes or undoes it once createTimeout has passed. Anything else made nothing: undo now.
-          error._tag === "TransientError" ? noteFailure(row, "creating", error) : undoCreate(row, error)
-        )
-      )
-      yield* store.transition({
-        id,
-        from: ["creating"],
-        to: "starting",
-        patch: { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
-      })
+      yield* complete(intent)
+    })
+
+    /** An abandoned create, taken over: from now on it is ours (and waits for our timeout if a call hangs). */
+    const finishCreate = Effect.fn("Controller.finishCreate")(function*(action: Extract<Action, { _tag: "FinishCreate" }>) {
+      const row = yield* store.transition({ id: action.id, from: ["creating"], to: "creating", patch: { intentBy: self } })
+      // Credentials are issued again: a secret is shown only once, so the dead process's cannot be reused;
+      // issuing replaces it (no leak), and the provider's create sets the new one before the first deploy.
+      yield* complete(row)
     })
 
     const remove = Effect.fn("Controller.delete")(function*(
@@ -134,7 +151,7 @@ export const makeApplier = (spec: PoolSpec) =>
       // Intent first: `deleting` survives a crash, and takes the row out of every count.
       const row = action.from === "deleting"
         ? known
-        : yield* store.transition({ id: action.id, from: [action.from], to: "deleting" })
+        : yield* store.transition({ id: action.id, from: [action.from], to: "deleting", patch: { intentBy: self } })
       const steps = Effect.gen(function*() {
         yield* credentials.release(row)
         if (action.serviceId !== null) yield* compute.destroy(action.serviceId)
@@ -156,11 +173,14 @@ export const makeApplier = (spec: PoolSpec) =>
       yield* store.insert(row)
     })
 
-    /** Applies the plan: status changes in one batch, then deletes, then creates. */
+    /**
+     * Applies the plan: status changes in one batch, then adoptions, deletes, finished creates, and creates.
+     * Creates are not started once `stopping` says so (a graceful stop); everything else runs to its end.
+     */
     const apply = (
       actions: ReadonlyArray<Action>,
       rows: ReadonlyArray<Instance>,
-      concurrency: number
+      options: { readonly concurrency: number; readonly stopping: Effect.Effect<boolean> }
     ): Effect.Effect<ReadonlyArray<ActionOutcome>> =>
       Effect.gen(function*() {
         const rowsById = new Map(rows.map((r) => [r.id, r]))
@@ -181,6 +201,8 @@ export const makeApplier = (spec: PoolSpec) =>
             ? remove(action, rowsById)
             : action._tag === "Create"
             ? create()
+            : action._tag === "FinishCreate"
+            ? finishCreate(action)
             : action._tag === "Adopt"
             ? adopt(action)
             : Effect.void
@@ -192,11 +214,12 @@ export const makeApplier = (spec: PoolSpec) =>
           )
         }
         const phase = (tag: Action["_tag"]) =>
-          Effect.forEach(actions.filter((a) => a._tag === tag), one, { concurrency })
+          Effect.forEach(actions.filter((a) => a._tag === tag), one, { concurrency: options.concurrency })
         const adopted = yield* phase("Adopt")
         const deleted = yield* phase("Delete")
-        const created = yield* phase("Create")
-        return [...batchOutcomes, ...adopted, ...deleted, ...created]
+        const finished = yield* phase("FinishCreate")
+        const created = (yield* options.stopping) ? [] : yield* phase("Create")
+        return [...batchOutcomes, ...adopted, ...deleted, ...finished, ...created]
       })
 
     return { apply }

@@ -7,7 +7,7 @@ import { Clock, Duration, Effect, Either, Fiber, Metric, Option } from "effect"
 import { Instance } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { ClaimFailedError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
-import { InstanceRuntime, InstanceStore, type Transition } from "../services.js"
+import { Incarnations, InstanceRuntime, InstanceStore, type Transition } from "../services.js"
 import { describeError } from "./apply.js"
 import { type ClaimError, type ClaimOptions, ClaimProgress, type ClaimRequest, type ClaimResult } from "./controller.js"
 import { makeGroupCommit } from "./group-commit.js"
@@ -32,11 +32,13 @@ export const makeClaim = (
   Effect.gen(function*() {
     const store = yield* InstanceStore
     const runtime = yield* InstanceRuntime
+    // Claims carry this run's stamp: if it dies mid-claim, the leader crashes the row at once (rule 9).
+    const { self } = yield* Incarnations
 
     // Claims that arrive together take their rows in one statement and record their outcomes in another.
     const takeIdle = yield* makeGroupCommit(
       (requests: ReadonlyArray<void>) =>
-        Effect.map(store.claimIdle(spec.name, requests.length), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
+        Effect.map(store.claimIdle(spec.name, requests.length, self), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
       {
         maxBatch: 64,
         // Its claimer went away before it was provisioned: it is as idle as it was.

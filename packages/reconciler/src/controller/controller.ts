@@ -1,4 +1,4 @@
-import { Context, Data, type Effect, Layer, type Option } from "effect"
+import { Context, Data, type Duration, type Effect, Layer, type Option } from "effect"
 import type {
   ClaimFailedError,
   NoIdleInstanceError,
@@ -79,6 +79,11 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
     /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
     readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+    /**
+     * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`
+     * for the pass and the claims in flight. What is still unfinished stays an intent the next leader resolves.
+     */
+    readonly stop: (grace: Duration.DurationInput) => Effect.Effect<void>
   }
 >() {
   /** A controller for `spec`; its passes run in the background for the scope's lifetime. */

@@ -8,16 +8,16 @@ import { instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { ServiceInfo } from "../domain/service.js"
-import { NotFoundError } from "../errors.js"
+import { NoIdleInstanceError, NotFoundError } from "../errors.js"
 import { isOutdated } from "../domain/template.js"
 import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from "../plan/plan.js"
 import { currentTemplate } from "../plan/rollout.js"
-import { ComputeProvider, Credentials, HealthProbe, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
+import { ComputeProvider, Credentials, HealthProbe, Incarnations, InstanceRuntime, InstanceStore, Leadership } from "../services.js"
 import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeAutoscaler, sizingPolicy } from "./autoscaler.js"
 import { makeClaim } from "./claim.js"
 import { makeReadiness } from "./readiness.js"
-import type { Controller } from "./controller.js"
+import type { ClaimRequest, Controller } from "./controller.js"
 import * as metrics from "./metrics.js"
 import { makeWaitingRoom } from "./waiting.js"
 
@@ -40,6 +40,8 @@ export interface ControllerOptions {
   readonly readinessInterval?: Duration.DurationInput
   /** A pass that only refills (after a claim) reuses a complete listing up to this old. Default: the tick interval. */
   readonly recentListingMaxAge?: Duration.DurationInput
+  /** On stop, how long the pass and the claims in flight may take to finish. Default 20 s. */
+  readonly shutdownGrace?: Duration.DurationInput
 }
 
 export type ControllerRequirements =
@@ -49,6 +51,10 @@ export type ControllerRequirements =
   | Credentials
   | InstanceRuntime
   | Leadership
+  | Incarnations
+
+/** Claims one replica serves at once, at most: far beyond what a process can keep in flight. */
+const MAX_CLAIMS_IN_FLIGHT = 1_000_000
 
 const zeroByKind = (): Record<ActionKind, number> =>
   Object.fromEntries(actionKinds.map((k) => [k, 0])) as Record<ActionKind, number>
@@ -62,6 +68,7 @@ export const make = (
     const store = yield* InstanceStore
     const health = yield* HealthProbe
     const leadership = yield* Leadership
+    const incarnations = yield* Incarnations
     const concurrency = options.concurrency ?? 8
     const listTimeout = options.listTimeout ?? Duration.seconds(20)
     const { apply } = yield* makeApplier(spec)
@@ -85,6 +92,9 @@ export const make = (
     })
     // One pass at a time, whoever asks: the timer, a trigger, an API call.
     const passLock = yield* Effect.makeSemaphore(1)
+    // A graceful stop: no pass, create or claim starts once it is set; those in flight are waited for.
+    const stopping = yield* Ref.make(false)
+    const claimsInFlight = yield* Effect.makeSemaphore(MAX_CLAIMS_IN_FLIGHT)
     // A sliding queue of one: any number of triggers during a pass leave exactly one wake-up behind.
     const wakeups = yield* Queue.sliding<void>(1)
     const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
@@ -119,9 +129,10 @@ export const make = (
 
     const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number, fresh: boolean, dryRun = false) {
       const recent = fresh ? Option.none<Listing>() : yield* recentListing
-      const [listing, rows] = yield* Effect.all([
+      const [listing, [rows, alive]] = yield* Effect.all([
         Option.match(recent, { onNone: () => listFresh, onSome: Effect.succeed }),
-        store.list(spec.name)
+        // Rows before the living: whoever stamped a row had registered before it, so it is listed unless dead.
+        Effect.zip(store.list(spec.name), incarnations.alive)
       ], { concurrency: 2 })
       const targets = probeTargets(spec, listing, rows)
       const probed = yield* Effect.forEach(targets, (t) => Effect.map(health.check(t), (h) => [t.id, h] as const), { concurrency })
@@ -136,7 +147,9 @@ export const make = (
         createAllowance: allowance,
         requestedCreates,
         waitingClaims: yield* room.demand,
-        ...(sizing === undefined ? {} : { warmTarget: sizing.target })
+        ...(sizing === undefined ? {} : { warmTarget: sizing.target }),
+        incarnation: incarnations.self,
+        alive
       }
       return observation
     })
@@ -166,7 +179,7 @@ export const make = (
         const observation = yield* observe(requested, fresh)
         const actions = plan(spec, observation)
         for (const action of actions) planned[action._tag]++
-        const outcomes = yield* apply(actions, observation.rows, concurrency)
+        const outcomes = yield* apply(actions, observation.rows, { concurrency, stopping: Ref.get(stopping) })
         for (const outcome of outcomes) {
           if (outcome.error === undefined) continue
           failed[outcome.action._tag]++
@@ -190,7 +203,9 @@ export const make = (
         return listingOutcome[observation.listing._tag]
       })
 
-      const led = yield* leadership.whileLeader(work).pipe(
+      // A stopping controller leads nothing more: the next leader resolves what it left (rule 9).
+      const lead = Effect.flatMap(Ref.get(stopping), (stopped) => stopped ? Effect.succeedNone : leadership.whileLeader(work))
+      const led = yield* lead.pipe(
         Effect.catchAll((error) => {
           // The store failed while observing: nothing was planned, the next pass tries again.
           errors.push(`observe: ${describeError(error)}`)
@@ -251,19 +266,39 @@ export const make = (
         ),
         Effect.flatMap((fresh) => passLock.withPermits(1)(onePass(fresh))),
         Effect.zipRight(continueRequested),
-        Effect.forever
+        Effect.zipRight(Ref.get(stopping)),
+        Effect.repeat({ until: (stopped) => stopped })
       )
       yield* Effect.forkScoped(loop)
       // A replica that starts leading (a failover, a released lease) passes at once, not a tick later.
       yield* Effect.forkScoped(Stream.runForEach(Stream.filter(leadership.leading, (leads) => leads), () => trigger))
     }
 
-    const claim = yield* makeClaim(spec, {
+    const claimOne = yield* makeClaim(spec, {
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
       trigger: triggerRefill,
       room
     })
+    const refuseWhileStopping = Effect.flatMap(Ref.get(stopping), (stopped) =>
+      stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
+    // Checked before the permit (answer at once) and again with it (a claim that queued while a stop began).
+    const claim = (request: ClaimRequest) =>
+      Effect.zipRight(refuseWhileStopping, claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request))))
+
+    const stop = (grace: Duration.DurationInput) =>
+      Effect.gen(function*() {
+        if (yield* Ref.getAndSet(stopping, true)) return
+        // Every permit, once: the pass and the claims in flight are done. Whatever queued behind sees `stopping`.
+        const drained = yield* Effect.all([passLock.withPermits(1)(Effect.void), claimsInFlight.withPermits(MAX_CLAIMS_IN_FLIGHT)(Effect.void)], {
+          concurrency: 2
+        }).pipe(Effect.timeoutTo({ duration: grace, onSuccess: () => true, onTimeout: () => false }))
+        yield* drained
+          ? Effect.log("stopped: nothing left in flight")
+          : Effect.logWarning(`stopped after ${Duration.format(grace)} with work in flight: the next leader finishes what it left`)
+      }).pipe(Effect.annotateLogs({ pool: spec.name }))
+    // Whoever closes the controller's scope gets a graceful stop (the server asks earlier, before its HTTP closes).
+    yield* Effect.addFinalizer(() => stop(options.shutdownGrace ?? Duration.seconds(20)))
 
     const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>
       Effect.gen(function*() {
@@ -271,7 +306,7 @@ export const make = (
         if (Option.isNone(row)) {
           return yield* new NotFoundError({ operation: "controller.kill", message: `no instance ${id}` })
         }
-        const marked = yield* store.transition({ id, from, to: "deleting" })
+        const marked = yield* store.transition({ id, from, to: "deleting", patch: { intentBy: incarnations.self } })
         yield* trigger
         return marked
       })
@@ -300,12 +335,13 @@ export const make = (
         Effect.gen(function*() {
           const idle = (yield* store.list(spec.name)).filter((r) => r.status === "idle").slice(0, Math.max(0, count))
           // Compare-and-set: an instance claimed since the listing stays claimed.
-          const drained = yield* store.transitionMany(idle.map((r) => ({ id: r.id, from: ["idle"], to: "deleting" })))
+          const drained = yield* store.transitionMany(idle.map((r) => ({ id: r.id, from: ["idle"], to: "deleting", patch: { intentBy: incarnations.self } })))
           if (drained.length > 0) yield* trigger
           return drained
         }),
       kill: (id) => kill(id, instanceStatuses.filter((s) => s !== "deleting")),
-      dismiss: (id) => kill(id, ["crashed"])
+      dismiss: (id) => kill(id, ["crashed"]),
+      stop
     }
     return service
   })

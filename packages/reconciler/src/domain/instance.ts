@@ -52,7 +52,9 @@ export class Instance extends Schema.Class<Instance>("Instance")({
   gatewayToken: NullableString,
   statusChangedAt: Schema.DateFromSelf,
   failures: Schema.Int,
-  lastError: NullableString
+  lastError: NullableString,
+  /** The incarnation (one run of one process) that made the row's last intent: creating, claiming, deleting. */
+  intentBy: NullableString
 }) {}
 
 /** Fields a transition may change besides the status. */
@@ -86,6 +88,7 @@ export const newInstance = (fields: {
     gatewayToken: null,
     failures: 0,
     lastError: null,
+    intentBy: null,
     ...rest,
     createdAt: now,
     statusChangedAt: now

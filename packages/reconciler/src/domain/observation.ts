@@ -37,6 +37,10 @@ export interface Observation {
    * and drains idle instances above it. Absent: a fixed pool of `minIdle`. Never below `minIdle` either way.
    */
   readonly warmTarget?: number
+  /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
+  readonly incarnation: string
+  /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */
+  readonly alive: ReadonlySet<string>
 }
 
 /** Why a row is being deleted. */
@@ -44,7 +48,6 @@ export type DeleteReason =
   | "stuck" // never became healthy within stuckTimeout
   | "dead" // the platform reports it failed, crashed or removed
   | "orphan" // its service is gone from a complete listing
-  | "abandoned" // a create that a dead process left half-done
   | "requested" // marked `deleting` by drain, kill or dismiss
   | "rollout" // made from an old template, and replaced by a new one (rule 10)
   | "surplus" // idle beyond the autoscaling target
@@ -53,6 +56,7 @@ export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed
   | "vanished" // its service is gone from a complete listing
   | "claim-timeout" // stuck in `claiming`: the outcome of the claim is unknown
+  | "claim-abandoned" // `claiming` for a process that is gone: the outcome of the claim is unknown
 
 /** One step of a plan. Each carries the status it expects, so apply can compare-and-set. */
 export type Action = Data.TaggedEnum<{
@@ -60,8 +64,13 @@ export type Action = Data.TaggedEnum<{
   Create: { readonly reason: "fill" | "rollout" | "requested" }
   /** A prefixed service with no row: insert one. */
   Adopt: { readonly service: ServiceInfo }
-  /** A `creating` row whose service exists (its creator died before recording it): → `starting`. */
+  /** An abandoned `creating` row whose service was deployed (every step done but the record): → `starting`. */
   RecordService: { readonly id: string; readonly service: ServiceInfo }
+  /**
+   * An abandoned `creating` row whose service is missing or never deployed: credentials issued again, the
+   * provider's idempotent create completes the service (or makes it), then → `starting`.
+   */
+  FinishCreate: { readonly id: string }
   /** `starting` → `idle`: deploy succeeded and `/pool/health` says ready. */
   MarkIdle: { readonly id: string; readonly deployStatus: string | null }
   /** The platform's deploy status or URL changed: record it, status unchanged. */
@@ -87,6 +96,7 @@ export const actionKinds: ReadonlyArray<ActionKind> = [
   "Create",
   "Adopt",
   "RecordService",
+  "FinishCreate",
   "MarkIdle",
   "Refresh",
   "MarkCrashed",

@@ -120,10 +120,15 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
     switch (row.status) {
       case "creating": {
-        // Rule 3/4: a create in flight counts toward the pool; only an abandoned one is finished or undone.
-        if (!complete || age(row.statusChangedAt) <= spec.createTimeoutMs) break
-        if (service !== undefined) updates.push(Action.RecordService({ id: row.id, service }))
-        else deleteCandidates.push({ row, reason: "abandoned", serviceId: null })
+        // Rules 3, 4, 9: a create in flight counts toward the pool. One that another incarnation started (that
+        // process died or stopped leading) is abandoned at once; one of ours only when its call hung past
+        // createTimeout. An abandoned create is finished, never started twice.
+        if (!complete) break
+        if (row.intentBy === observation.incarnation && age(row.statusChangedAt) <= spec.createTimeoutMs) break
+        // Deployed: every step was done but the record. Otherwise the provider's create, idempotent by name,
+        // completes what is there (variables, domain, image, deploy) or makes it.
+        if (service !== undefined && service.deployStatus !== null) updates.push(Action.RecordService({ id: row.id, service }))
+        else updates.push(Action.FinishCreate({ id: row.id }))
         break
       }
       case "deleting": {
@@ -162,8 +167,12 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         break
       }
       case "claiming": {
-        // Rule 7: the server died mid-claim; the instance may be bound, so never back to idle.
-        if (age(row.statusChangedAt) > spec.claimTimeoutMs) {
+        // Rules 7, 9: the outcome of the claim is unknown (the instance may be bound), so never back to idle.
+        // A claim whose process is gone is crashed at once; one still in flight once it outlives the timeout.
+        // Rows claimed before claims were stamped (no `intentBy`) only time out.
+        if (row.intentBy !== null && !observation.alive.has(row.intentBy)) {
+          updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-abandoned" }))
+        } else if (age(row.statusChangedAt) > spec.claimTimeoutMs) {
           updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-timeout" }))
         }
         break
@@ -247,7 +256,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   return [...kept, ...deletes, ...created]
 }
 
-const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, abandoned: 3, stuck: 4, rollout: 5, surplus: 6 }
+const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, stuck: 3, rollout: 4, surplus: 5 }
 
 /** The oldest idle rows beyond `target` warm ones, rows already leaving not counted. */
 const surplusIdle = (rows: ReadonlyArray<Instance>, target: number, leaving: ReadonlySet<string>): ReadonlyArray<Instance> => {

@@ -85,11 +85,19 @@ const dashboardSamples = Effect.gen(function*() {
   yield* sql`CREATE INDEX IF NOT EXISTS warmpool_dashboard_samples_at ON warmpool_dashboard_samples (at)`
 })
 
+const intents = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  // Who made a row's last intent (creating, claiming, deleting): the next leader resolves those of a dead
+  // process at once instead of after a timeout. Only added: the seed's table keeps every column as it was.
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS intent_by TEXT`
+})
+
 export const migrations = Migrator.fromRecord({
   "1_instances": instances,
   "2_leases": leases,
   "3_template_hash": templateHashes,
-  "4_dashboard_samples": dashboardSamples
+  "4_dashboard_samples": dashboardSamples,
+  "5_intents": intents
 })
 
 /** Brings the schema up to date; safe to run on every start and from several replicas at once. */

@@ -28,7 +28,8 @@ const patchColumns = {
   agentmailInboxId: "agentmail_inbox_id",
   gatewayToken: "gateway_token",
   failures: "failures",
-  lastError: "last_error"
+  lastError: "last_error",
+  intentBy: "intent_by"
 } as const satisfies Record<keyof InstancePatch, string>
 
 type Row = Record<string, unknown>
@@ -61,7 +62,8 @@ const toInstance = (r: Row): Instance =>
     gatewayToken: str(r.gateway_token),
     statusChangedAt: date(r.status_changed_at)!,
     failures: Number(r.failures ?? 0),
-    lastError: str(r.last_error)
+    lastError: str(r.last_error),
+    intentBy: str(r.intent_by)
   }, { disableValidation: true }) // the table's column types already hold what the schema would check
 
 const storeError = (operation: string) => (error: SqlError.SqlError) =>
@@ -130,11 +132,11 @@ export const make = Effect.gen(function*() {
         const inserted = yield* sql<Row>`
           INSERT INTO instances (id, pool, service_id, name, url, status, deploy_status, agent_name, conversation_id,
             invite_url, instructions, created_at, claimed_at, source_branch, runtime_image, openrouter_key_hash,
-            agentmail_inbox_id, gateway_token, status_changed_at, failures, last_error, template_hash)
+            agentmail_inbox_id, gateway_token, status_changed_at, failures, last_error, template_hash, intent_by)
           SELECT ${row.id}, ${row.pool}, ${row.serviceId}, ${row.name}, ${row.url}, ${row.status}, ${row.deployStatus},
             ${row.agentName}, ${row.conversationId}, ${row.inviteUrl}, ${row.instructions}, ${row.createdAt},
             ${row.claimedAt}, ${row.sourceBranch}, ${row.runtimeImage}, ${row.openrouterKeyHash},
-            ${row.agentmailInboxId}, ${row.gatewayToken}, ${row.statusChangedAt}, ${row.failures}, ${row.lastError}, ${row.templateHash}
+            ${row.agentmailInboxId}, ${row.gatewayToken}, ${row.statusChangedAt}, ${row.failures}, ${row.lastError}, ${row.templateHash}, ${row.intentBy}
           WHERE ${guard}
           RETURNING id`.pipe(
           Effect.catchAll((error): Effect.Effect<never, StoreError | ConflictError> =>
@@ -173,9 +175,9 @@ export const make = Effect.gen(function*() {
           const applied = yield* Effect.forEach([...groups.values()], (group) => applyGroup(group, guard))
           return applied.flat()
         }).pipe(Effect.withSpan("PgInstanceStore.transitionMany")),
-    claimIdle: (pool, count = 1) =>
+    claimIdle: (pool, count = 1, claimer = null) =>
       sql<Row>`
-        UPDATE instances SET status = 'claiming', status_changed_at = now()
+        UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = ${claimer}
         WHERE id IN (
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
           ORDER BY created_at LIMIT ${count} FOR UPDATE SKIP LOCKED

@@ -43,6 +43,8 @@ export const rolloutPass = (pool: RolloutPool): { readonly pool: RolloutPool; re
     }),
     rows: pool.rows,
     health: new Map(pool.rows.map((r) => [r.id, "ready" as const])),
+    incarnation: "self",
+    alive: new Set(["self"]),
     now: pool.now,
     createAllowance: spec.createBatch,
     requestedCreates: 0

@@ -13,6 +13,10 @@ import {
 } from "../../src/index.js"
 
 export const NOW = Date.UTC(2026, 10, 24, 12, 0, 0)
+/** The incarnation planning; another that is alive (a standby replica); one whose process died. */
+export const SELF = "self"
+export const STANDBY = "standby"
+export const DEAD = "dead"
 const MINUTE = 60_000
 
 export const arbSpec: fc.Arbitrary<PoolSpec> = fc
@@ -64,7 +68,9 @@ const arbRowSeed = fc.record({
   rowDeploy: fc.constantFrom(...deployStatuses),
   serviceDeploy: fc.constantFrom(...deployStatuses),
   health: fc.constantFrom<Health | "unprobed">("ready", "not-ready", "unreachable", "unprobed"),
-  otherPool: fc.integer({ min: 0, max: 9 }).map((n) => n === 0)
+  otherPool: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+  // null: written before intents were stamped.
+  intentBy: fc.constantFrom<string | null>(SELF, SELF, STANDBY, DEAD, null)
 })
 
 const arbStraySeed = fc.record({
@@ -105,7 +111,8 @@ export const arbWorld: fc.Arbitrary<World> = fc
           url: `https://${name}.example`,
           deployStatus: seed.rowDeploy,
           statusChangedAt: new Date(statusChangedAt),
-          claimedAt: seed.status === "claimed" ? new Date(statusChangedAt) : null
+          claimedAt: seed.status === "claimed" ? new Date(statusChangedAt) : null,
+          intentBy: seed.intentBy
         })
       )
       if (seed.presence !== "missing") {
@@ -141,7 +148,9 @@ export const arbWorld: fc.Arbitrary<World> = fc
       now: NOW,
       createAllowance,
       requestedCreates,
-      waitingClaims
+      waitingClaims,
+      incarnation: SELF,
+      alive: new Set([SELF, STANDBY])
     }
     return { spec, observation }
   })
@@ -191,7 +200,9 @@ export const steadyWorld = (size: number): World => {
       health,
       now: NOW,
       createAllowance: spec.createBatch,
-      requestedCreates: 0
+      requestedCreates: 0,
+      incarnation: SELF,
+      alive: new Set([SELF])
     }
   }
 }

@@ -46,6 +46,8 @@ const describeAction = (action: Action) => {
       return { kind: action._tag, id: action.id, detail: action.deployStatus ?? "" }
     case "RecordService":
       return { kind: action._tag, id: action.id, detail: action.service.serviceId }
+    case "FinishCreate":
+      return { kind: action._tag, id: action.id, detail: "abandoned create, finished" }
   }
 }
 
