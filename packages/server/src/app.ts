@@ -178,18 +178,36 @@ export const serverLayer = (
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
   ).pipe(Layer.provideMerge(database))
+  const grace = Duration.millis(settings.shutdownGraceMs)
   const controllers = Pools.layerWith(
     specs,
     (spec) => PgLeadership.make({ name: spec.name }),
-    { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
+    { tickInterval: Duration.millis(settings.pool.tickIntervalMs), shutdownGrace: grace }
   )
   const secret = webhookSecret(settings.webhooks, apiKey)
   // On Railway the dashboard draws the requests used against the client's hourly limit (RAILWAY_RATE_PER_HOUR).
   const requestLimit = settings.provider === "railway" ? Effect.map(RailwayConfig, (c) => ({ requestLimitPerHour: c.ratePerHour })) : Effect.succeed({})
   const http = Layer.unwrapEffect(Effect.map(requestLimit, (dashboard) => httpLayer({ port: settings.port, environment: settings.environment, apiKey, webhookSecret: secret, dashboard })))
-  return http.pipe(
+  return gracefulStop(grace).pipe(
+    Layer.provideMerge(http),
     Layer.merge(registrationLayer(settings.webhooks, secret)),
     Layer.provideMerge(controllers),
     Layer.provideMerge(services)
   )
 }
+
+/**
+ * Built last, so released first: on a stop every pool stops starting passes, creates and claims (new claims get
+ * 503 + Retry-After while the HTTP server still answers) and waits up to `grace` for those in flight; only then
+ * do the HTTP server, the leases, the incarnation lock and the database close.
+ */
+const gracefulStop = (grace: Duration.Duration) =>
+  Layer.scopedDiscard(
+    Effect.flatMap(Pools, (pools) =>
+      Effect.addFinalizer(() =>
+        Effect.log(`stopping: finishing what is in flight (up to ${Duration.format(grace)})`).pipe(
+          Effect.zipRight(Effect.forEach(pools.all, (controller) => controller.stop(grace), { concurrency: "unbounded", discard: true }))
+        )
+      ))
+  )
+

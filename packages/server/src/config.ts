@@ -31,6 +31,8 @@ export interface ServerSettings {
       readonly scaleDownAfterMs: number
     }>
   }
+  /** On SIGTERM/SIGINT, how long the pass, creates and claims in flight may take to finish. */
+  readonly shutdownGraceMs: number
   readonly runtimeImage: string
   /** Declared pools: `POOLS` (JSON) or `POOLS_FILE` (path to JSON or YAML); decoded by `poolSpecsOf`. */
   readonly pools: { readonly json: Option.Option<string>; readonly file: Option.Option<string> }
@@ -87,6 +89,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   }),
   pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),
   webhooks: RailwayWebhookConfig,
+  shutdownGraceMs: wholeNumber("SHUTDOWN_GRACE_MS", 20_000, 0),
   runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
   agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))])))
 }).pipe(
