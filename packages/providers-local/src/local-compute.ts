@@ -6,7 +6,7 @@
 import { ComputeProvider, type CreatedService, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
 import { freePort } from "@warmpool/reconciler/postgres"
 import { referenceRuntimeEntry } from "@warmpool/providers-convos/reference-runtime"
-import { Clock, Context, Effect, Layer, Ref, Schedule, type Scope } from "effect"
+import { Clock, Context, type Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
@@ -64,17 +64,31 @@ const signal = (pid: number, name: NodeJS.Signals) => {
 
 const stop = (pid: number) => signal(pid, "SIGTERM")
 
+/**
+ * Waits until a process is gone. A child of ours is gone at its exit event: until then it is a pid still (not
+ * yet reaped), so `/proc` cannot tell. One found in the state file (a previous run's, now init's child) is
+ * watched through `/proc`.
+ */
+const exited = (pid: number, exits: ReadonlyMap<number, Promise<void>>) => {
+  const exit = exits.get(pid)
+  return exit !== undefined
+    ? Effect.promise(() => exit)
+    : Effect.sync(() => !isOurs(pid)).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (gone) => gone }))
+}
+
 /** Stops every one and waits until they are gone (up to 5 s, then SIGKILL), so none outlives its server. */
-const stopAll = (pids: ReadonlyArray<number>) =>
+const stopAll = (pids: ReadonlyArray<number>, exits: ReadonlyMap<number, Promise<void>>) =>
   Effect.gen(function*() {
+    const allGone = (within: Duration.DurationInput) =>
+      Effect.forEach(pids, (pid) => exited(pid, exits), { concurrency: "unbounded", discard: true }).pipe(
+        Effect.timeoutTo({ duration: within, onSuccess: () => true, onTimeout: () => false }),
+        // Processes die in real time, whatever clock the caller runs on (tests run theirs on a TestClock).
+        Effect.withClock(Clock.make())
+      )
     pids.forEach(stop)
-    const gone = yield* Effect.sync(() => pids.every((pid) => !isOurs(pid))).pipe(
-      Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (gone) => gone }),
-      Effect.timeoutTo({ duration: "5 seconds", onSuccess: () => true, onTimeout: () => false }),
-      // Processes die in real time, whatever clock the caller runs on (tests run theirs on a TestClock).
-      Effect.withClock(Clock.make())
-    )
-    if (!gone) pids.forEach((pid) => signal(pid, "SIGKILL"))
+    if (yield* allGone("5 seconds")) return
+    pids.forEach((pid) => signal(pid, "SIGKILL"))
+    yield* allGone("2 seconds")
   })
 
 export const make = (
@@ -93,6 +107,8 @@ export const make = (
       })
     // One change at a time to the state file.
     const lock = yield* Effect.makeSemaphore(1)
+    // The exit of every child this run spawned, by pid: what a stop waits for.
+    const exits = new Map<number, Promise<void>>()
 
     const info = (s: LocalService) =>
       new ServiceInfo({
@@ -116,6 +132,7 @@ export const make = (
         if (child.pid === undefined) {
           return yield* new TransientError({ operation: "local.create", message: `could not start ${name}` })
         }
+        exits.set(child.pid, new Promise<void>((resolve) => child.once("exit", () => resolve())))
         child.unref()
         const service: LocalService = { serviceId: `local-${randomUUID().slice(0, 8)}`, name, pid: child.pid, port, image, createdAt: Date.now() }
         return service
@@ -152,7 +169,7 @@ export const make = (
     if (options.stopOnShutdown ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.gen(function*() {
-          yield* stopAll((yield* Ref.get(state)).map((service) => service.pid))
+          yield* stopAll((yield* Ref.get(state)).map((service) => service.pid), exits)
           yield* save([])
         }))
       )

@@ -41,7 +41,7 @@ describe("LocalCompute", () => {
         const json = JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))
         return json[0].pid as number
       }).pipe(Effect.provide(Layer.merge(LocalCompute.layer({ dataDir: dir, startupDelayMs: 700 }), clients)), Effect.scoped)
-      // Shutdown waits for its children: gone the moment the scope has closed.
+      // Shutdown waits for its children's exit events (reaped, not merely signalled): gone the moment the scope closed.
       expect(isAlive(pid)).toBe(false)
     }), 20_000)
 
