@@ -8,29 +8,8 @@ import { describe, expect, it } from "vitest"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
-import { createServer } from "node:net"
-
-const main = resolve(import.meta.dirname, "../dist/main.js")
-const freePort = () =>
-  new Promise<number>((done) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => done(port))
-    })
-  })
-const until = async <A>(what: string, f: () => Promise<A | undefined>, ms: number): Promise<A> => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const value = await f().catch(() => undefined)
-    if (value !== undefined) return value
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
-
-/** A minimal environment: PATH and nothing of the pool's. */
-const bareEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...extra })
+import { join } from "node:path"
+import { bareEnv, freePort, main, until } from "./support/process.js"
 
 describe.runIf(existsSync(main))("npm start with nothing configured", () => {
   it("fills the pool, serves a claim, and stops its instances on shutdown", async () => {

@@ -13,6 +13,7 @@ import { Duration, Effect, Redacted } from "effect"
 import { buildSchema, graphql, GraphQLError } from "graphql"
 import { randomUUID } from "node:crypto"
 import type { RailwayOptions } from "../config.js"
+import { type InstanceTls, startInstances } from "./instances.js"
 
 const schema = buildSchema(/* GraphQL */ `
   scalar DateTime
@@ -110,6 +111,10 @@ export interface RailwayEmulatorOptions {
   readonly hourlyLimit?: number
   /** Requests already spent this hour (by other tools): `x-ratelimit-remaining` starts lower. Default 0. */
   readonly spent?: number
+  /** `serviceCreate` makes the service at once but answers this much later (a create in flight). Default 0. */
+  readonly serviceCreateDelayMs?: number
+  /** Serve the services' instances over HTTPS on loopback (see `instances.ts`); domains then point there. */
+  readonly instances?: InstanceTls
 }
 
 /** A deployment event as Railway's webhooks deliver it. */
@@ -170,6 +175,14 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     const workspaceId = options.workspaceId ?? "workspace-1"
     const timers = new Set<ReturnType<typeof setTimeout>>()
     yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
+    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, provisionMs: 0 }
+    const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
+      const service = [...state.services.values()].find((s) => s.name === name)
+      const latest = service?.deployments.at(-1)
+      return latest === undefined ? undefined : { running: statusAt(latest, Date.now(), state.deployMs) === "SUCCESS", variables: latest.variables }
+    }, () => delays.provisionMs)
+    /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
+    const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`
 
     type Caller = { readonly kind: "account" | "project" | "none" }
     const authorize = (caller: Caller) => {
@@ -275,7 +288,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         environmentOf(input.environmentId)
         const service = serviceOf(input.serviceId)
-        service.domain = `${service.name}-production.up.railway.app`
+        service.domain = domainOf(service.name)
         return { id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }
       },
       environmentPatchCommit: ({ environmentId, patch }: { environmentId: string; patch?: { services?: Record<string, { source?: { image?: string }; variables?: Record<string, { value?: string }> }> } }, caller: Caller) => {
@@ -390,6 +403,8 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         ? "account"
         : "none"
       const result = await graphql({ schema, source: body.query, rootValue, contextValue: { kind }, variableValues: body.variables ?? {} })
+      // The services exist already; only the answer is late.
+      if (delays.serviceCreateMs > 0 && /\bserviceCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.serviceCreateMs))
       state.remaining = Math.max(0, state.remaining - 1)
       return {
         status: 200,
@@ -425,6 +440,14 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       operations: () => ({ ...state.operations }),
       resetCounts: () => {
         state.operations = {}
+      },
+      /** `serviceCreate` answers `ms` late from now on (0: at once). */
+      delayServiceCreate: (ms: number) => {
+        delays.serviceCreateMs = ms
+      },
+      /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
+      delayProvision: (ms: number) => {
+        delays.provisionMs = ms
       },
       setMaxPageSize: (size: number) => {
         state.maxPageSize = size

@@ -1,0 +1,232 @@
+/**
+ * Restarts lose nothing and stall nothing (DESIGN rule 9), with the built server in its own processes against the
+ * Railway and OpenRouter emulators. `serviceCreate` answers late, so creates are in flight when a server is
+ * killed (SIGKILL: a crash, an OOM kill) or stopped (SIGTERM: every Railway redeploy); the next server — a
+ * restart, or a standby replica — finishes what was left, and the pool is full again within seconds.
+ */
+import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
+import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Exit, Redacted, Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterEach, describe, expect, inject, it } from "vitest"
+import { main, type ServerProcess, startServer, stop, until } from "./support/process.js"
+
+const API_KEY = "restart-test-key"
+const MANAGEMENT_KEY = "restart-management-key"
+const MIN_IDLE = 3
+const tlsDir = join(import.meta.dirname, "fixtures/loopback-tls")
+
+interface Row {
+  readonly id: string
+  readonly name: string
+  readonly status: string
+  readonly serviceId: string | null
+}
+
+/** A database, the emulators, and the servers started on them; all of it gone after each test. */
+const makeWorld = async () => {
+  const scope = Effect.runSync(Scope.make())
+  const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
+  const postgres = inject("postgresUrl")
+  const name = `warmpool_restart_${randomBytes(5).toString("hex")}`
+  await inScope(Effect.acquireRelease(
+    onServer(postgres, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
+    () => onServer(postgres, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
+  ))
+  const url = databaseUrl(postgres, name)
+  const railway = await inScope(startRailwayEmulator({
+    deployMs: 1_000,
+    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
+  }))
+  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
+  const servers: Array<ServerProcess> = []
+  const env = (extra: Record<string, string>) => ({
+    DATABASE_URL: url,
+    POOL_API_KEY: API_KEY,
+    POOL_PROVIDER: "railway",
+    RAILWAY_API_TOKEN: railway.accountToken,
+    RAILWAY_TOKEN_KIND: "account",
+    RAILWAY_PROJECT_ID: railway.projectId,
+    RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
+    RAILWAY_API_URL: railway.apiUrl,
+    OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
+    OPENROUTER_API_URL: openrouter.apiUrl,
+    POOL_MIN_IDLE: String(MIN_IDLE),
+    POOL_MAX_TOTAL: "12",
+    TICK_INTERVAL_MS: "1000",
+    // The instances answer over HTTPS on loopback, with the fixture's certificate.
+    NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem"),
+    ...extra
+  })
+  const query = <A extends object>(text: string) =>
+    Effect.runPromise(
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<A>(text)).pipe(
+        Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })),
+        Effect.scoped
+      )
+    )
+  const world = {
+    railway,
+    start: async (extra: Record<string, string> = {}) => {
+      const server = await startServer(env(extra))
+      servers.push(server)
+      return server
+    },
+    rows: () => query<Row>(`SELECT id, name, status, service_id AS "serviceId" FROM instances ORDER BY created_at`),
+    /** The lease's epoch: it moves whenever another server takes the lease. */
+    epoch: async () => Number((await query<{ epoch: string }>(`SELECT epoch FROM warmpool_leases WHERE expires_at > now()`))[0]?.epoch ?? 0),
+    /** Services = rows = keys, no name twice, no intent left, and at least MIN_IDLE idle; or what is still off. */
+    whole: async (): Promise<string | undefined> => {
+      const rows = await world.rows()
+      const services = railway.services().map((s) => s.name).sort()
+      const keys = openrouter.keys().map((k) => k.name).sort()
+      const names = rows.map((r) => r.name).sort()
+      const problems = [
+        services.join() !== names.join() && `services ${services.length} ≠ rows ${names.length}`,
+        keys.join() !== names.join() && `keys ${keys.length} ≠ rows ${names.length}`,
+        new Set(services).size !== services.length && "a service name twice",
+        rows.some((r) => ["creating", "claiming", "deleting"].includes(r.status)) && "intents left",
+        rows.filter((r) => r.status === "idle").length < MIN_IDLE && "fewer than POOL_MIN_IDLE idle"
+      ].filter((p): p is string => typeof p === "string")
+      return problems.length === 0 ? undefined : problems.join(", ")
+    },
+    close: async () => {
+      for (const server of servers) await stop(server)
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    },
+    output: () => servers.map((s, i) => `--- server ${i} ---\n${s.output().slice(-2500)}`).join("\n")
+  }
+  return world
+}
+
+type World = Awaited<ReturnType<typeof makeWorld>>
+
+const claim = (server: ServerProcess, agentName: string) =>
+  fetch(`${server.base}/api/pool/claim`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ agentName, instructions: "" })
+  })
+
+/** Waits until the pool is whole; returns how long it took from `since`. */
+const wholeWithin = async (world: World, since: number, ms: number) => {
+  let last: string | undefined = "not looked yet"
+  await until("services = rows = keys and POOL_MIN_IDLE idle", async () => {
+    last = await world.whole()
+    return last === undefined ? true : undefined
+  }, ms).catch((error) => {
+    throw new Error(`${String(error)} (still: ${last})`)
+  })
+  return Date.now() - since
+}
+
+/** Fills the pool, then claims two instances at once, so that backfill creates are in flight (serviceCreate answering late). */
+const createsInFlight = async (world: World, server: ServerProcess, delayMs: number) => {
+  await wholeWithin(world, Date.now(), 45_000)
+  world.railway.delayServiceCreate(delayMs)
+  const claims = await Promise.all(["first", "second"].map((agent) => claim(server, agent)))
+  expect(claims.map((c) => c.status)).toEqual([200, 200])
+  return until("creates in flight", async () => {
+    const creating = (await world.rows()).filter((r) => r.status === "creating")
+    return creating.length >= 1 ? creating : undefined
+  }, 10_000)
+}
+
+let world: World | undefined
+afterEach(async () => {
+  await world?.close()
+  world = undefined
+})
+
+/** Runs `body`, adding the servers' output to any failure. */
+const withOutput = async (body: (world: World) => Promise<void>) => {
+  world = await makeWorld()
+  try {
+    await body(world)
+  } catch (error) {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${world.output()}`)
+  }
+}
+
+describe.runIf(existsSync(main))("restarts, with the real server against the Railway emulator", () => {
+  it("SIGKILL mid-create, then a restart: the creates are finished, services = rows = keys, idle ≥ POOL_MIN_IDLE within 30 s of the lease", () =>
+    withOutput(async (world) => {
+      const first = await world.start()
+      const inFlight = await createsInFlight(world, first, 60_000)
+      const epoch = await world.epoch()
+      first.child.kill("SIGKILL")
+      await first.exited
+      // What a crash leaves: rows in `creating`, their services made on the platform (never deployed), keys issued.
+      const made = new Set(world.railway.services().map((s) => s.name))
+      expect(inFlight.every((r) => made.has(r.name))).toBe(true)
+      world.railway.delayServiceCreate(0)
+
+      await world.start()
+      // The killed server's lease runs out; the restarted one takes it.
+      await until("the restarted server to take the lease", async () => ((await world.epoch()) > epoch ? true : undefined), 30_000)
+      const took = Date.now()
+      const elapsed = await wholeWithin(world, took, 30_000)
+      console.log(`SIGKILL: whole ${elapsed} ms after the restarted server took the lease`)
+      // The killed server's creates were finished, not thrown away and made again.
+      const rows = await world.rows()
+      for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
+    }), 150_000)
+
+  it("SIGTERM mid-create: the server finishes its creates, answers claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
+    withOutput(async (world) => {
+      const first = await world.start({ SHUTDOWN_GRACE_MS: "20000" })
+      await createsInFlight(world, first, 3_000)
+      const stopped = Date.now()
+      first.child.kill("SIGTERM")
+      // While it drains, a claim is refused with a time to come back, not left hanging.
+      await new Promise((r) => setTimeout(r, 300))
+      const refused = await claim(first, "during-stop")
+      expect(refused.status).toBe(503)
+      expect(refused.headers.get("retry-after")).toBe("5")
+      expect(await first.exited).toBe(0)
+      expect(Date.now() - stopped).toBeLessThan(20_000)
+      // Nothing half-done that it could have finished: its creates are recorded, no intent is left.
+      const rows = await world.rows()
+      expect(rows.filter((r) => ["creating", "deleting"].includes(r.status))).toEqual([])
+      expect(rows.every((r) => r.serviceId !== null)).toBe(true)
+
+      const restarted = Date.now()
+      await world.start()
+      const elapsed = await wholeWithin(world, restarted, 15_000)
+      console.log(`SIGTERM: whole ${elapsed} ms after the restart`)
+    }), 150_000)
+
+  it("two replicas: the leader killed mid-create, the standby takes over and resolves; then a SIGTERM hands over at once", () =>
+    withOutput(async (world) => {
+      const leader = await world.start()
+      await until("the first server to lead", async () => ((await world.epoch()) > 0 ? true : undefined), 20_000)
+      const standby = await world.start()
+      const inFlight = await createsInFlight(world, leader, 60_000)
+      const epoch = await world.epoch()
+      leader.child.kill("SIGKILL")
+      await leader.exited
+      world.railway.delayServiceCreate(0)
+      await until("the standby to take the lease", async () => ((await world.epoch()) > epoch ? true : undefined), 30_000)
+      const elapsed = await wholeWithin(world, Date.now(), 30_000)
+      console.log(`two replicas, SIGKILL: whole ${elapsed} ms after the standby took the lease`)
+      const rows = await world.rows()
+      for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
+
+      // A redeploy of the new leader: a new standby is up, the leader gets SIGTERM and hands over at once.
+      await world.start()
+      const more = await createsInFlight(world, standby, 3_000)
+      const handedAt = await world.epoch()
+      const stopped = Date.now()
+      standby.child.kill("SIGTERM")
+      expect(await standby.exited).toBe(0)
+      await until("the new standby to take the lease", async () => ((await world.epoch()) > handedAt ? true : undefined), 10_000)
+      await wholeWithin(world, stopped, 15_000)
+      const after = await world.rows()
+      for (const row of more) expect(after.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
+    }), 200_000)
+})
