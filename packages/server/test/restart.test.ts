@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, inject, it } from "vitest"
-import { main, type ServerProcess, startServer, stop, until } from "./support/process.js"
+import { main, type ServerProcess, startServer, stop, until, within } from "./support/process.js"
 
 const API_KEY = "restart-test-key"
 const MANAGEMENT_KEY = "restart-management-key"
@@ -160,7 +160,7 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const inFlight = await createsInFlight(world, first, 60_000)
       const epoch = await world.epoch()
       first.child.kill("SIGKILL")
-      await first.exited
+      await within("the killed server to exit", first.exited, 5_000)
       // What a crash leaves: rows in `creating`, their services made on the platform (never deployed), keys issued.
       const made = new Set(world.railway.services().map((s) => s.name))
       expect(inFlight.every((r) => made.has(r.name))).toBe(true)
@@ -185,10 +185,10 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       first.child.kill("SIGTERM")
       // While it drains, a claim is refused with a time to come back, not left hanging.
       await new Promise((r) => setTimeout(r, 300))
-      const refused = await claim(first, "during-stop")
+      const refused = await within("a claim while stopping", claim(first, "during-stop"), 5_000)
       expect(refused.status).toBe(503)
       expect(refused.headers.get("retry-after")).toBe("5")
-      expect(await first.exited).toBe(0)
+      expect(await within("the stopped server to exit", first.exited, 25_000)).toBe(0)
       expect(Date.now() - stopped).toBeLessThan(20_000)
       // Nothing half-done that it could have finished: its creates are recorded, no intent is left.
       const rows = await world.rows()
@@ -209,7 +209,7 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const inFlight = await createsInFlight(world, leader, 60_000)
       const epoch = await world.epoch()
       leader.child.kill("SIGKILL")
-      await leader.exited
+      await within("the killed leader to exit", leader.exited, 5_000)
       world.railway.delayServiceCreate(0)
       await until("the standby to take the lease", async () => ((await world.epoch()) > epoch ? true : undefined), 30_000)
       const elapsed = await wholeWithin(world, Date.now(), 30_000)
@@ -223,7 +223,7 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const handedAt = await world.epoch()
       const stopped = Date.now()
       standby.child.kill("SIGTERM")
-      expect(await standby.exited).toBe(0)
+      expect(await within("the stopped leader to exit", standby.exited, 25_000)).toBe(0)
       await until("the new standby to take the lease", async () => ((await world.epoch()) > handedAt ? true : undefined), 10_000)
       await wholeWithin(world, stopped, 15_000)
       const after = await world.rows()

@@ -24,6 +24,15 @@ export const until = async <A>(what: string, f: () => Promise<A | undefined>, ms
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/** `promise`, or a failure naming `what` after `ms`. */
+export const within = <A>(what: string, promise: Promise<A>, ms: number): Promise<A> => {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`timed out waiting for ${what}`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 /** A minimal environment: PATH and nothing of the pool's. */
 export const bareEnv = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...extra })
 
