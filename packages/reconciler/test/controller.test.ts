@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Layer, Option, Ref, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, TestClock } from "effect"
 import { ComputeProvider, Controller, RateLimitedError, StoreError, TransientError } from "../src/index.js"
 import {
   InMemoryComputeControl,
@@ -280,4 +280,25 @@ describe("Controller", () => {
       yield* until(Effect.map(compute.calls, (c) => (c.list ?? 0) > listsBefore))
       expect((yield* compute.calls).list).toBe(listsBefore + 1)
     }).pipe(Effect.provide(world(testSpec(), { background: true, tickInterval: Duration.hours(1), readinessInterval: Duration.millis(50) }))))
+
+  it.effect("a stop lets the pass in flight finish its creates; claims and passes after it are refused or skipped", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const compute = yield* InMemoryComputeControl
+      yield* compute.setLatency(Duration.seconds(1))
+      const pass = yield* Effect.fork(controller.runPass)
+      yield* TestClock.adjust(Duration.millis(1500)) // listed at 1 s; the creates are in flight
+      expect(yield* statuses).toEqual(["creating", "creating"])
+      const stop = yield* Effect.fork(controller.stop(Duration.seconds(20)))
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* Fiber.join(stop)
+      const summary = yield* Fiber.join(pass)
+      expect([summary.planned.Create, summary.failed.Create]).toEqual([2, 0])
+      expect(yield* statuses).toEqual(["starting", "starting"])
+      const refused = yield* Effect.flip(controller.claim({ agentName: "late", instructions: "" }))
+      expect(refused._tag).toBe("NoIdleInstanceError")
+      expect(refused.message).toContain("shutting down")
+      const after = yield* controller.runPass
+      expect([after.applied, after.listing]).toEqual([false, "skipped"])
+    }).pipe(Effect.provide(world(testSpec()))))
 })
