@@ -12,7 +12,7 @@ import { currentDatabaseUrl, freshDatabase, testServer } from "../src/postgres/t
 
 const ROWS = 3_000
 const CLAIM_SQL = `
-  UPDATE instances SET status = 'claiming', status_changed_at = now()
+  UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = $3
   WHERE id IN (SELECT id FROM instances WHERE status = 'idle' AND pool = $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   RETURNING *`
 
@@ -40,11 +40,11 @@ const bench = Effect.gen(function*() {
     const results: Record<string, number> = {}
     for (const workers of [1, 8, 32]) {
       yield* fillIdle(`store${workers}`)
-      results[`claim.store.rate.c${workers}`] = yield* rate(workers, Effect.map(store.claimIdle(`store${workers}`), (rows) => rows.length > 0))
+      results[`claim.store.rate.c${workers}`] = yield* rate(workers, Effect.map(store.claimIdle(`store${workers}`, 1, "bench"), (rows) => rows.length > 0))
     }
     const raw = new pg.Pool({ connectionString: yield* currentDatabaseUrl(url), max: 32 })
     yield* fillIdle("raw32")
-    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
+    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1, "bench"])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
     yield* Effect.promise(() => raw.end())
     results["claim.store.rate"] = results["claim.store.rate.c32"]!
     results["claim.raw.rate"] = rawRate
