@@ -26,6 +26,7 @@ interface Row {
   readonly name: string
   readonly status: string
   readonly serviceId: string | null
+  readonly lastError: string | null
 }
 
 /** A database, the emulators, and the servers started on them; all of it gone after each test. */
@@ -77,7 +78,7 @@ const makeWorld = async () => {
       servers.push(server)
       return server
     },
-    rows: () => query<Row>(`SELECT id, name, status, service_id AS "serviceId" FROM instances ORDER BY created_at`),
+    rows: () => query<Row>(`SELECT id, name, status, service_id AS "serviceId", last_error AS "lastError" FROM instances ORDER BY created_at`),
     /** The lease's epoch: it moves whenever another server takes the lease. */
     epoch: async () => Number((await query<{ epoch: string }>(`SELECT epoch FROM warmpool_leases WHERE expires_at > now()`))[0]?.epoch ?? 0),
     /** Services = rows = keys, no name twice, no intent left, and at least MIN_IDLE idle; or what is still off. */
@@ -177,10 +178,14 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
     }), 150_000)
 
-  it("SIGTERM mid-create: the server finishes its creates, answers claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
+  it("SIGTERM mid-create and mid-claim: the server finishes both, answers new claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
     withOutput(async (world) => {
       const first = await world.start({ SHUTDOWN_GRACE_MS: "20000" })
       await createsInFlight(world, first, 3_000)
+      // A claim whose instance takes 2 s to provision is under way too.
+      world.railway.delayProvision(2_000)
+      const provisioning = claim(first, "in-flight")
+      await until("a claim in flight", async () => (await world.rows()).find((r) => r.status === "claiming"), 10_000)
       const stopped = Date.now()
       first.child.kill("SIGTERM")
       // While it drains, a claim is refused with a time to come back, not left hanging.
@@ -188,11 +193,13 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const refused = await within("a claim while stopping", claim(first, "during-stop"), 5_000)
       expect(refused.status).toBe(503)
       expect(refused.headers.get("retry-after")).toBe("5")
+      expect((await within("the claim in flight", provisioning, 20_000)).status).toBe(200)
       expect(await within("the stopped server to exit", first.exited, 25_000)).toBe(0)
       expect(Date.now() - stopped).toBeLessThan(20_000)
       // Nothing half-done that it could have finished: its creates are recorded, no intent is left.
       const rows = await world.rows()
-      expect(rows.filter((r) => ["creating", "deleting"].includes(r.status))).toEqual([])
+      expect(rows.filter((r) => ["creating", "claiming", "deleting"].includes(r.status))).toEqual([])
+      world.railway.delayProvision(0)
       expect(rows.every((r) => r.serviceId !== null)).toBe(true)
 
       const restarted = Date.now()
@@ -201,21 +208,28 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       console.log(`SIGTERM: whole ${elapsed} ms after the restart`)
     }), 150_000)
 
-  it("two replicas: the leader killed mid-create, the standby takes over and resolves; then a SIGTERM hands over at once", () =>
+  it("two replicas: the leader killed mid-create and mid-claim, the standby takes over and resolves; then a SIGTERM hands over at once", () =>
     withOutput(async (world) => {
       const leader = await world.start()
       await until("the first server to lead", async () => ((await world.epoch()) > 0 ? true : undefined), 20_000)
       const standby = await world.start()
       const inFlight = await createsInFlight(world, leader, 60_000)
+      // And a claim in flight on the leader: the instance is provisioning when the process dies.
+      world.railway.delayProvision(60_000)
+      claim(leader, "cut-short").catch(() => undefined)
+      const claiming = await until("a claim in flight", async () => (await world.rows()).find((r) => r.status === "claiming"), 10_000)
       const epoch = await world.epoch()
       leader.child.kill("SIGKILL")
       await within("the killed leader to exit", leader.exited, 5_000)
       world.railway.delayServiceCreate(0)
+      world.railway.delayProvision(0)
       await until("the standby to take the lease", async () => ((await world.epoch()) > epoch ? true : undefined), 30_000)
       const elapsed = await wholeWithin(world, Date.now(), 30_000)
       console.log(`two replicas, SIGKILL: whole ${elapsed} ms after the standby took the lease`)
       const rows = await world.rows()
       for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
+      // The dead leader's claim has an unknown outcome: crashed at once (not after the 2-minute claim timeout).
+      expect(rows.find((r) => r.id === claiming.id)).toMatchObject({ status: "crashed", lastError: "crashed: claim-abandoned" })
 
       // A redeploy of the new leader: a new standby is up, the leader gets SIGTERM and hands over at once.
       await world.start()
