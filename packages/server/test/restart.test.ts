@@ -132,9 +132,11 @@ const createsInFlight = async (world: World, server: ServerProcess, delayMs: num
   world.railway.delayServiceCreate(delayMs)
   const claims = await Promise.all(["first", "second"].map((agent) => claim(server, agent)))
   expect(claims.map((c) => c.status)).toEqual([200, 200])
+  // In flight: the platform has made the services, and its answer has not come back.
   return until("creates in flight", async () => {
     const creating = (await world.rows()).filter((r) => r.status === "creating")
-    return creating.length >= 1 ? creating : undefined
+    const made = new Set(world.railway.services().map((s) => s.name))
+    return creating.length >= 1 && creating.every((r) => made.has(r.name)) ? creating : undefined
   }, 10_000)
 }
 
