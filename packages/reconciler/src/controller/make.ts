@@ -4,7 +4,7 @@
  * trigger or a crashed pass costs latency, never correctness.
  */
 import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope, Stream } from "effect"
-import { instanceStatuses } from "../domain/instance.js"
+import { type Instance, instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { ServiceInfo } from "../domain/service.js"
@@ -127,12 +127,18 @@ export const make = (
       )
     })
 
+    /** Who is alive, asked only when a claim of another run is pending: the plan needs it for nothing else. */
+    const aliveFor = (rows: ReadonlyArray<Instance>) =>
+      rows.some((r) => r.status === "claiming" && r.intentBy !== null && r.intentBy !== incarnations.self)
+        ? incarnations.alive
+        : Effect.succeed<ReadonlySet<string>>(new Set([incarnations.self]))
+
     const observe = Effect.fn("Controller.observe")(function*(requestedCreates: number, fresh: boolean, dryRun = false) {
       const recent = fresh ? Option.none<Listing>() : yield* recentListing
       const [listing, [rows, alive]] = yield* Effect.all([
         Option.match(recent, { onNone: () => listFresh, onSome: Effect.succeed }),
         // Rows before the living: whoever stamped a row had registered before it, so it is listed unless dead.
-        Effect.zip(store.list(spec.name), incarnations.alive)
+        Effect.flatMap(store.list(spec.name), (rows) => Effect.map(aliveFor(rows), (alive) => [rows, alive] as const))
       ], { concurrency: 2 })
       const targets = probeTargets(spec, listing, rows)
       const probed = yield* Effect.forEach(targets, (t) => Effect.map(health.check(t), (h) => [t.id, h] as const), { concurrency })
