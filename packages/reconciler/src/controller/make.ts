@@ -17,7 +17,7 @@ import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeAutoscaler, sizingPolicy } from "./autoscaler.js"
 import { makeClaim } from "./claim.js"
 import { makeReadiness } from "./readiness.js"
-import type { ClaimRequest, Controller } from "./controller.js"
+import type { ClaimOptions, ClaimRequest, Controller } from "./controller.js"
 import * as metrics from "./metrics.js"
 import { makeWaitingRoom } from "./waiting.js"
 
@@ -289,8 +289,9 @@ export const make = (
     const refuseWhileStopping = Effect.flatMap(Ref.get(stopping), (stopped) =>
       stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
     // Checked before the permit (answer at once) and again with it (a claim that queued while a stop began).
-    const claim = (request: ClaimRequest) =>
-      Effect.zipRight(refuseWhileStopping, claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request))))
+    // A claim already waiting in line keeps its place until its deadline: another replica may still serve it.
+    const claim = (request: ClaimRequest, claimOptions?: ClaimOptions) =>
+      Effect.zipRight(refuseWhileStopping, claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
 
     const stop = (grace: Duration.DurationInput) =>
       Effect.gen(function*() {
