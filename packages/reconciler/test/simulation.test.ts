@@ -128,14 +128,22 @@ describe("simulation with process deaths", () => {
       /** One run of the server: its own incarnation and controller, alive until its scope closes. */
       const start = Effect.gen(function*() {
         const scope = yield* Scope.make()
+        // Its own connection to the database: once the process is dead, nothing it left running writes again.
+        const dead = yield* Ref.make(false)
+        const gone = Effect.flatMap(Ref.get(dead), (isDead) =>
+          isDead ? Effect.fail(new StoreError({ operation: "store", message: "the process is dead", retryable: false })) : Effect.void)
+        const shared = Context.get(platform, InstanceStore)
+        const own = Object.fromEntries(
+          Object.entries(shared).map(([name, call]) => [name, (...args: Array<never>) => Effect.zipRight(gone, (call as (...a: Array<never>) => Effect.Effect<unknown, StoreError>)(...args))])
+        ) as unknown as InstanceStore["Type"]
         const context = yield* Layer.buildWithScope(
           Controller.layer(deathSpec, { background: false, concurrency: 4 }).pipe(
             Layer.provide(LocalIncarnations.layer(registry)),
-            Layer.provide(Layer.succeedContext(platform))
+            Layer.provide(Layer.succeedContext(Context.add(platform, InstanceStore, own)))
           ),
           scope
         )
-        return { controller: Context.get(context, Controller), scope }
+        return { controller: Context.get(context, Controller), scope, kill: Ref.set(dead, true) }
       })
 
       /** What must hold at every moment, dead process or not. */
@@ -187,8 +195,11 @@ describe("simulation with process deaths", () => {
         const pass = yield* Effect.fork(current.controller.runPass)
         for (let step = Math.floor(random() * 12); step > 0; step--) yield* TestClock.adjust(Duration.millis(25))
         // The process dies: its fibers stop wherever they are, its incarnation is gone.
-        yield* Fiber.interrupt(pass)
-        yield* Fiber.interrupt(claim)
+        // A claim holding an instance settles it before it yields to an interruption: a dead process settles
+        // nothing, so nothing waits for it, and its store is gone.
+        yield* current.kill
+        yield* Fiber.interruptFork(pass)
+        yield* Fiber.interruptFork(claim)
         yield* Scope.close(current.scope, Exit.void)
         deaths++
         abandonedClaims += (yield* store.rows).filter((r) => r.status === "claiming").length

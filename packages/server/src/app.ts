@@ -182,7 +182,7 @@ export const serverLayer = (
   const controllers = Pools.layerWith(
     specs,
     (spec) => PgLeadership.make({ name: spec.name }),
-    { tickInterval: Duration.millis(settings.pool.tickIntervalMs), shutdownGrace: grace }
+    { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
   )
   const secret = webhookSecret(settings.webhooks, apiKey)
   // On Railway the dashboard draws the requests used against the client's hourly limit (RAILWAY_RATE_PER_HOUR).

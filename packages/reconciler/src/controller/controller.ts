@@ -82,6 +82,7 @@ export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
     /**
      * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`
      * for the pass and the claims in flight. What is still unfinished stays an intent the next leader resolves.
+     * Call it before closing the controller's scope (the server does, on SIGTERM); closing alone interrupts.
      */
     readonly stop: (grace: Duration.DurationInput) => Effect.Effect<void>
   }

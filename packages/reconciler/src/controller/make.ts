@@ -40,8 +40,6 @@ export interface ControllerOptions {
   readonly readinessInterval?: Duration.DurationInput
   /** A pass that only refills (after a claim) reuses a complete listing up to this old. Default: the tick interval. */
   readonly recentListingMaxAge?: Duration.DurationInput
-  /** On stop, how long the pass and the claims in flight may take to finish. Default 20 s. */
-  readonly shutdownGrace?: Duration.DurationInput
 }
 
 export type ControllerRequirements =
@@ -304,8 +302,6 @@ export const make = (
           ? Effect.log("stopped: nothing left in flight")
           : Effect.logWarning(`stopped after ${Duration.format(grace)} with work in flight: the next leader finishes what it left`)
       }).pipe(Effect.annotateLogs({ pool: spec.name }))
-    // Whoever closes the controller's scope gets a graceful stop (the server asks earlier, before its HTTP closes).
-    yield* Effect.addFinalizer(() => stop(options.shutdownGrace ?? Duration.seconds(20)))
 
     const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>
       Effect.gen(function*() {
