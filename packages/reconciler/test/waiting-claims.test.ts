@@ -30,6 +30,18 @@ const waitingClaim = (agentName: string, waitMs: number) =>
   })
 
 describe("Claims that wait", () => {
+  it.live("a stop answers the claims waiting in line at once (503), instead of holding the stop until their deadline", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const claim = yield* waitingClaim("patient", 60_000)
+      const started = Date.now()
+      yield* controller.stop(Duration.seconds(20))
+      const refused = yield* Effect.flip(Fiber.join(claim.fiber))
+      expect(refused._tag).toBe("NoIdleInstanceError")
+      expect(Date.now() - started).toBeLessThan(5_000)
+      expect(yield* countOf("claiming")).toBe(0)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 0, maxTotal: 3 })))))
+
   it.live("nothing idle: the claim asks for an instance, and gets it as soon as it is ready", () =>
     Effect.gen(function*() {
       const controller = yield* Controller

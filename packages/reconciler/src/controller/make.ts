@@ -287,13 +287,14 @@ export const make = (
     const refuseWhileStopping = Effect.flatMap(Ref.get(stopping), (stopped) =>
       stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
     // Checked before the permit (answer at once) and again with it (a claim that queued while a stop began).
-    // A claim already waiting in line keeps its place until its deadline: another replica may still serve it.
+    // A claim already waiting in line is answered by the stop (`room.close`), as at its deadline.
     const claim = (request: ClaimRequest, claimOptions?: ClaimOptions) =>
       Effect.zipRight(refuseWhileStopping, claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
 
     const stop = (grace: Duration.DurationInput) =>
       Effect.gen(function*() {
         if (yield* Ref.getAndSet(stopping, true)) return
+        yield* room.close
         // Every permit, once: the pass and the claims in flight are done. Whatever queued behind sees `stopping`.
         const drained = yield* Effect.all([passLock.withPermits(1)(Effect.void), claimsInFlight.withPermits(MAX_CLAIMS_IN_FLIGHT)(Effect.void)], {
           concurrency: 2

@@ -49,6 +49,11 @@ export interface WaitingRoom {
   readonly announceIdle: Effect.Effect<void>
   /** Gives a row that was moved to `claiming` but not used back to idle, and says so. */
   readonly giveBack: (row: Instance) => Effect.Effect<void>
+  /**
+   * A stop: every claim waiting here ends now as if at its deadline (a 503 that says when to come back, which
+   * another replica or this one's successor serves), instead of holding the stop until its deadline.
+   */
+  readonly close: Effect.Effect<void>
 }
 
 export const makeWaitingRoom = (
@@ -68,6 +73,7 @@ export const makeWaitingRoom = (
     const waitingGauge = Metric.tagged(metrics.claimsWaiting, "pool", pool)
 
     const waiters = yield* Ref.make<ReadonlyArray<Waiter>>([])
+    const closing = yield* Deferred.make<void>()
     const tickets = yield* Ref.make(0)
     // A sliding queue of one: any number of wake-ups while serving leave exactly one more round behind.
     const wakeups = yield* Queue.sliding<void>(1)
@@ -176,9 +182,12 @@ export const makeWaitingRoom = (
           yield* Effect.zipRight(lineChanged, wake)
           // More claims wait than before: a pass may have to create for them.
           yield* options.trigger
-          const got = yield* Deferred.await(deferred).pipe(Effect.timeoutOption(Duration.millis(Math.max(0, remaining))))
+          const got = yield* Effect.race(Effect.asSome(Deferred.await(deferred)), Effect.as(Deferred.await(closing), Option.none<Instance>())).pipe(
+            Effect.timeoutOption(Duration.millis(Math.max(0, remaining))),
+            Effect.map(Option.flatten)
+          )
           if (Option.isSome(got)) return got
-          // The deadline: leave the line, unless a row was handed over in the same instant.
+          // The deadline (or a stop): leave the line, unless a row was handed over in the same instant.
           return (yield* Deferred.interrupt(deferred)) ? Option.none() : Option.some(yield* Deferred.await(deferred))
         }).pipe(
           Effect.onInterrupt(() => abandon(deferred)),
@@ -197,7 +206,8 @@ export const makeWaitingRoom = (
         return total
       }),
       announceIdle,
-      giveBack
+      giveBack,
+      close: Deferred.succeed(closing, undefined)
     }
     return room
   })
