@@ -4,9 +4,6 @@
  * `withSpan`, the HTTP server's and SQL client's own) exported over OTLP/HTTP, so a claim's trace can be
  * followed end to end in Datadog, Honeycomb, Grafana Tempo or any OpenTelemetry collector.
  */
-import { NodeSdk } from "@effect/opentelemetry"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, Effect, FiberRef, HashSet, Layer, Logger, LogLevel, Option } from "effect"
 
 /** `pretty`: coloured, annotations on lines of their own (what `npm start` has always shown); `text`: one line, `timestamp=… level=… message=…`. */
@@ -63,11 +60,19 @@ export const observabilityLayer = (settings: ObservabilitySettings): Layer.Layer
     Option.match(settings.tracesUrl, {
       onNone: () => Layer.empty,
       onSome: (url) =>
-        // Headers (API keys of the vendor) come from OTEL_EXPORTER_OTLP_HEADERS, read by the exporter itself.
-        // Spans are sent in batches; shutting the layer down flushes the last ones.
-        NodeSdk.layer(() => ({
-          resource: { serviceName: settings.serviceName },
-          spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url }))
-        })).pipe(Layer.discard)
+        // The SDK is loaded only when spans are exported: a server without a collector does not carry it in memory.
+        Layer.unwrapEffect(Effect.promise(async () => {
+          const [{ NodeSdk }, { OTLPTraceExporter }, { BatchSpanProcessor }] = await Promise.all([
+            import("@effect/opentelemetry"),
+            import("@opentelemetry/exporter-trace-otlp-http"),
+            import("@opentelemetry/sdk-trace-base")
+          ])
+          // Headers (API keys of the vendor) come from OTEL_EXPORTER_OTLP_HEADERS, read by the exporter itself.
+          // Spans are sent in batches; shutting the layer down flushes the last ones.
+          return NodeSdk.layer(() => ({
+            resource: { serviceName: settings.serviceName },
+            spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url }))
+          })).pipe(Layer.discard)
+        }))
     })
   )
