@@ -30,6 +30,18 @@ const waitingClaim = (agentName: string, waitMs: number) =>
   })
 
 describe("Claims that wait", () => {
+  it.live("with autoscaling too: the claim's wait and progress reach it, and it counts as an arrival", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const claim = yield* waitingClaim("scaled", 20_000)
+      expect(yield* claim.progress).toEqual([{ _tag: "Queued", position: 1 }])
+      yield* createAndReady
+      const result = yield* Fiber.join(claim.fiber)
+      expect(result.instance.status).toBe("claimed")
+      const sizing = yield* Effect.flatMap(controller.sizing, (s) => s)
+      expect(sizing.rateLong).toBeGreaterThan(0)
+    }).pipe(Effect.provide(world(testSpec({ minIdle: 0, maxTotal: 3, autoscale: { targetMissRate: 0.01, maxIdle: 3, scaleDownAfterMs: 600_000 } })))))
+
   it.live("a stop answers the claims waiting in line at once (503), instead of holding the stop until their deadline", () =>
     Effect.gen(function*() {
       const controller = yield* Controller

@@ -288,8 +288,13 @@ export const make = (
       stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
     // Checked before the permit (answer at once) and again with it (a claim that queued while a stop began).
     // A claim already waiting in line is answered by the stop (`room.close`), as at its deadline.
+    // Every claim counts as an arrival for autoscaling, served or missed.
+    const arrival = autoscaler === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, autoscaler.recordArrival)
     const claim = (request: ClaimRequest, claimOptions?: ClaimOptions) =>
-      Effect.zipRight(refuseWhileStopping, claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
+      arrival.pipe(
+        Effect.zipRight(refuseWhileStopping),
+        Effect.zipRight(claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
+      )
 
     const stop = (grace: Duration.DurationInput) =>
       Effect.gen(function*() {
@@ -326,9 +331,7 @@ export const make = (
         Effect.map(([observation, s]) => plan(spec, { ...observation, requestedCreates: s.requested }))
       ),
       lastPass: Ref.get(state).pipe(Effect.map((s) => s.last)),
-      claim: autoscaler === undefined
-        ? claim
-        : (request) => Clock.currentTimeMillis.pipe(Effect.flatMap(autoscaler.recordArrival), Effect.zipRight(claim(request))),
+      claim,
       sizing: autoscaler === undefined ? Effect.succeed(Option.none()) : autoscaler.last,
       replenish: (count = 0) =>
         Ref.update(state, (s) => ({ ...s, requested: s.requested + Math.max(0, Math.floor(count)) })).pipe(
