@@ -132,7 +132,12 @@ export const make = (
         if (child.pid === undefined) {
           return yield* new TransientError({ operation: "local.create", message: `could not start ${name}` })
         }
-        exits.set(child.pid, new Promise<void>((resolve) => child.once("exit", () => resolve())))
+        const pid = child.pid
+        // Forgotten once it has exited (a destroyed or crashed child): a stop then finds it gone through /proc.
+        exits.set(pid, new Promise<void>((resolve) => child.once("exit", () => {
+          exits.delete(pid)
+          resolve()
+        })))
         child.unref()
         const service: LocalService = { serviceId: `local-${randomUUID().slice(0, 8)}`, name, pid: child.pid, port, image, createdAt: Date.now() }
         return service

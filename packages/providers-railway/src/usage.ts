@@ -29,8 +29,14 @@ const resetGauge = Metric.gauge("warmpool_railway_rate_limit_reset_seconds", { d
 
 const HOUR_MS = 3_600_000
 
+/** A rate-limit header as a number, or null when it is absent or not one. */
+const numericHeader = (headers: Readonly<Record<string, string>>, name: string): number | null => {
+  const value = Number(headers[name])
+  return headers[name] !== undefined && Number.isFinite(value) ? value : null
+}
+
 /** Below this share of the hourly limit left, the budget is tight. */
-export const TIGHT_SHARE = 0.25
+const TIGHT_SHARE = 0.25
 
 export const isTight = (usage: RailwayUsage): boolean => {
   const left = usage.remaining ?? usage.hourlyLimit - usage.requestsLastHour
@@ -73,8 +79,8 @@ export const makeUsageTracker = (configuredHourlyLimit: number) =>
         yield* Ref.update(state, (s) => ({ ...s, lastHeaders: headers }))
         const gauges = [[remainingGauge, "x-ratelimit-remaining"], [limitGauge, "x-ratelimit-limit"], [resetGauge, "x-ratelimit-reset"]] as const
         for (const [gauge, name] of gauges) {
-          const value = Number(headers[name])
-          if (headers[name] !== undefined && Number.isFinite(value)) yield* Metric.set(gauge, value)
+          const value = numericHeader(headers, name)
+          if (value !== null) yield* Metric.set(gauge, value)
         }
       })
 
@@ -83,14 +89,10 @@ export const makeUsageTracker = (configuredHourlyLimit: number) =>
       const s = yield* Ref.get(state)
       const count = inLastHour(s.sent, now).length
       yield* Metric.set(lastHour, count)
-      const header = (name: string) => {
-        const value = Number(s.lastHeaders[name])
-        return s.lastHeaders[name] !== undefined && Number.isFinite(value) ? value : null
-      }
       return {
         requestsLastHour: count,
-        hourlyLimit: header("x-ratelimit-limit") ?? configuredHourlyLimit,
-        remaining: header("x-ratelimit-remaining"),
+        hourlyLimit: numericHeader(s.lastHeaders, "x-ratelimit-limit") ?? configuredHourlyLimit,
+        remaining: numericHeader(s.lastHeaders, "x-ratelimit-remaining"),
         byOperation: s.byOperation,
         rateLimited: s.rateLimited,
         lastHeaders: s.lastHeaders
