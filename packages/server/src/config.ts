@@ -76,7 +76,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
     maxTotal: wholeNumber("POOL_MAX_TOTAL", 50, 1),
     stuckTimeoutMs: wholeNumber("POOL_STUCK_TIMEOUT_MS", 900_000, 1),
     maxSurge: wholeNumber("POOL_MAX_SURGE", 1, 1),
-    tickIntervalMs: Config.option(Config.integer("TICK_INTERVAL_MS").pipe(Config.validate({ message: "must be a whole number ≥ 100", validation: (n) => n >= 100 }))),
+    tickIntervalMs: Config.option(whole("TICK_INTERVAL_MS", 100)),
     autoscale: Config.all({
       on: Config.literal("on", "off", "true", "false")("POOL_AUTOSCALE").pipe(Config.withDefault("off" as const)),
       targetMissRate: Config.number("POOL_TARGET_MISS_RATE").pipe(

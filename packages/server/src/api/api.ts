@@ -20,6 +20,9 @@ export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImp
 /** No idle instance now, or the database is unreachable. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
 
+/** A store error as the API answers it: 503, come back later. */
+export const databaseUnavailable = (error: { readonly message: string }) => new Unavailable({ message: `database unavailable: ${error.message}` })
+
 /** `Authorization: Bearer <POOL_API_KEY>`, compared in constant time. */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
   failure: Unauthorized,

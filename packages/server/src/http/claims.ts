@@ -6,7 +6,7 @@ import { Sse } from "@effect/experimental"
 import { HttpServerResponse } from "@effect/platform"
 import { type ClaimProgress, type ClaimResult, Controller } from "@warmpool/reconciler"
 import { Duration, Effect, Stream } from "effect"
-import { BadGateway, BadRequest, type ClaimAnswer, type ClaimBody, Unavailable } from "../api/api.js"
+import { BadGateway, BadRequest, type ClaimAnswer, type ClaimBody, databaseUnavailable, Unavailable } from "../api/api.js"
 import { joinUrlProblem } from "../convos/join-url.js"
 
 type Environment = "staging" | "dev" | "production"
@@ -43,7 +43,7 @@ export const runClaim = (
         NoIdleInstanceError: (e) => new Unavailable({ message: e.message }),
         ClaimFailedError: (e) => new BadGateway({ message: e.message }),
         ProvisionRejectedError: (e) => new BadRequest({ message: `the instance refused the request: ${e.message}` }),
-        StoreError: (e) => new Unavailable({ message: `database unavailable: ${e.message}` })
+        StoreError: databaseUnavailable
       })
     )
     return answerOf(result)

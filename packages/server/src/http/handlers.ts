@@ -3,7 +3,7 @@ import { Railway } from "@warmpool/providers-railway"
 import { type Action, Controller, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
-import { Authorization, BadGateway, Conflict, NotFound, NotImplemented, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
+import { Authorization, BadGateway, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
 import { claimEventStream, runClaim } from "./claims.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
 import { sizingOf } from "./sizing.js"
@@ -51,8 +51,6 @@ const describeAction = (action: Action) => {
   }
 }
 
-const unavailable = (error: { readonly message: string }) => new Unavailable({ message: `database unavailable: ${error.message}` })
-
 export const AuthorizationLive = (apiKey: Redacted.Redacted<string>) =>
   Layer.succeed(Authorization, {
     bearer: (token) => {
@@ -71,7 +69,7 @@ export const PublicLive = HttpApiBuilder.group(PoolApi, "public", (handlers) =>
     return handlers
       .handle("healthz", () => Effect.succeed({ ok: true as const }))
       .handle("counts", ({ urlParams }) =>
-        Effect.flatMap(selectPools(pools, urlParams.pool), (selected) => poolCounts(store, selected).pipe(Effect.mapError(unavailable))))
+        Effect.flatMap(selectPools(pools, urlParams.pool), (selected) => poolCounts(store, selected).pipe(Effect.mapError(databaseUnavailable))))
   }))
 
 export const PoolLive = (environment: "staging" | "dev" | "production") =>
@@ -84,7 +82,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
       return handlers
         .handle("status", ({ urlParams }) =>
           Effect.flatMap(selectPools(pools, urlParams.pool), (selected) =>
-            poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(unavailable))))
+            poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(databaseUnavailable))))
         .handle("claim", ({ payload }) =>
           Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
             Effect.provideService(runClaim(environment, payload), Controller, controller)))
@@ -98,7 +96,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
           ))
         .handle("drain", ({ payload, urlParams }) =>
           pickPool(pools, urlParams.pool, payload.pool).pipe(
-            Effect.flatMap((controller) => controller.drain(payload.count).pipe(Effect.mapError(unavailable))),
+            Effect.flatMap((controller) => controller.drain(payload.count).pipe(Effect.mapError(databaseUnavailable))),
             Effect.map((drained) => ({ drained }))
           ))
         .handle("reconcile", ({ urlParams }) =>
@@ -111,7 +109,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.flatMap((selected) =>
               Effect.forEach(selected, (c) =>
                 c.preview.pipe(Effect.map((actions) => actions.map((action) => ({ pool: c.spec.name, ...describeAction(action) }))))).pipe(
-                  Effect.mapError(unavailable),
+                  Effect.mapError(databaseUnavailable),
                   // After the previews: a dry run refreshes the sizing decision it shows.
                   Effect.zip(sizingOf(selected))
                 )),
@@ -120,7 +118,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
         .handle("upgrade", ({ path }) =>
           Effect.gen(function*() {
             if (Option.isNone(upgrader)) return yield* new NotImplemented({ message: "this compute provider cannot redeploy services" })
-            const controller = yield* controllerOf(pools, store, path.id).pipe(Effect.catchTag("StoreError", unavailable))
+            const controller = yield* controllerOf(pools, store, path.id).pipe(Effect.catchTag("StoreError", databaseUnavailable))
             const upgraded = yield* upgradeInstance(controller.spec, path.id).pipe(
               Effect.provideService(ServiceUpgrader, upgrader.value),
               Effect.mapError((e) => {
@@ -130,7 +128,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
                   case "StaleStatusError":
                     return new Conflict({ message: e.message })
                   case "StoreError":
-                    return unavailable(e)
+                    return databaseUnavailable(e)
                   default:
                     return new BadGateway({ message: `the platform did not redeploy ${path.id}: ${e.message}` })
                 }
@@ -149,7 +147,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
               StaleStatusError: () => new Conflict({ message: `instance ${path.id} is already being deleted` }),
-              StoreError: unavailable
+              StoreError: databaseUnavailable
             })
           ))
         .handle("dismiss", ({ path }) =>
@@ -158,7 +156,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
               StaleStatusError: () => new Conflict({ message: `instance ${path.id} is not crashed` }),
-              StoreError: unavailable
+              StoreError: databaseUnavailable
             })
           ))
     }))

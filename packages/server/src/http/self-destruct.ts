@@ -7,7 +7,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { type Instance, InstanceStore } from "@warmpool/reconciler"
 import { Effect, Layer, Redacted } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
-import { CurrentInstance, GatewayAuthorization, PoolApi, Unauthorized, Unavailable } from "../api/api.js"
+import { CurrentInstance, databaseUnavailable, GatewayAuthorization, PoolApi, Unauthorized } from "../api/api.js"
 import { poolsInContext } from "./pools.js"
 
 /** Fixed-length digests: comparing them takes the same time whatever the tokens' lengths and common prefixes. */
@@ -40,7 +40,7 @@ export const GatewayAuthorizationLive = (apiKey: Redacted.Redacted<string>) =>
             if (Redacted.value(token) === "" || timingSafeEqual(given, poolKey)) return yield* refused
             const rows = yield* Effect.forEach(pools.all, (c) => store.list(c.spec.name)).pipe(
               Effect.map((each) => each.flat()),
-              Effect.mapError((e) => new Unavailable({ message: `database unavailable: ${e.message}` }))
+              Effect.mapError(databaseUnavailable)
             )
             const row = owner(rows, given)
             return row === undefined ? yield* refused : row
@@ -61,7 +61,7 @@ export const InstanceLive = HttpApiBuilder.group(PoolApi, "instance", (handlers)
           Effect.flatMap((controller) => controller.kill(instance.id)),
           // Asked twice, or already on its way out: the answer is the same.
           Effect.catchTags({ StaleStatusError: () => Effect.void, NotFoundError: () => Effect.void }),
-          Effect.mapError((e) => new Unavailable({ message: `database unavailable: ${e.message}` }))
+          Effect.mapError(databaseUnavailable)
         )
         yield* Effect.logInfo(`instance ${instance.id} asked to be removed (self-destruct)`)
         return { instanceId: instance.id, status: "deleting" as const }

@@ -48,9 +48,10 @@ export const railwayWebhookRoute = (secret: Redacted.Redacted<string>) =>
         const { resource, type } = event.right
         if (resource.environment.id !== environmentId) return answer(202, { accepted: false, reason: "an event of another environment" })
         // The pool whose row holds the service (pools are few; rows are read as a pass reads them).
-        const owners = yield* Effect.filter(pools.all, (c) => Effect.map(store.list(c.spec.name), (rows) => rows.some((row) => row.serviceId === resource.service.id)))
-        const controller = owners[0]
-        if (controller === undefined) return answer(202, { accepted: false, reason: "not a service of a pool" })
+        // Stops at the owner: the pools after it are not read.
+        const owner = yield* Effect.findFirst(pools.all, (c) => Effect.map(store.list(c.spec.name), (rows) => rows.some((row) => row.serviceId === resource.service.id)))
+        if (Option.isNone(owner)) return answer(202, { accepted: false, reason: "not a service of a pool" })
+        const controller = owner.value
         yield* needsListing(type) ? controller.trigger : Effect.zipRight(controller.checkReadiness, controller.triggerRefill)
         yield* Effect.logDebug(`railway webhook: ${type} for service ${resource.service.id}`)
         return answer(202, { accepted: true, type })
