@@ -16,6 +16,7 @@ import {
   type ProviderError,
   retryRemote,
   ServiceInfo,
+  ServiceUpgrader,
   TransientError
 } from "@warmpool/reconciler"
 import { Clock, Context, Duration, Effect, Either, Layer, type Scope } from "effect"
@@ -239,6 +240,21 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     return { compute: ComputeProvider.of({ list: listAll, create, destroy, refillDelay }), context, usage, request }
   })
 
+/**
+ * `ServiceUpgrader` over a connected platform: an existing service moves onto a new template with one environment
+ * commit (image and variables together, one deploy); its own variables (per-instance secrets) stay. Its requests
+ * share the platform's limiter and budget.
+ */
+export const upgraderOf = ({ context: { environmentId }, request }: Pick<RailwayPlatform, "context" | "request">): ServiceUpgrader["Type"] =>
+  ServiceUpgrader.of({
+    redeploy: (serviceId, template) =>
+      request("environmentPatchCommit", Ops.serviceLaunchBatch(0), {
+        environmentId,
+        patch: environmentPatch([{ serviceId, ...template }]),
+        commitMessage: `warmpool: upgrade ${serviceId} to ${template.image}`
+      }).pipe(Effect.asVoid, Effect.withSpan("RailwayUpgrader.redeploy", { attributes: { serviceId } }))
+  })
+
 export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Type"], ProviderError, Scope.Scope> =>
   Effect.map(makePlatform(options), (platform) => platform.compute)
 
@@ -267,8 +283,9 @@ export const RailwayServiceVariables = {
   layerConfig: Layer.unwrapEffect(Effect.map(RailwayConfig, (options) => Layer.scoped(ServiceVariables, makeVariables(options))))
 }
 
-const platformLayer = (options: RailwayOptions): Layer.Layer<ComputeProvider | Railway, ProviderError> =>
-  Layer.scopedContext(Effect.map(makePlatform(options), (platform) => Context.make(Railway, platform).pipe(Context.add(ComputeProvider, platform.compute))))
+const platformLayer = (options: RailwayOptions): Layer.Layer<ComputeProvider | ServiceUpgrader | Railway, ProviderError> =>
+  Layer.scopedContext(Effect.map(makePlatform(options), (platform) =>
+    Context.make(Railway, platform).pipe(Context.add(ComputeProvider, platform.compute), Context.add(ServiceUpgrader, upgraderOf(platform)))))
 
 export const RailwayCompute = {
   /** From options (library users, tests). Fails at build when the token or the environment is wrong. */

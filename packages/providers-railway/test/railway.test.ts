@@ -13,7 +13,6 @@ import {
   RailwayConfig,
   type RailwayOptions,
   railwayCheck,
-  RailwayUpgrader,
   registerWebhook,
   webhookRegistrationConfig,
   webhookSecret
@@ -94,7 +93,8 @@ describe("RailwayCompute", () => {
     Effect.gen(function*() {
       const emulator = yield* Emulator
       const compute = yield* ComputeProvider
-      const upgrader = yield* Layer.build(RailwayUpgrader.layer(optionsFor(emulator))).pipe(Effect.map(Context.get(ServiceUpgrader)))
+      // The compute layer provides the upgrader on its own connection: what the server's upgrade route uses.
+      const upgrader = yield* ServiceUpgrader
       const created = yield* compute.create(request("convos-agent-up"))
       emulator.resetCounts()
       yield* upgrader.redeploy(created.serviceId, { image: "ghcr.io/xmtplabs/convos-runtime:v2", env: { PORT: "8080", XMTP_ENV: "production" } })
