@@ -2,9 +2,9 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
 import { type Action, Controller, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { timingSafeEqual } from "node:crypto"
 import { Authorization, BadGateway, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
 import { claimEventStream, runClaim } from "./claims.js"
+import { digest, matchesDigest } from "./secrets.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
 import { sizingOf } from "./sizing.js"
 
@@ -51,16 +51,16 @@ const describeAction = (action: Action) => {
   }
 }
 
-export const AuthorizationLive = (apiKey: Redacted.Redacted<string>) =>
-  Layer.succeed(Authorization, {
-    bearer: (token) => {
-      const expected = Buffer.from(Redacted.value(apiKey))
-      const given = Buffer.from(Redacted.value(token))
-      // Constant time: the comparison takes as long whatever prefix matches.
-      const ok = given.length === expected.length && timingSafeEqual(given, expected)
-      return ok ? Effect.void : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token (POOL_API_KEY)" }))
-    }
+export const AuthorizationLive = (apiKey: Redacted.Redacted<string>) => {
+  // Digested once, not per request: every authenticated request (every claim) checks it.
+  const expected = digest(Redacted.value(apiKey))
+  return Layer.succeed(Authorization, {
+    bearer: (token) =>
+      matchesDigest(Redacted.value(token), expected)
+        ? Effect.void
+        : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token (POOL_API_KEY)" }))
   })
+}
 
 export const PublicLive = HttpApiBuilder.group(PoolApi, "public", (handlers) =>
   Effect.gen(function*() {

@@ -6,12 +6,10 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { type Instance, InstanceStore } from "@warmpool/reconciler"
 import { Effect, Layer, Redacted } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
+import { timingSafeEqual } from "node:crypto"
 import { CurrentInstance, databaseUnavailable, GatewayAuthorization, PoolApi, Unauthorized } from "../api/api.js"
 import { poolsInContext } from "./pools.js"
-
-/** Fixed-length digests: comparing them takes the same time whatever the tokens' lengths and common prefixes. */
-const digest = (token: string) => createHash("sha256").update(token).digest()
+import { digest, matchesDigest } from "./secrets.js"
 
 const refused = new Unauthorized({ message: "missing or wrong bearer token (the instance's OPENCLAW_GATEWAY_TOKEN)" })
 
@@ -20,7 +18,7 @@ const owner = (rows: ReadonlyArray<Instance>, given: Buffer): Instance | undefin
   let found: Instance | undefined
   for (const row of rows) {
     if (row.gatewayToken === null) continue
-    if (timingSafeEqual(digest(row.gatewayToken), given) && found === undefined) found = row
+    if (matchesDigest(row.gatewayToken, given) && found === undefined) found = row
   }
   return found
 }

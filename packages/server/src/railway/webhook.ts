@@ -9,14 +9,9 @@ import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse } fro
 import { decodeWebhookEvent, needsListing, Railway, WEBHOOK_PATH } from "@warmpool/providers-railway"
 import { InstanceStore } from "@warmpool/reconciler"
 import { Effect, Either, Option, Redacted } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
 import { poolsInContext } from "../http/pools.js"
+import { digest, matchesDigest } from "../http/secrets.js"
 
-const digest = (text: string) => createHash("sha256").update(text).digest()
-
-/** Constant time whatever the lengths: digests are compared, never the strings. */
-export const sameSecret = (given: string, expected: Redacted.Redacted<string>): boolean =>
-  timingSafeEqual(digest(given), digest(Redacted.value(expected)))
 
 const answer = (status: number, body: Readonly<Record<string, unknown>>) => HttpServerResponse.unsafeJson(body, { status })
 
@@ -37,10 +32,11 @@ export const railwayWebhookRoute = (secret: Redacted.Redacted<string>) =>
       const { environmentId } = railway.value.context
       const pools = yield* poolsInContext
       const store = yield* InstanceStore
+      const expected = digest(Redacted.value(secret))
 
       const handle = Effect.gen(function*() {
         const params = yield* HttpRouter.params
-        if (!sameSecret(params.secret ?? "", secret)) return answer(401, { _tag: "Unauthorized", message: "wrong webhook secret" })
+        if (!matchesDigest(params.secret ?? "", expected)) return answer(401, { _tag: "Unauthorized", message: "wrong webhook secret" })
         const request = yield* HttpServerRequest.HttpServerRequest
         const text = yield* Effect.orElseSucceed(request.text, () => "")
         const event = Either.flatMap(parseJson(text), decodeWebhookEvent)
