@@ -64,14 +64,21 @@ describe("embedded Postgres", () => {
       const runAs = process.getuid?.() === 0
         ? { uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" })), gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" })) }
         : {}
-      spawn("sh", ["-c", `"${postgresBinary()}" -D "${dataDir}" -p ${port} >/dev/null 2>&1 &`], { ...runAs, stdio: "ignore" })
-      const pidFile = join(dataDir, "postmaster.pid")
-      yield* Effect.sleep("100 millis").pipe(Effect.repeat({ until: () => existsSync(pidFile) && readFileSync(pidFile, "utf8").includes("\n"), times: 100 }))
-      const orphan = Number(readFileSync(pidFile, "utf8").split("\n")[0])
+      // Its output goes to a file the postgres user may write, so that a start that fails says why.
+      const log = join(tmpdir(), `warmpool-orphan-${process.pid}-${port}.log`)
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(log, { force: true })))
+      spawn("sh", ["-c", `"${postgresBinary()}" -D "${dataDir}" -p ${port} >"${log}" 2>&1 &`], { ...runAs, stdio: "ignore" })
+      const ready = () => existsSync(log) && readFileSync(log, "utf8").includes("ready to accept connections")
+      // A loaded machine (the whole suite at once) may take a while to start it.
+      yield* Effect.sleep("100 millis").pipe(
+        Effect.repeat({ until: ready }),
+        Effect.timeoutFail({ duration: "40 seconds", onTimeout: () => new Error(`the orphan did not start: ${existsSync(log) ? readFileSync(log, "utf8") : "no output"}`) })
+      )
+      const orphan = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0])
       expect(alive(orphan)).toBe(true)
 
       const restarted = yield* startEmbeddedPostgres({ dataDir })
       expect(alive(orphan)).toBe(false)
       expect(yield* query(restarted.url, "SELECT n FROM kept")).toEqual([{ n: 7 }])
-    }).pipe(Effect.scoped), 60_000)
+    }).pipe(Effect.scoped), 120_000)
 })
