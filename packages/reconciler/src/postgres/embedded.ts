@@ -36,6 +36,8 @@ export interface RunningPostgres {
   readonly dataDir: string
   /** The folder that kept the postgres user out of `dataDir`, when the cluster lives elsewhere. */
   readonly relocatedFrom?: string
+  /** The Postgres build it runs (`bin`, `lib`, `share`): the installed one, or its copy the postgres user can reach. */
+  readonly binaries: string
 }
 
 const PASSWORD = "warmpool"
@@ -260,6 +262,7 @@ export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions): Effect.
       url: Redacted.make(`postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`),
       port,
       dataDir,
+      binaries,
       ...(relocatedFrom === undefined ? {} : { relocatedFrom })
     }
   })
