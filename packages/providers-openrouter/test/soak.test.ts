@@ -74,7 +74,7 @@ it.live("soak: live keys = live inboxes = live rows after many faulty passes, an
         else if (roll < 0.3) agentmail.inject({ _tag: "Html", status: 503 }, { method: "DELETE" })
         else if (roll < 0.4) agentmail.inject({ _tag: "Status", status: 500, body: { name: "InternalError", message: "boom" } }, { times: 5, method: "POST" })
         if (random() < 0.2) yield* compute.failNext(1, new TransientError({ operation: "create", message: "504 from the platform" }), "create")
-        if (random() < 0.3) yield* Effect.ignore(controller.claim({ agentName: `a${pass}`, instructions: "" }))
+        if (random() < 0.3) yield* Effect.ignore(controller.claim({ label: `a${pass}` }))
         if (random() < 0.15) yield* controller.drain(1)
         const claimed = rows.filter((r) => r.status === "claimed")
         if (random() < 0.2 && claimed.length > 0) yield* Effect.ignore(controller.kill(pick(claimed)!.id))

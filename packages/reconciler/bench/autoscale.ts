@@ -135,7 +135,7 @@ export const simulate = (trace: Trace, policy: Policy, seed: number) => {
         }
         yield* advance(claimAt)
         next++
-        const claimed = yield* Effect.either(controller.claim({ agentName: "bench", instructions: "" }))
+        const claimed = yield* Effect.either(controller.claim({ label: "bench" }))
         if (claimed._tag === "Left") misses++
         else {
           const at = now + sessionSeconds(random)

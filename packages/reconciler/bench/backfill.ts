@@ -28,7 +28,7 @@ const claimToCreate = Effect.gen(function*() {
     yield* controller.runPass // marks them idle
     const before = (yield* Ref.get(createdAt)).length
     const claimed = performance.now()
-    yield* controller.claim({ agentName: "bench", instructions: "" })
+    yield* controller.claim({ label: "bench" })
     const backfill = yield* Ref.get(createdAt).pipe(
       Effect.filterOrFail((ts) => ts.length > before),
       Effect.retry(Schedule.spaced(Duration.millis(1)).pipe(Schedule.upTo(Duration.seconds(5))))

@@ -30,7 +30,7 @@ const watchIdle = (landed: Ref.Ref<number>) =>
 /** One waiting claim on `waiter`, served by an instance `leader` creates and marks idle: idle → answer, ms. */
 const sample = (leader: Controller["Type"], waiter: Controller["Type"], landed: Ref.Ref<number>) =>
   Effect.gen(function*() {
-    const claim = yield* Effect.fork(waiter.claim({ agentName: "bench" }, { waitMs: 30_000 }))
+    const claim = yield* Effect.fork(waiter.claim({ label: "bench" }, { waitMs: 30_000 }))
     // The leader has heard of the waiting claim when its plan wants a create for it.
     yield* leader.preview.pipe(
       Effect.filterOrFail((actions) => actions.some((a) => a._tag === "Create")),

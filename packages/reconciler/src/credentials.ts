@@ -1,17 +1,17 @@
 import { Context, Effect, Either, Layer } from "effect"
-import { Instance } from "./domain/instance.js"
+import { applyPatch, type Instance } from "./domain/instance.js"
 import { Credentials, type IssuedCredentials } from "./services.js"
 
 type CredentialsService = Context.Tag.Service<Credentials>
 
 /** No per-instance credentials. */
 export const NoCredentials: Layer.Layer<Credentials> = Layer.succeed(Credentials, {
-  issue: () => Effect.succeed({ env: {}, patch: {} }),
+  issue: () => Effect.succeed({ env: {}, handles: {} }),
   release: () => Effect.void
 })
 
 /**
- * Several issuers as one (e.g. Convos secrets + OpenRouter key + AgentMail inbox).
+ * Several issuers as one (e.g. an API key and a mail inbox); each keeps its handles under keys of its own.
  * Issue is all-or-nothing: when one fails, those already issued are released before failing.
  * Release tries every issuer even when one fails, then fails with the first error.
  */
@@ -26,16 +26,16 @@ export const combineCredentials = (issuers: ReadonlyArray<CredentialsService>): 
   return {
     issue: (instance) =>
       Effect.gen(function*() {
-        let issued: IssuedCredentials = { env: {}, patch: {} }
+        let issued: IssuedCredentials = { env: {}, handles: {} }
         for (const [index, issuer] of issuers.entries()) {
           const next = yield* Effect.either(issuer.issue(instance))
           if (Either.isLeft(next)) {
             // Release what the earlier issuers made, with the handles they returned.
-            const partial = new Instance({ ...instance, ...issued.patch })
+            const partial = applyPatch(instance, { handles: issued.handles })
             yield* Effect.ignore(releaseAll(partial, issuers.slice(0, index)))
             return yield* Effect.fail(next.left)
           }
-          issued = { env: { ...issued.env, ...next.right.env }, patch: { ...issued.patch, ...next.right.patch } }
+          issued = { env: { ...issued.env, ...next.right.env }, handles: { ...issued.handles, ...next.right.handles } }
         }
         return issued
       }),

@@ -106,6 +106,16 @@ export class ProvisionUnknownError extends Schema.TaggedError<ProvisionUnknownEr
 
 export type ProvisionError = AlreadyBoundError | ProvisionRejectedError | ProvisionUnknownError
 
+/** A claim's request is not what the pool's runtime takes: nothing was taken, and the same request will fail again. */
+export class InvalidClaimError extends Schema.TaggedError<InvalidClaimError>()("InvalidClaimError", {
+  pool: Schema.String,
+  message: Schema.String
+}) {
+  get retryable() {
+    return false
+  }
+}
+
 /** No idle instance to claim right now. */
 export class NoIdleInstanceError extends Schema.TaggedError<NoIdleInstanceError>()("NoIdleInstanceError", {
   pool: Schema.String,

@@ -3,7 +3,7 @@
  * implementation (Railway, Postgres, HTTP, in-memory …). Contracts are checked by the conformance
  * suites in `@warmpool/reconciler/testing`, run against every implementation.
  */
-import { Context, type Duration, type Effect, type Option, type Stream } from "effect"
+import { Context, type Duration, type Effect, type Option, type Schema, type Stream } from "effect"
 import type {
   ConflictError,
   ProviderError,
@@ -11,7 +11,7 @@ import type {
   StaleStatusError,
   StoreError
 } from "./errors.js"
-import type { Instance, InstancePatch, InstanceStatus, StatusCounts } from "./domain/instance.js"
+import type { Instance, InstancePatch, InstanceStatus, StatusCounts, StringMap } from "./domain/instance.js"
 import type { Health } from "./domain/observation.js"
 import type { CreatedService, CreateServiceRequest, ServiceInfo } from "./domain/service.js"
 
@@ -107,13 +107,16 @@ export class HealthProbe extends Context.Tag("@warmpool/reconciler/HealthProbe")
   }
 >() {}
 
-/** Secrets issued for one instance: environment for the service, fields for the row. */
+/**
+ * Secrets issued for one instance: environment for the service, and the handles the issuer needs to release them
+ * later, under keys of its own (they are merged into the row's `handles`).
+ */
 export interface IssuedCredentials {
   readonly env: Readonly<Record<string, string>>
-  readonly patch: InstancePatch
+  readonly handles: StringMap
 }
 
-/** Per-instance secrets (OpenRouter key, AgentMail inbox): issued before a create, released on every delete. */
+/** Per-instance secrets (an API key, an inbox): issued before a create, released on every delete. */
 export class Credentials extends Context.Tag("@warmpool/reconciler/Credentials")<
   Credentials,
   {
@@ -124,29 +127,25 @@ export class Credentials extends Context.Tag("@warmpool/reconciler/Credentials")
   }
 >() {}
 
-/** A claim, as the seed's `POST /api/pool/claim` takes it. */
-export interface ProvisionRequest {
-  /** Optional, as in the replaced system: the runtime picks a name and instructions of its own. */
-  readonly agentName?: string | undefined
-  readonly instructions?: string | undefined
-  readonly joinUrl?: string | undefined
+/**
+ * What an instance does when it is claimed, in its own terms: the claim's request and result are the runtime's
+ * types. A browser pool's claim might take a start URL and answer a CDP endpoint; a Convos agent's takes a name
+ * and instructions and answers a conversation.
+ */
+export interface Runtime<Request, Result> {
+  /** What a claim carries. The controller decodes every claim with it before taking an instance. */
+  readonly request: Schema.Schema<Request, any>
+  /** The claim-time call to the instance. Bounded by the controller's provision timeout. */
+  readonly provision: (instance: Instance, request: Request) => Effect.Effect<Result, ProvisionError>
+  /** What the claimed row keeps of the claim (merged into its `attributes`). None when absent. */
+  readonly attributes?: (request: Request, result: Result) => StringMap
 }
 
-export interface ProvisionResult {
-  readonly inviteUrl: string | null
-  readonly conversationId: string
-  readonly joined: boolean
-}
-
-/** The claim-time call to the instance itself: `POST {url}/pool/provision`. */
+/** The runtime of the pool's instances (a `Runtime` of whatever request and result it has). */
 export class InstanceRuntime extends Context.Tag("@warmpool/reconciler/InstanceRuntime")<
   InstanceRuntime,
-  {
-    readonly provision: (
-      instance: Instance,
-      request: ProvisionRequest
-    ) => Effect.Effect<ProvisionResult, ProvisionError>
-  }
+  // The controller is typed by its caller (`Controller.make<Request, Result>`); the runtime checks each request.
+  Runtime<any, any>
 >() {}
 
 /** What a redeploy puts a service on: the pool's current template (per-instance variables are kept). */

@@ -43,7 +43,7 @@ describe("Controller with autoscale", () => {
       const claimed: Array<string> = []
       for (let i = 0; i < 20; i++) {
         yield* TestClock.adjust(Duration.seconds(2))
-        const result = yield* Effect.either(controller.claim({ agentName: `a${i}`, instructions: "" }))
+        const result = yield* Effect.either(controller.claim({ label: `a${i}` }))
         if (result._tag === "Right") claimed.push(result.right.instance.id)
       }
       const burst = yield* controller.runPass

@@ -30,19 +30,20 @@ describe("Controller", () => {
       // The services were made with the template's env plus the issued credentials.
       const made = yield* Effect.flatMap(InMemoryComputeControl, (c) => c.services)
       expect(made.map((s) => Object.keys(s.env).sort())).toEqual([["INSTANCE_SECRET", "SHARED"], ["INSTANCE_SECRET", "SHARED"]])
-      expect((yield* rows).every((r) => r.openrouterKeyHash === `hash-${r.name}`)).toBe(true)
+      expect((yield* rows).every((r) => r.handles.inMemoryKey === `key-${r.name}`)).toBe(true)
       expect((yield* controller.runPass).planned).toMatchObject({ Create: 0, Delete: 0, MarkIdle: 0 })
     }).pipe(Effect.provide(world(testSpec()))))
 
-  it.effect("claims the oldest idle instance, records the conversation, and backfills", () =>
+  it.effect("claims the oldest idle instance, records what the runtime says of the claim, and backfills", () =>
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* fill
       const oldest = (yield* rows)[0]!
-      const result = yield* controller.claim({ agentName: "tokyo", instructions: "plan a trip", sourceBranch: "main" })
-      expect(result.instance).toMatchObject({ id: oldest.id, status: "claimed", agentName: "tokyo", conversationId: `conv-${oldest.id}`, sourceBranch: "main" })
-      expect(result.joined).toBe(false)
+      const result = yield* controller.claim({ label: "tokyo" })
+      expect(result.result).toEqual({ session: `session-${oldest.id}`, label: "tokyo" })
+      expect(result.instance).toMatchObject({ id: oldest.id, status: "claimed", attributes: { session: `session-${oldest.id}`, label: "tokyo" } })
       expect(result.instance.claimedAt).not.toBeNull()
+      expect((yield* rows).find((r) => r.id === oldest.id)?.attributes).toEqual({ session: `session-${oldest.id}`, label: "tokyo" })
       const next = yield* controller.runPass
       expect(next.planned.Create).toBe(1)
     }).pipe(Effect.provide(world(testSpec()))))
@@ -55,14 +56,14 @@ describe("Controller", () => {
       const callsBefore = yield* Effect.flatMap(InMemoryStoreControl, (c) => c.calls)
       const results = yield* Effect.forEach(
         Array.from({ length: 8 }, (_, i) => `agent-${i}`),
-        (agentName) => controller.claim({ agentName, instructions: "" }),
+        (label) => controller.claim({ label }),
         { concurrency: "unbounded" }
       )
       expect(new Set(results.map((r) => r.instance.id)).size).toBe(8)
-      expect(results.map((r) => [r.instance.agentName, r.instance.status])).toEqual(
+      expect(results.map((r) => [r.instance.attributes.label, r.instance.status])).toEqual(
         Array.from({ length: 8 }, (_, i) => [`agent-${i}`, "claimed"])
       )
-      expect((yield* rows).filter((r) => r.status === "claimed").map((r) => r.agentName).sort()).toEqual(
+      expect((yield* rows).filter((r) => r.status === "claimed").map((r) => r.attributes.label).sort()).toEqual(
         Array.from({ length: 8 }, (_, i) => `agent-${i}`)
       )
       const calls = yield* Effect.flatMap(InMemoryStoreControl, (c) => c.calls)
@@ -78,7 +79,7 @@ describe("Controller", () => {
       yield* fill
       const [first, second] = yield* rows
       yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.set(first!.id, "bound"))
-      const result = yield* controller.claim({ agentName: "a", instructions: "b" })
+      const result = yield* controller.claim({ label: "a" })
       expect(result.instance.id).toBe(second!.id)
       const after = yield* rows
       expect(after.find((r) => r.id === first!.id)).toMatchObject({ status: "crashed" })
@@ -90,24 +91,34 @@ describe("Controller", () => {
       const controller = yield* Controller
       yield* fill
       yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("hang"))
-      const exit = yield* Effect.exit(controller.claim({ agentName: "a", instructions: "b" }))
+      const exit = yield* Effect.exit(controller.claim({ label: "a" }))
       expect(Exit.isFailure(exit) && Exit.causeOption(exit).pipe(Option.map(String), Option.getOrElse(() => ""))).toContain("provisioning failed on every attempt")
       expect(yield* statuses).toEqual(["crashed", "crashed"])
     }).pipe(Effect.provide(world(testSpec(), { provisionTimeout: Duration.millis(20) }))))
+
+  it.effect("a claim the runtime's schema refuses takes nothing and says why", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      const error = yield* Effect.flip(controller.claim({ label: 42 }))
+      expect(error._tag).toBe("InvalidClaimError")
+      expect(error.message).toContain("label")
+      expect(yield* statuses).toEqual(["idle", "idle"])
+    }).pipe(Effect.provide(world(testSpec()))))
 
   it.effect("a rejected request leaves the instance idle and fails at once", () =>
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* fill
       yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("rejected"))
-      const error = yield* Effect.flip(controller.claim({ agentName: "a", instructions: "b", joinUrl: "bad" }))
+      const error = yield* Effect.flip(controller.claim({ label: "a" }))
       expect(error._tag).toBe("ProvisionRejectedError")
       expect(yield* statuses).toEqual(["idle", "idle"])
     }).pipe(Effect.provide(world(testSpec()))))
 
   it.effect("no idle instance is a NoIdleInstanceError", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(Effect.flatMap(Controller, (c) => c.claim({ agentName: "a", instructions: "b" })))
+      const error = yield* Effect.flip(Effect.flatMap(Controller, (c) => c.claim({ label: "a" })))
       expect(error._tag).toBe("NoIdleInstanceError")
     }).pipe(Effect.provide(world(testSpec()))))
 
@@ -115,7 +126,7 @@ describe("Controller", () => {
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* fill
-      const claimed = yield* controller.claim({ agentName: "a", instructions: "b" })
+      const claimed = yield* controller.claim({ label: "a" })
       const drained = yield* controller.drain(10)
       expect(drained).toHaveLength(1)
       expect(drained).not.toContain(claimed.instance.id)
@@ -131,7 +142,7 @@ describe("Controller", () => {
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* fill
-      const claimed = yield* controller.claim({ agentName: "a", instructions: "b" })
+      const claimed = yield* controller.claim({ label: "a" })
       expect((yield* Effect.flip(controller.dismiss(claimed.instance.id)))._tag).toBe("StaleStatusError")
       expect((yield* Effect.flip(controller.kill("nope")))._tag).toBe("NotFoundError")
       yield* controller.kill(claimed.instance.id)
@@ -267,8 +278,8 @@ describe("Controller", () => {
         Effect.repeat(Effect.zipRight(Effect.sleep(Duration.millis(20)), check), { until: (ok) => ok, times: 250 })
       yield* until(Effect.map(idle, (n) => n === 2))
       const listsBefore = (yield* compute.calls).list ?? 0
-      for (const agentName of ["a", "b", "c"]) {
-        yield* controller.claim({ agentName, instructions: "" })
+      for (const label of ["a", "b", "c"]) {
+        yield* controller.claim({ label })
         yield* until(Effect.map(idle, (n) => n === 2))
       }
       // Three claims refilled from the rows and the start-up listing; ready instances went idle within rounds.
@@ -295,7 +306,7 @@ describe("Controller", () => {
       const summary = yield* Fiber.join(pass)
       expect([summary.planned.Create, summary.failed.Create]).toEqual([2, 0])
       expect(yield* statuses).toEqual(["starting", "starting"])
-      const refused = yield* Effect.flip(controller.claim({ agentName: "late", instructions: "" }))
+      const refused = yield* Effect.flip(controller.claim({ label: "late" }))
       expect(refused._tag).toBe("NoIdleInstanceError")
       expect(refused.message).toContain("shutting down")
       const after = yield* controller.runPass

@@ -178,7 +178,7 @@ describe("Postgres leadership", () => {
         }
         const [{ n }] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM instances WHERE pool = ${spec.name}`
         expect(n).toBe(3) // created once, not by both
-        const claimedByFollower = yield* second.claim({ agentName: "via-follower", instructions: "" })
+        const claimedByFollower = yield* second.claim({ label: "via-follower" })
         expect(claimedByFollower.instance.status).toBe("claimed")
       }).pipe(Effect.scoped, TestServices.provideLive))
   })

@@ -67,8 +67,8 @@ describe("Pool events on Postgres", () => {
         const follower = yield* Layer.build(replica(url, NeverLeader, false))
         const started = Date.now()
         // Nothing exists and minIdle is 0: only the waiting claim, heard over NOTIFY, makes the leader create.
-        const result = yield* Context.get(follower, Controller).claim({ agentName: "far away" }, { waitMs: 30_000 })
-        expect(result.instance).toMatchObject({ status: "claimed", agentName: "far away" })
+        const result = yield* Context.get(follower, Controller).claim({ label: "far away" }, { waitMs: 30_000 })
+        expect(result.instance).toMatchObject({ status: "claimed", attributes: { label: "far away" } })
         expect(Date.now() - started).toBeLessThan(15_000)
         const made = yield* Effect.provide(InMemoryComputeControl, leader).pipe(Effect.flatMap((c) => c.services))
         expect(made.map((s) => s.info.name)).toEqual([result.instance.name])
@@ -80,12 +80,12 @@ describe("Pool events on Postgres", () => {
       Effect.gen(function*() {
         const url = yield* ownDatabase
         const follower = yield* Layer.build(replica(url, NeverLeader, false))
-        const claim = yield* Effect.fork(Context.get(follower, Controller).claim({ agentName: "early bird" }, { waitMs: 20_000 }))
+        const claim = yield* Effect.fork(Context.get(follower, Controller).claim({ label: "early bird" }, { waitMs: 20_000 }))
         // The follower has said its count before anyone leads.
         yield* Effect.sleep(Duration.millis(300))
         yield* Layer.build(replica(url, SingleLeader, true))
         const result = yield* Fiber.join(claim)
-        expect(result.instance).toMatchObject({ status: "claimed", agentName: "early bird" })
+        expect(result.instance).toMatchObject({ status: "claimed", attributes: { label: "early bird" } })
       }))
   })
 })

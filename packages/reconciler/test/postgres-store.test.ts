@@ -96,7 +96,7 @@ describe("Postgres store", () => {
   })
 
   it.layer(freshDatabase(serverUrl, { migrate: false }), { timeout: 60_000 })((it) => {
-    it.effect("a database made by the seed's pool manager migrates in place, keeping every row", () =>
+    it.effect("an existing instances table (the seed pool manager's) migrates in place, its rows and columns kept", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         // The seed's table, as an older seed made it: no runtime_image column.
@@ -117,10 +117,25 @@ describe("Postgres store", () => {
         }
         yield* runMigrations
         yield* runMigrations // idempotent
-        const rows = yield* Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(Effect.provide(PgInstanceStore.layer))
+        // The table's own columns are read (and written) through a column map.
+        const columns = PgInstanceStore.layerWithColumns({ attributes: { agentName: "agent_name" }, handles: { gatewayToken: "gateway_token" } })
+        const rows = yield* Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(Effect.provide(columns))
         expect(rows.map((r) => [r.id, r.status, r.pool])).toEqual(statuses.map((s, i) => [`seed${i}`, s, "default"]))
         const claimed = rows.find((r) => r.status === "claimed")!
-        expect(claimed).toMatchObject({ agentName: "tokyo", gatewayToken: "ab".repeat(32), runtimeImage: null, failures: 0, lastError: null })
+        expect(claimed).toMatchObject({
+          attributes: { agentName: "tokyo" },
+          handles: { gatewayToken: "ab".repeat(32) },
+          runtimeImage: null,
+          failures: 0,
+          lastError: null
+        })
+        const idle = rows.find((r) => r.status === "idle")!
+        yield* Effect.flatMap(InstanceStore, (s) =>
+          s.transition({ id: idle.id, from: ["idle"], to: "claimed", patch: { attributes: { agentName: "osaka", extra: "kept as JSON" } } })
+        ).pipe(Effect.provide(columns))
+        expect(yield* sql`SELECT agent_name, attributes FROM instances WHERE id = ${idle.id}`).toEqual([
+          { agent_name: "osaka", attributes: { extra: "kept as JSON" } }
+        ])
         expect(claimed.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 2)))
         expect(rows.find((r) => r.status === "idle")!.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 1, 0, 1)))
         const metadata = yield* sql`SELECT count(*)::int AS n FROM agent_metadata`

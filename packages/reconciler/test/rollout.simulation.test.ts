@@ -33,7 +33,7 @@ describe("rollout simulation", () => {
         const services = yield* compute.services
         if (random() < 0.1 && services.length > 0) yield* compute.crash(services[Math.floor(random() * services.length)]!.info.serviceId)
         if (random() < 0.25) {
-          const claim = yield* Effect.either(old.claim({ agentName: `a${i}`, instructions: "" }))
+          const claim = yield* Effect.either(old.claim({ label: `a${i}` }))
           if (claim._tag === "Right") claims++
         }
         yield* tick(old)

@@ -68,7 +68,7 @@ describe("simulation", () => {
         if (random() < 0.05) yield* runtime.setDefault(random() < 0.5 ? "bound" : "unknown")
         else yield* runtime.setDefault("ok")
         if (random() < 0.3) {
-          const claimed = yield* Effect.either(controller.claim({ agentName: `agent-${i}`, instructions: "help" }))
+          const claimed = yield* Effect.either(controller.claim({ label: `agent-${i}` }))
           if (claimed._tag === "Right") {
             claims++
             everClaimed.add(claimed.right.instance.id)
@@ -191,7 +191,7 @@ describe("simulation with process deaths", () => {
         yield* credentials.setLatency(Duration.millis(30))
         // A claim whose provision never answers: in flight when the process dies.
         yield* runtime.setDefault(random() < 0.3 ? "hang" : "ok")
-        const claim = yield* Effect.fork(current.controller.claim({ agentName: `agent-${round}`, instructions: "" }))
+        const claim = yield* Effect.fork(current.controller.claim({ label: `agent-${round}` }))
         const pass = yield* Effect.fork(current.controller.runPass)
         for (let step = Math.floor(random() * 12); step > 0; step--) yield* TestClock.adjust(Duration.millis(25))
         // The process dies: its fibers stop wherever they are, its incarnation is gone.

@@ -18,12 +18,12 @@ const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>) =>
   )
 
 /** A claim that waits up to `waitMs`, recording its progress, forked; returned once it is in line. */
-const waitingClaim = (agentName: string, waitMs: number) =>
+const waitingClaim = (label: string, waitMs: number) =>
   Effect.gen(function*() {
     const controller = yield* Controller
     const progress = yield* Ref.make<ReadonlyArray<ClaimProgress>>([])
     const fiber = yield* Effect.fork(
-      controller.claim({ agentName }, { waitMs, onProgress: (p) => Ref.update(progress, (all) => [...all, p]) })
+      controller.claim({ label }, { waitMs, onProgress: (p) => Ref.update(progress, (all) => [...all, p]) })
     )
     yield* eventually(Effect.map(Ref.get(progress), (p) => p.length > 0))
     return { fiber, progress: Ref.get(progress) }
@@ -66,7 +66,7 @@ describe("Claims that wait", () => {
       expect(yield* plannedCreates).toBe(0)
       yield* controller.runPass // healthy → idle → the waiter takes it
       const result = yield* Fiber.join(claim.fiber)
-      expect(result.instance).toMatchObject({ status: "claimed", agentName: "patient", instructions: null })
+      expect(result.instance).toMatchObject({ status: "claimed", attributes: { session: `session-${result.instance.id}`, label: "patient" } })
       expect((yield* claim.progress).map((p) => p._tag)).toEqual(["Queued", "Claimed", "Provisioning"])
       expect(yield* claim.progress).toEqual([
         { _tag: "Queued", position: 1 },
@@ -87,12 +87,12 @@ describe("Claims that wait", () => {
       // The batch allows 2 creates per pass: the first two become ready first.
       yield* createAndReady
       const [first, second, third] = claims as [typeof claims[0], typeof claims[0], typeof claims[0]]
-      expect((yield* Fiber.join(first.fiber)).instance.agentName).toBe("first")
-      expect((yield* Fiber.join(second.fiber)).instance.agentName).toBe("second")
+      expect((yield* Fiber.join(first.fiber)).instance.attributes.label).toBe("first")
+      expect((yield* Fiber.join(second.fiber)).instance.attributes.label).toBe("second")
       // The third moved up to first place, and is served by the next instance.
       expect((yield* third.progress).at(-1)).toEqual({ _tag: "Queued", position: 1 })
       yield* createAndReady
-      expect((yield* Fiber.join(third.fiber)).instance.agentName).toBe("third")
+      expect((yield* Fiber.join(third.fiber)).instance.attributes.label).toBe("third")
     }).pipe(Effect.provide(world(testSpec({ minIdle: 0, maxTotal: 5, createBatch: 2 })))))
 
   it.live("a waiting newcomer does not jump the line: a row idle when it arrives goes to the claim that came first", () =>
@@ -103,7 +103,7 @@ describe("Claims that wait", () => {
       yield* store.insert(newInstance({ id: "ready", pool: "pool", name: "agent-ready", status: "idle", serviceId: "svc-ready", now: new Date() }))
       const late = yield* waitingClaim("late", 20_000)
       expect((yield* late.progress)[0]).toEqual({ _tag: "Queued", position: 2 })
-      expect((yield* Fiber.join(early.fiber)).instance).toMatchObject({ id: "ready", agentName: "early" })
+      expect((yield* Fiber.join(early.fiber)).instance).toMatchObject({ id: "ready", attributes: { label: "early" } })
       yield* Fiber.interrupt(late.fiber)
     }).pipe(Effect.provide(world(testSpec({ minIdle: 0, maxTotal: 5 })))))
 
@@ -122,7 +122,7 @@ describe("Claims that wait", () => {
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* createAndReady
-      yield* controller.claim({ agentName: "holder" })
+      yield* controller.claim({ label: "holder" })
       const claim = yield* waitingClaim("waiter", 20_000)
       expect(yield* plannedCreates).toBe(0)
       yield* Fiber.interrupt(claim.fiber)
@@ -138,7 +138,7 @@ describe("Claims that wait", () => {
       yield* eventually(Effect.map(stays.progress, (p) => p.at(-1)?._tag === "Queued" && (p.at(-1) as { position: number }).position === 1))
       expect(yield* plannedCreates).toBe(1)
       yield* createAndReady
-      expect((yield* Fiber.join(stays.fiber)).instance.agentName).toBe("stays")
+      expect((yield* Fiber.join(stays.fiber)).instance.attributes.label).toBe("stays")
       expect(yield* countOf("claiming")).toBe(0)
       expect(yield* countOf("claimed")).toBe(1)
     }).pipe(Effect.provide(world(testSpec({ minIdle: 0, maxTotal: 3 })))))

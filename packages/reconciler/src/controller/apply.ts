@@ -91,9 +91,9 @@ export const makeApplier = (spec: PoolSpec) =>
     const complete = (intent: Instance) =>
       Effect.gen(function*() {
         const issued = yield* credentials.issue(intent).pipe(Effect.tapError((error) => undoCreate(intent, error)))
-        const row = Object.keys(issued.patch).length === 0
+        const row = Object.keys(issued.handles).length === 0
           ? intent
-          : yield* store.transition({ id: intent.id, from: ["creating"], to: "creating", patch: issued.patch }).pipe(
+          : yield* store.transition({ id: intent.id, from: ["creating"], to: "creating", patch: { handles: issued.handles } }).pipe(
             // The handles could not be recorded: release by name and drop the intent.
             Effect.tapError((error) => undoCreate(intent, error))
           )

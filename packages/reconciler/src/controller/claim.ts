@@ -3,13 +3,13 @@
  * An instance whose outcome is unknown or that is already bound never goes back to idle (DESIGN §8):
  * the seed's endless claim loop came from doing exactly that.
  */
-import { Clock, Duration, Effect, Either, Fiber, Metric, Option } from "effect"
-import { Instance } from "../domain/instance.js"
+import { Clock, Duration, Effect, Either, Fiber, Metric, Option, Schema } from "effect"
+import { applyPatch, type Instance, type InstancePatch } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
-import { ClaimFailedError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
+import { ClaimFailedError, InvalidClaimError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
 import { Incarnations, InstanceRuntime, InstanceStore, type Transition } from "../services.js"
 import { describeError } from "./apply.js"
-import { type ClaimError, type ClaimOptions, ClaimProgress, type ClaimRequest, type ClaimResult } from "./controller.js"
+import { type ClaimError, type ClaimOptions, ClaimProgress, type ClaimResult } from "./controller.js"
 import { makeGroupCommit } from "./group-commit.js"
 import * as metrics from "./metrics.js"
 import { MAX_WAIT_MS, type WaitingRoom } from "./waiting.js"
@@ -20,7 +20,7 @@ interface Waiting {
   readonly deadline: number
 }
 
-export const makeClaim = (
+export const makeClaim = <Request, Result>(
   spec: PoolSpec,
   options: {
     readonly attempts: number
@@ -32,6 +32,7 @@ export const makeClaim = (
   Effect.gen(function*() {
     const store = yield* InstanceStore
     const runtime = yield* InstanceRuntime
+    const decode = Schema.decodeUnknown(runtime.request)
     // Claims carry this run's stamp: if it dies mid-claim, the leader crashes the row at once (rule 9).
     const { self } = yield* Incarnations
 
@@ -71,11 +72,11 @@ export const makeClaim = (
      * timeout), so that no row is left in `claiming` for the plan's claim timeout to find.
      */
     const settle = (
-      request: ClaimRequest,
+      request: Request,
       instance: Instance,
       progress: (p: ClaimProgress) => Effect.Effect<void>,
       failures: ReadonlyArray<string>
-    ): Effect.Effect<Either.Either<ClaimResult, ReadonlyArray<string>>, ClaimError> =>
+    ): Effect.Effect<Either.Either<ClaimResult<Result>, ReadonlyArray<string>>, ClaimError> =>
       Effect.gen(function*() {
         yield* progress(ClaimProgress.Claimed({ instanceId: instance.id }))
         yield* progress(ClaimProgress.Provisioning({ instanceId: instance.id }))
@@ -93,22 +94,15 @@ export const makeClaim = (
         const outcome = yield* Fiber.join(provisioning)
         if (outcome._tag === "Right") {
           const now = new Date(yield* Clock.currentTimeMillis)
-          const patch = {
-            agentName: request.agentName ?? null,
-            instructions: request.instructions ?? null,
-            conversationId: outcome.right.conversationId,
-            inviteUrl: outcome.right.inviteUrl,
-            claimedAt: now,
-            sourceBranch: request.sourceBranch ?? null
-          }
+          const result: Result = outcome.right
+          const patch: InstancePatch = runtime.attributes === undefined
+            ? { claimedAt: now }
+            : { claimedAt: now, attributes: runtime.attributes(request, result) }
           if (!(yield* recordClaimed({ id: instance.id, from: ["claiming"], to: "claimed", patch }))) {
             // Only the plan's claim timeout moves a `claiming` row: this claim outlived it.
             return yield* new ClaimFailedError({ attempts: failures.length + 1, message: `instance ${instance.id} was provisioned after its claim timed out` })
           }
-          return Either.right({
-            ...outcome.right,
-            instance: new Instance({ ...instance, ...patch, status: "claimed", statusChangedAt: now }, { disableValidation: true })
-          })
+          return Either.right({ result, instance: applyPatch(instance, patch, { status: "claimed", statusChangedAt: now }) })
         }
         const error = outcome.left
         if (error._tag === "ProvisionRejectedError") {
@@ -131,11 +125,11 @@ export const makeClaim = (
       })
 
     const attempt = (
-      request: ClaimRequest,
+      request: Request,
       waiting: Waiting | undefined,
       progress: (p: ClaimProgress) => Effect.Effect<void>,
       failures: ReadonlyArray<string>
-    ): Effect.Effect<ClaimResult, ClaimError> =>
+    ): Effect.Effect<ClaimResult<Result>, ClaimError> =>
       // Interruptible while it waits for a row; from the moment it holds one, it settles it.
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
@@ -154,8 +148,12 @@ export const makeClaim = (
         })
       ).pipe(Effect.flatMap(Either.match({ onRight: Effect.succeed, onLeft: (next) => attempt(request, waiting, progress, next) })))
 
-    return Effect.fn("Controller.claim")(function*(request: ClaimRequest, claimOptions: ClaimOptions = {}) {
+    return Effect.fn("Controller.claim")(function*(input: Request, claimOptions: ClaimOptions = {}) {
       const started = yield* Clock.currentTimeMillis
+      // The runtime's own schema says what a claim may carry: a bad one takes nothing.
+      const request: Request = yield* decode(input).pipe(
+        Effect.mapError((error) => new InvalidClaimError({ pool: spec.name, message: `not a claim this pool's runtime takes: ${error.message}` }))
+      )
       const waitMs = Math.min(Math.max(0, claimOptions.waitMs ?? 0), MAX_WAIT_MS)
       const waiting = waitMs > 0 ? { ticket: yield* options.room.ticket, deadline: started + waitMs } : undefined
       const progress = claimOptions.onProgress ?? (() => Effect.void)

@@ -1,6 +1,7 @@
 import { Context, Data, type Duration, type Effect, Layer, type Option } from "effect"
 import type {
   ClaimFailedError,
+  InvalidClaimError,
   NoIdleInstanceError,
   NotFoundError,
   ProvisionRejectedError,
@@ -11,16 +12,11 @@ import type { Instance } from "../domain/instance.js"
 import type { Action, PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { SizingDecision } from "../sizing/sizing.js"
-import type { ProvisionRequest, ProvisionResult } from "../services.js"
 import { type ControllerOptions, type ControllerRequirements, make } from "./make.js"
 
-export interface ClaimRequest extends ProvisionRequest {
-  /** Recorded in the row's `source_branch`, as the seed did. */
-  readonly sourceBranch?: string | undefined
-}
-
-export interface ClaimResult extends ProvisionResult {
-  /** The row, now `claimed`. */
+/** A claim's outcome: what the runtime answered, and the row, now `claimed`. */
+export interface ClaimResult<Result = unknown> {
+  readonly result: Result
   readonly instance: Instance
 }
 
@@ -42,51 +38,51 @@ export interface ClaimOptions {
   readonly onProgress?: ((progress: ClaimProgress) => Effect.Effect<void>) | undefined
 }
 
-export type ClaimError = NoIdleInstanceError | ClaimFailedError | ProvisionRejectedError | StoreError
+export type ClaimError = InvalidClaimError | NoIdleInstanceError | ClaimFailedError | ProvisionRejectedError | StoreError
 
 /**
  * One pool's reconcile loop and the operations on it (a controller-runtime `Reconciler`, plus claims).
- * Passes never overlap; triggers coalesce.
+ * Passes never overlap; triggers coalesce. `Request` and `Result` are the pool runtime's claim types.
  */
-export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<
-  Controller,
-  {
-    readonly spec: PoolSpec
-    /** Runs a pass now (after the one in progress, if any) and returns its summary. */
-    readonly runPass: Effect.Effect<PassSummary>
-    /** Asks for a pass soon and returns at once. A burst of triggers gives one extra pass. */
-    readonly trigger: Effect.Effect<void>
-    /**
-     * Asks for a pass that may only need to refill (after a claim, a deploy): it plans from the rows and reuses a
-     * recent complete listing, so it costs the platform nothing; nothing destructive follows from it (rule 2).
-     */
-    readonly triggerRefill: Effect.Effect<void>
-    /** Probes the `starting` instances now instead of at the next readiness round (a deploy just finished). */
-    readonly checkReadiness: Effect.Effect<void>
-    /** Dry run: the actions the next pass would take, taking none. */
-    readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
-    /** Autoscaling's last decision and its inputs (from the last pass or dry run); none for a fixed pool. */
-    readonly sizing: Effect.Effect<Option.Option<SizingDecision>>
-    /** The summary of the last pass, if one ran. */
-    readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
-    /** Claims the oldest idle instance (waiting for one if asked to) and provisions it; triggers a pass at once (backfill). */
-    readonly claim: (request: ClaimRequest, options?: ClaimOptions) => Effect.Effect<ClaimResult, ClaimError>
-    /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */
-    readonly replenish: (count?: number) => Effect.Effect<PassSummary>
-    /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one) and runs a pass. */
-    readonly drain: (count: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
-    /** Kills an instance in any status but `deleting` (operator action): → `deleting`, then a pass removes it. */
-    readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
-    /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
-    readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
-    /**
-     * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`
-     * for the pass and the claims in flight. What is still unfinished stays an intent the next leader resolves.
-     * Call it before closing the controller's scope (the server does, on SIGTERM); closing alone interrupts.
-     */
-    readonly stop: (grace: Duration.DurationInput) => Effect.Effect<void>
-  }
->() {
+export interface ControllerService<Request = unknown, Result = unknown> {
+  readonly spec: PoolSpec
+  /** Runs a pass now (after the one in progress, if any) and returns its summary. */
+  readonly runPass: Effect.Effect<PassSummary>
+  /** Asks for a pass soon and returns at once. A burst of triggers gives one extra pass. */
+  readonly trigger: Effect.Effect<void>
+  /**
+   * Asks for a pass that may only need to refill (after a claim, a deploy): it plans from the rows and reuses a
+   * recent complete listing, so it costs the platform nothing; nothing destructive follows from it (rule 2).
+   */
+  readonly triggerRefill: Effect.Effect<void>
+  /** Probes the `starting` instances now instead of at the next readiness round (a deploy just finished). */
+  readonly checkReadiness: Effect.Effect<void>
+  /** Dry run: the actions the next pass would take, taking none. */
+  readonly preview: Effect.Effect<ReadonlyArray<Action>, StoreError>
+  /** Autoscaling's last decision and its inputs (from the last pass or dry run); none for a fixed pool. */
+  readonly sizing: Effect.Effect<Option.Option<SizingDecision>>
+  /** The summary of the last pass, if one ran. */
+  readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
+  /** Claims the oldest idle instance (waiting for one if asked to) and provisions it; triggers a pass at once (backfill). */
+  readonly claim: (request: Request, options?: ClaimOptions) => Effect.Effect<ClaimResult<Result>, ClaimError>
+  /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */
+  readonly replenish: (count?: number) => Effect.Effect<PassSummary>
+  /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one) and runs a pass. */
+  readonly drain: (count: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
+  /** Kills an instance in any status but `deleting` (operator action): → `deleting`, then a pass removes it. */
+  readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+  /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
+  readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+  /**
+   * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`
+   * for the pass and the claims in flight. What is still unfinished stays an intent the next leader resolves.
+   * Call it before closing the controller's scope (the server does, on SIGTERM); closing alone interrupts.
+   */
+  readonly stop: (grace: Duration.DurationInput) => Effect.Effect<void>
+}
+
+/** The Controller of a pool, as a service (its claims untyped: the runtime decodes each request). */
+export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<Controller, ControllerService>() {
   /** A controller for `spec`; its passes run in the background for the scope's lifetime. */
   static readonly make = make
   /** The Controller of one pool, its passes running for the layer's lifetime. */

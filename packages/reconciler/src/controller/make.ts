@@ -17,7 +17,7 @@ import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeAutoscaler, sizingPolicy } from "./autoscaler.js"
 import { makeClaim } from "./claim.js"
 import { makeReadiness } from "./readiness.js"
-import type { ClaimOptions, ClaimRequest, Controller } from "./controller.js"
+import type { ClaimOptions, ControllerService } from "./controller.js"
 import * as metrics from "./metrics.js"
 import { makeWaitingRoom } from "./waiting.js"
 
@@ -57,10 +57,10 @@ const MAX_CLAIMS_IN_FLIGHT = 1_000_000
 const zeroByKind = (): Record<ActionKind, number> =>
   Object.fromEntries(actionKinds.map((k) => [k, 0])) as Record<ActionKind, number>
 
-export const make = (
+export const make = <Request = unknown, Result = unknown>(
   spec: PoolSpec,
   options: ControllerOptions = {}
-): Effect.Effect<Controller["Type"], never, ControllerRequirements | Scope.Scope> =>
+): Effect.Effect<ControllerService<Request, Result>, never, ControllerRequirements | Scope.Scope> =>
   Effect.gen(function*() {
     const compute = yield* ComputeProvider
     const store = yield* InstanceStore
@@ -278,7 +278,7 @@ export const make = (
       yield* Effect.forkScoped(Stream.runForEach(Stream.filter(leadership.leading, (leads) => leads), () => trigger))
     }
 
-    const claimOne = yield* makeClaim(spec, {
+    const claimOne = yield* makeClaim<Request, Result>(spec, {
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
       trigger: triggerRefill,
@@ -290,7 +290,7 @@ export const make = (
     // A claim already waiting in line is answered by the stop (`room.close`), as at its deadline.
     // Every claim counts as an arrival for autoscaling, served or missed.
     const arrival = autoscaler === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, autoscaler.recordArrival)
-    const claim = (request: ClaimRequest, claimOptions?: ClaimOptions) =>
+    const claim = (request: Request, claimOptions?: ClaimOptions) =>
       arrival.pipe(
         Effect.zipRight(refuseWhileStopping),
         Effect.zipRight(claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
@@ -320,7 +320,7 @@ export const make = (
         return marked
       })
 
-    const service: Controller["Type"] = {
+    const service: ControllerService<Request, Result> = {
       spec,
       runPass,
       trigger,

@@ -25,9 +25,15 @@ export const boundStatuses: ReadonlyArray<InstanceStatus> = ["claiming", "claime
 
 const NullableString = Schema.NullOr(Schema.String)
 
+/** Named strings a row keeps for someone else: a credentials issuer's handles, a runtime's claim record. */
+export const StringMap = Schema.Record({ key: Schema.String, value: Schema.String })
+export type StringMap = typeof StringMap.Type
+
 /**
- * One instance: every column of the seed's `instances` table, plus what the reconciler needs
- * (pool, status_changed_at, failures, last_error, template_hash). Field names are camelCase here and snake_case in SQL.
+ * One instance, as the reconciler sees it: what any pooled thing has (a service, a URL, a lifecycle). What is
+ * particular to one kind of instance lives in two maps owned by others: `handles` (what the credentials
+ * issuers need to release what they issued) and `attributes` (what the runtime recorded of the claim).
+ * Field names are camelCase here and snake_case in SQL.
  */
 export class Instance extends Schema.Class<Instance>("Instance")({
   id: Schema.String,
@@ -37,19 +43,15 @@ export class Instance extends Schema.Class<Instance>("Instance")({
   url: NullableString,
   status: InstanceStatus,
   deployStatus: NullableString,
-  agentName: NullableString,
-  conversationId: NullableString,
-  inviteUrl: NullableString,
-  instructions: NullableString,
   createdAt: Schema.DateFromSelf,
   claimedAt: Schema.NullOr(Schema.DateFromSelf),
-  sourceBranch: NullableString,
   runtimeImage: NullableString,
   /** Hash of the pool template the instance was created from (or last upgraded to); rollouts compare it. */
   templateHash: NullableString,
-  openrouterKeyHash: NullableString,
-  agentmailInboxId: NullableString,
-  gatewayToken: NullableString,
+  /** The credentials issuers' handles, each under keys of its own (e.g. an API key's id, an inbox). */
+  handles: StringMap,
+  /** What the runtime recorded when the instance was claimed (e.g. the conversation it joined). */
+  attributes: StringMap,
   statusChangedAt: Schema.DateFromSelf,
   failures: Schema.Int,
   lastError: NullableString,
@@ -57,10 +59,23 @@ export class Instance extends Schema.Class<Instance>("Instance")({
   intentBy: NullableString
 }) {}
 
-/** Fields a transition may change besides the status. */
+/**
+ * Fields a transition may change besides the status. `handles` and `attributes` are merged into the row's:
+ * the keys given are set, the others kept.
+ */
 export type InstancePatch = Partial<
   Omit<typeof Instance.Type, "id" | "pool" | "status" | "statusChangedAt" | "createdAt">
 >
+
+/** The row after `patch`, with the maps merged as a store merges them. */
+export const applyPatch = (row: Instance, patch: InstancePatch | undefined, fields: Partial<Pick<Instance, "status" | "statusChangedAt">> = {}): Instance =>
+  new Instance({
+    ...row,
+    ...patch,
+    ...fields,
+    handles: patch?.handles === undefined ? row.handles : { ...row.handles, ...patch.handles },
+    attributes: patch?.attributes === undefined ? row.attributes : { ...row.attributes, ...patch.attributes }
+  }, { disableValidation: true })
 
 /** A fresh row with every optional column empty. */
 export const newInstance = (fields: {
@@ -75,17 +90,11 @@ export const newInstance = (fields: {
     serviceId: null,
     url: null,
     deployStatus: null,
-    agentName: null,
-    conversationId: null,
-    inviteUrl: null,
-    instructions: null,
     claimedAt: null,
-    sourceBranch: null,
     runtimeImage: null,
     templateHash: null,
-    openrouterKeyHash: null,
-    agentmailInboxId: null,
-    gatewayToken: null,
+    handles: {},
+    attributes: {},
     failures: 0,
     lastError: null,
     intentBy: null,

@@ -1,41 +1,35 @@
 /**
- * Schema migrations (`@effect/sql` Migrator). The first one adopts a database made by the Convos
- * pool manager in place: every seed column is kept (added if an older seed lacked it, as some lacked
- * `runtime_image`), every row kept, and the reconciler's columns added with values derived from them.
+ * Schema migrations (`@effect/sql` Migrator). The first one adopts an existing `instances` table in place
+ * (e.g. one made by the pool manager the server replaces, whose columns the server adds with migrations of its
+ * own, run first): every column and row is kept, and the reconciler's columns are added with values derived
+ * from what is there.
  */
 import { SqlClient } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
 import { Effect } from "effect"
 
-/** The pool that rows written by the seed (which knew one pool only) belong to. */
+/** The pool that rows written before there were pools belong to. */
 export const DEFAULT_POOL = "default"
 
-const seedColumns = [
+/** What every instance has, whatever it runs. */
+const instanceColumns = [
   "service_id TEXT",
   "name TEXT",
   "url TEXT",
   "status TEXT",
   "deploy_status TEXT",
-  "agent_name TEXT",
-  "conversation_id TEXT",
-  "invite_url TEXT",
-  "instructions TEXT",
   "created_at TIMESTAMPTZ",
   "claimed_at TIMESTAMPTZ",
-  "source_branch TEXT",
-  "runtime_image TEXT",
-  "openrouter_key_hash TEXT",
-  "agentmail_inbox_id TEXT",
-  "gateway_token TEXT"
+  "runtime_image TEXT"
 ]
 
 const instances = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY)`
-  for (const column of seedColumns) yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS ${column}`)
-  // Seed rows always had these; make them dependable for the queries that rely on them.
+  for (const column of instanceColumns) yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS ${column}`)
+  // Adopted rows may lack these; make them dependable for the queries that rely on them.
   yield* sql`UPDATE instances SET created_at = now() WHERE created_at IS NULL`
-  yield* sql`UPDATE instances SET name = 'convos-agent-' || id WHERE name IS NULL`
+  yield* sql`UPDATE instances SET name = 'instance-' || id WHERE name IS NULL`
   yield* sql`UPDATE instances SET status = 'starting' WHERE status IS NULL`
   yield* sql`ALTER TABLE instances ALTER COLUMN created_at SET DEFAULT now(), ALTER COLUMN created_at SET NOT NULL`
   yield* sql`ALTER TABLE instances ALTER COLUMN name SET NOT NULL, ALTER COLUMN status SET NOT NULL`
@@ -92,12 +86,22 @@ const intents = Effect.gen(function*() {
   yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS intent_by TEXT`
 })
 
+const maps = Effect.gen(function*() {
+  // A row's maps: the credentials issuers' handles and the runtime's claim record, each key that has no column
+  // of its own (see PgInstanceStore.layerWithColumns).
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE instances
+    ADD COLUMN IF NOT EXISTS handles JSONB NOT NULL DEFAULT '{}'::jsonb,
+    ADD COLUMN IF NOT EXISTS attributes JSONB NOT NULL DEFAULT '{}'::jsonb`
+})
+
 export const migrations = Migrator.fromRecord({
   "1_instances": instances,
   "2_leases": leases,
   "3_template_hash": templateHashes,
   "4_dashboard_samples": dashboardSamples,
-  "5_intents": intents
+  "5_intents": intents,
+  "6_maps": maps
 })
 
 /** Brings the schema up to date; safe to run on every start and from several replicas at once. */

@@ -10,61 +10,137 @@ import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
 import { InstanceStore, type Transition } from "../services.js"
 import { CurrentFence, fenceHolds } from "./fence.js"
 
-/** Columns a patch may set, camelCase → snake_case. */
-const patchColumns = {
-  serviceId: "service_id",
-  name: "name",
-  url: "url",
-  deployStatus: "deploy_status",
-  agentName: "agent_name",
-  conversationId: "conversation_id",
-  inviteUrl: "invite_url",
-  instructions: "instructions",
-  claimedAt: "claimed_at",
-  sourceBranch: "source_branch",
-  runtimeImage: "runtime_image",
-  templateHash: "template_hash",
-  openrouterKeyHash: "openrouter_key_hash",
-  agentmailInboxId: "agentmail_inbox_id",
-  gatewayToken: "gateway_token",
-  failures: "failures",
-  lastError: "last_error",
-  intentBy: "intent_by"
-} as const satisfies Record<keyof InstancePatch, string>
+/**
+ * Where the keys of a row's maps live. Each key named here has a TEXT column of its own (`key → column`), e.g. so
+ * that a table another program reads keeps its columns; every other key lives in the map's JSONB column.
+ */
+export interface StoreColumns {
+  readonly handles?: Readonly<Record<string, string>>
+  readonly attributes?: Readonly<Record<string, string>>
+}
+
+/** Columns a patch may set besides the maps, camelCase → snake_case, with their SQL types. */
+const scalarColumns = {
+  serviceId: ["service_id", "text"],
+  name: ["name", "text"],
+  url: ["url", "text"],
+  deployStatus: ["deploy_status", "text"],
+  claimedAt: ["claimed_at", "timestamptz"],
+  runtimeImage: ["runtime_image", "text"],
+  templateHash: ["template_hash", "text"],
+  failures: ["failures", "int"],
+  lastError: ["last_error", "text"],
+  intentBy: ["intent_by", "text"]
+} as const satisfies Record<Exclude<keyof InstancePatch, "handles" | "attributes">, readonly [string, string]>
+
+type MapName = "handles" | "attributes"
+const mapNames: ReadonlyArray<MapName> = ["handles", "attributes"]
+
+/** One column a write sets: a value, or (`merge`) a JSON object merged into a map's JSONB column. */
+interface Assignment {
+  readonly column: string
+  readonly type: "text" | "timestamptz" | "int" | "jsonb"
+  readonly merge: boolean
+  readonly value: string | number | Date | null
+}
 
 type Row = Record<string, unknown>
 
 const known = new Set<string>(instanceStatuses)
+const coreColumns = new Set(["id", "pool", "status", "created_at", "status_changed_at", ...mapNames, ...Object.values(scalarColumns).map(([c]) => c)])
 
 const str = (v: unknown) => (v === null || v === undefined ? null : String(v))
 const date = (v: unknown) => (v instanceof Date ? v : v === null || v === undefined ? null : new Date(String(v)))
+const jsonMap = (v: unknown): Record<string, string> =>
+  typeof v === "string" ? JSON.parse(v) : typeof v === "object" && v !== null ? v as Record<string, string> : {}
 
-const toInstance = (r: Row): Instance =>
-  new Instance({
-    id: String(r.id),
-    pool: String(r.pool),
-    serviceId: str(r.service_id),
-    name: String(r.name),
-    url: str(r.url),
-    status: r.status as InstanceStatus,
-    deployStatus: str(r.deploy_status),
-    agentName: str(r.agent_name),
-    conversationId: str(r.conversation_id),
-    inviteUrl: str(r.invite_url),
-    instructions: str(r.instructions),
-    createdAt: date(r.created_at)!,
-    claimedAt: date(r.claimed_at),
-    sourceBranch: str(r.source_branch),
-    runtimeImage: str(r.runtime_image),
-    templateHash: str(r.template_hash),
-    openrouterKeyHash: str(r.openrouter_key_hash),
-    agentmailInboxId: str(r.agentmail_inbox_id),
-    gatewayToken: str(r.gateway_token),
-    statusChangedAt: date(r.status_changed_at)!,
-    failures: Number(r.failures ?? 0),
-    lastError: str(r.last_error),
-    intentBy: str(r.intent_by)
-  }, { disableValidation: true }) // the table's column types already hold what the schema would check
+/** Checks a column map once, at start: a typo here would otherwise fail on the first write. */
+const checkColumns = (columns: StoreColumns): ReadonlyArray<string> =>
+  mapNames.flatMap((map) =>
+    Object.entries(columns[map] ?? {}).flatMap(([key, column]) =>
+      !/^[a-z_][a-z0-9_]*$/.test(column)
+        ? [`${map}.${key}: "${column}" is not a plain lower-case column name`]
+        : coreColumns.has(column)
+        ? [`${map}.${key}: "${column}" is one of the store's own columns`]
+        : []
+    )
+  )
+
+const makeCodec = (columns: StoreColumns) => {
+  const keyColumns = mapNames.map((map) => [map, Object.entries(columns[map] ?? {})] as const)
+
+  const toInstance = (r: Row): Instance => {
+    const maps = Object.fromEntries(keyColumns.map(([map, named]) => {
+      const merged: Record<string, string> = { ...jsonMap(r[map]) }
+      for (const [key, column] of named) {
+        const value = r[column]
+        if (value !== null && value !== undefined) merged[key] = String(value)
+      }
+      return [map, merged]
+    })) as Record<MapName, Record<string, string>>
+    return new Instance({
+      id: String(r.id),
+      pool: String(r.pool),
+      serviceId: str(r.service_id),
+      name: String(r.name),
+      url: str(r.url),
+      status: r.status as InstanceStatus,
+      deployStatus: str(r.deploy_status),
+      createdAt: date(r.created_at)!,
+      claimedAt: date(r.claimed_at),
+      runtimeImage: str(r.runtime_image),
+      templateHash: str(r.template_hash),
+      handles: maps.handles,
+      attributes: maps.attributes,
+      statusChangedAt: date(r.status_changed_at)!,
+      failures: Number(r.failures ?? 0),
+      lastError: str(r.last_error),
+      intentBy: str(r.intent_by)
+    }, { disableValidation: true }) // the table's column types already hold what the schema would check
+  }
+
+  /** The columns a patch sets, in a stable order (batched writes group changes by them). */
+  const assignments = (patch: InstancePatch | undefined): ReadonlyArray<Assignment> => {
+    const out: Array<Assignment> = []
+    for (const [key, value] of Object.entries(patch ?? {})) {
+      if (value === undefined || key === "handles" || key === "attributes") continue
+      const [column, type] = scalarColumns[key as keyof typeof scalarColumns]
+      out.push({ column, type, merge: false, value: value as Assignment["value"] })
+    }
+    for (const [map, named] of keyColumns) {
+      const given = patch?.[map]
+      if (given === undefined) continue
+      const rest: Record<string, string> = { ...given }
+      for (const [key, column] of named) {
+        if (key in rest) {
+          out.push({ column, type: "text", merge: false, value: rest[key]! })
+          delete rest[key]
+        }
+      }
+      if (Object.keys(rest).length > 0) out.push({ column: map, type: "jsonb", merge: true, value: JSON.stringify(rest) })
+    }
+    return out.sort((a, b) => a.column.localeCompare(b.column))
+  }
+
+  /** A new row's columns and values: the maps' named keys in their columns, the rest as JSON. */
+  const insertValues = (row: Instance): ReadonlyArray<Assignment> => {
+    const { attributes, handles, id, pool, status, createdAt, statusChangedAt, ...scalars } = row
+    const fixed: Array<Assignment> = [
+      { column: "id", type: "text", merge: false, value: id },
+      { column: "pool", type: "text", merge: false, value: pool },
+      { column: "status", type: "text", merge: false, value: status },
+      { column: "created_at", type: "timestamptz", merge: false, value: createdAt },
+      { column: "status_changed_at", type: "timestamptz", merge: false, value: statusChangedAt },
+      { column: "handles", type: "jsonb", merge: false, value: "{}" },
+      { column: "attributes", type: "jsonb", merge: false, value: "{}" }
+    ]
+    const patched = assignments({ ...scalars, handles, attributes })
+    // A map's unnamed keys replace the empty object above rather than merging into it.
+    return [...fixed.filter((f) => !patched.some((p) => p.column === f.column)), ...patched.map((p) => ({ ...p, merge: false }))]
+  }
+
+  return { toInstance, assignments, insertValues }
+}
 
 const storeError = (operation: string) => (error: SqlError.SqlError) =>
   new StoreError({
@@ -77,7 +153,10 @@ const storeError = (operation: string) => (error: SqlError.SqlError) =>
 const pgCode = (error: SqlError.SqlError): string | undefined =>
   typeof error.cause === "object" && error.cause !== null && "code" in error.cause ? String(error.cause.code) : undefined
 
-export const make = Effect.gen(function*() {
+export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
+  const problems = checkColumns(columns)
+  if (problems.length > 0) return yield* Effect.dieMessage(`PgInstanceStore columns:\n${problems.join("\n")}`)
+  const { assignments, insertValues, toInstance } = makeCodec(columns)
   const sql = yield* SqlClient.SqlClient
   const reported = yield* Ref.make(new Set<string>())
 
@@ -86,9 +165,12 @@ export const make = Effect.gen(function*() {
 
   const setClause = (to: InstanceStatus, patch: InstancePatch | undefined) => {
     const sets = [sql`status = ${to}`, sql`status_changed_at = CASE WHEN status = ${to} THEN status_changed_at ELSE now() END`]
-    for (const [key, value] of Object.entries(patch ?? {})) {
-      if (value === undefined) continue
-      sets.push(sql`${sql(patchColumns[key as keyof InstancePatch])} = ${value as never}`)
+    for (const a of assignments(patch)) {
+      sets.push(
+        a.merge
+          ? sql`${sql(a.column)} = ${sql(a.column)} || ${a.value}::jsonb`
+          : sql`${sql(a.column)} = ${a.value}::${sql.literal(a.type)}`
+      )
     }
     return sql.csv(sets)
   }
@@ -129,14 +211,10 @@ export const make = Effect.gen(function*() {
     insert: (row) =>
       Effect.gen(function*() {
         const guard = yield* fence
+        const values = insertValues(row)
         const inserted = yield* sql<Row>`
-          INSERT INTO instances (id, pool, service_id, name, url, status, deploy_status, agent_name, conversation_id,
-            invite_url, instructions, created_at, claimed_at, source_branch, runtime_image, openrouter_key_hash,
-            agentmail_inbox_id, gateway_token, status_changed_at, failures, last_error, template_hash, intent_by)
-          SELECT ${row.id}, ${row.pool}, ${row.serviceId}, ${row.name}, ${row.url}, ${row.status}, ${row.deployStatus},
-            ${row.agentName}, ${row.conversationId}, ${row.inviteUrl}, ${row.instructions}, ${row.createdAt},
-            ${row.claimedAt}, ${row.sourceBranch}, ${row.runtimeImage}, ${row.openrouterKeyHash},
-            ${row.agentmailInboxId}, ${row.gatewayToken}, ${row.statusChangedAt}, ${row.failures}, ${row.lastError}, ${row.templateHash}, ${row.intentBy}
+          INSERT INTO instances (${sql.csv(values.map((v) => sql`${sql(v.column)}`))})
+          SELECT ${sql.csv(values.map((v) => sql`${v.value}::${sql.literal(v.type)}`))}
           WHERE ${guard}
           RETURNING id`.pipe(
           Effect.catchAll((error): Effect.Effect<never, StoreError | ConflictError> =>
@@ -169,7 +247,7 @@ export const make = Effect.gen(function*() {
           // One statement per distinct (to, from, patch keys) shape: a pass's changes share few shapes.
           const groups = new Map<string, Array<Transition>>()
           for (const change of changes) {
-            const key = JSON.stringify([change.to, change.from, Object.keys(change.patch ?? {}).sort()])
+            const key = JSON.stringify([change.to, change.from, assignments(change.patch).map((a) => a.column)])
             groups.set(key, [...(groups.get(key) ?? []), change])
           }
           const applied = yield* Effect.forEach([...groups.values()], (group) => applyGroup(group, guard))
@@ -208,19 +286,24 @@ export const make = Effect.gen(function*() {
 
   /** Many compare-and-sets of one shape in one statement: `UPDATE … FROM unnest(…)`. */
   const applyGroup = (group: ReadonlyArray<Transition>, guard: Statement.Fragment) => {
-    const { from, patch = {}, to } = group[0]!
-    const keys = Object.keys(patch).filter((k) => patch[k as keyof InstancePatch] !== undefined) as Array<keyof InstancePatch>
+    const { from, to } = group[0]!
     const ids = group.map((c) => c.id)
-    const columns = keys.map((key) => ({
-      column: patchColumns[key],
-      values: group.map((c) => {
-        const value = c.patch?.[key]
-        return value instanceof Date ? value.toISOString() : value === null || value === undefined ? null : String(value)
-      }),
-      type: key === "claimedAt" ? "timestamptz" : key === "failures" ? "int" : "text"
+    const perChange = group.map((c) => assignments(c.patch))
+    const columns = perChange[0]!.map((a, index) => ({
+      ...a,
+      values: perChange.map((set) => {
+        const value = set[index]!.value
+        return value instanceof Date ? value.toISOString() : value === null ? null : String(value)
+      })
     }))
     const sets = [sql`status = ${to}`, sql`status_changed_at = CASE WHEN i.status = ${to} THEN i.status_changed_at ELSE now() END`]
-    for (const c of columns) sets.push(sql`${sql(c.column)} = (v.${sql(c.column)})::${sql.literal(c.type)}`)
+    for (const c of columns) {
+      sets.push(
+        c.merge
+          ? sql`${sql(c.column)} = i.${sql(c.column)} || (v.${sql(c.column)})::jsonb`
+          : sql`${sql(c.column)} = (v.${sql(c.column)})::${sql.literal(c.type)}`
+      )
+    }
     const arrays = [sql`${ids}::text[]`, ...columns.map((c) => sql`${c.values}::text[]`)]
     const names = [sql.literal("id"), ...columns.map((c) => sql.literal(c.column))]
     return sql<{ id: string }>`
@@ -238,5 +321,8 @@ export const make = Effect.gen(function*() {
 
 /** `InstanceStore` on the `SqlClient` in context (e.g. `PgClient.layer`). Run `runMigrations` first. */
 export const PgInstanceStore = {
-  layer: Layer.effect(InstanceStore, make)
+  /** Every map key in the maps' JSONB columns. */
+  layer: Layer.effect(InstanceStore, make()),
+  /** Some map keys in columns of their own (which must exist: add them with migrations of your own). */
+  layerWithColumns: (columns: StoreColumns) => Layer.effect(InstanceStore, make(columns))
 }

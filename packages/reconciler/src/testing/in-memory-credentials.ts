@@ -13,7 +13,7 @@ export class InMemoryCredentialsControl extends Context.Tag("@warmpool/reconcile
 >() {}
 
 /**
- * Credentials in memory: one secret per instance name, recorded in the row as `openrouterKeyHash`.
+ * Credentials in memory: one secret per instance name, its handle recorded in the row as `inMemoryKey`.
  * Issuing twice for one name replaces the secret (no leak); releasing works by name, as real providers must.
  */
 export const InMemoryCredentials = {
@@ -27,7 +27,7 @@ export const InMemoryCredentials = {
             Effect.zipRight(Ref.updateAndGet(live, (m) => new Map(m).set(instance.name, `secret-${instance.name}`))),
             Effect.map((m) => ({
               env: { INSTANCE_SECRET: m.get(instance.name)! },
-              patch: { openrouterKeyHash: `hash-${instance.name}` }
+              handles: { inMemoryKey: `key-${instance.name}` }
             }))
           ),
         release: (instance) =>

@@ -1,5 +1,5 @@
 import { Clock, Context, Effect, Layer, Option, Ref } from "effect"
-import { countByStatus, Instance, type InstanceStatus, oldestFirst } from "../domain/instance.js"
+import { applyPatch, countByStatus, Instance, type InstanceStatus, oldestFirst } from "../domain/instance.js"
 import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
 import { InstanceStore, type Transition } from "../services.js"
 import { type Faults, makeFaults } from "./faults.js"
@@ -22,9 +22,9 @@ const make = Effect.gen(function*() {
   const applyTransition = (rows: Map<string, Instance>, change: Transition, now: number): Instance | undefined => {
     const row = rows.get(change.id)
     if (row === undefined || !change.from.includes(row.status)) return undefined
+    // Validated, as a database's column types would: a malformed patch fails here, not later.
     const next = new Instance({
-      ...row,
-      ...change.patch,
+      ...applyPatch(row, change.patch),
       status: change.to,
       statusChangedAt: change.to === row.status ? row.statusChangedAt : new Date(now)
     })

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Layer } from "effect"
-import { Instance, newInstance } from "../../domain/instance.js"
+import { applyPatch, newInstance } from "../../domain/instance.js"
 import { Credentials } from "../../services.js"
 
 export interface CredentialsConformanceOptions<R> {
@@ -31,7 +31,7 @@ export const credentialsConformance = <E, R>(
           const row = instance()
           const issued = yield* credentials.issue(row)
           expect(yield* options.isLive(row.name)).toBe(true)
-          const recorded = new Instance({ ...row, ...issued.patch })
+          const recorded = applyPatch(row, { handles: issued.handles })
           yield* credentials.release(recorded)
           expect(yield* options.isLive(row.name)).toBe(false)
           yield* credentials.release(recorded)
@@ -52,7 +52,7 @@ export const credentialsConformance = <E, R>(
           const row = instance()
           yield* credentials.issue(row)
           const second = yield* credentials.issue(row)
-          yield* credentials.release(new Instance({ ...row, ...second.patch }))
+          yield* credentials.release(applyPatch(row, { handles: second.handles }))
           expect(yield* options.isLive(row.name)).toBe(false)
         }))
     })

@@ -42,16 +42,10 @@ export const instanceStoreConformance = <E>(
             ...row(pool, "old", "claimed", 100, `svc-${pool}-o`),
             url: "https://old.example",
             deployStatus: "SUCCESS",
-            agentName: "tokyo",
-            conversationId: "conv",
-            inviteUrl: "https://invite",
-            instructions: "be nice",
             claimedAt: new Date(Date.UTC(2026, 0, 1)),
-            sourceBranch: "main",
             runtimeImage: "img:1",
-            openrouterKeyHash: "hash",
-            agentmailInboxId: "inbox@x",
-            gatewayToken: "ab".repeat(32),
+            handles: { keyHash: "hash", inbox: "inbox@x" },
+            attributes: { session: "s-1", "with space": "a \"quoted\" value" },
             lastError: "none",
             now: new Date(Date.UTC(2026, 0, 1) - 100_000)
           })
@@ -97,6 +91,28 @@ export const instanceStoreConformance = <E>(
           expect(patched.statusChangedAt).toEqual(idle.statusChangedAt)
           expect(patched.url).toBe("https://x")
           expect((yield* store.get(r.id)).pipe(Option.map((x) => x.status))).toEqual(Option.some("idle"))
+        }))
+
+      it.effect("handles and attributes are merged by a patch: the keys given are set, the others kept", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          const [a, b] = ["a", "b"].map((id) => newInstance({ ...row(pool, id, "creating"), handles: { first: "1" }, now: new Date() }))
+          yield* store.insert(a!)
+          yield* store.insert(b!)
+          const one = yield* store.transition({ id: a!.id, from: ["creating"], to: "creating", patch: { handles: { second: "2", first: "one" } } })
+          expect(one.handles).toEqual({ first: "one", second: "2" })
+          // Batched, each row with its own values; attributes start empty.
+          const applied = yield* store.transitionMany([
+            { id: a!.id, from: ["creating"], to: "claimed", patch: { attributes: { session: "sa" }, claimedAt: new Date(Date.UTC(2026, 1, 1)) } },
+            { id: b!.id, from: ["creating"], to: "claimed", patch: { attributes: { session: "sb" }, claimedAt: new Date(Date.UTC(2026, 1, 2)) } }
+          ])
+          expect([...applied].sort()).toEqual([a!.id, b!.id].sort())
+          const after = yield* store.list(pool)
+          expect(after.map((r) => [r.handles, r.attributes, r.claimedAt?.toISOString()])).toEqual([
+            [{ first: "one", second: "2" }, { session: "sa" }, "2026-02-01T00:00:00.000Z"],
+            [{ first: "1" }, { session: "sb" }, "2026-02-02T00:00:00.000Z"]
+          ])
         }))
 
       it.effect("transitionMany applies the compare-and-sets that match and returns their ids", () =>
