@@ -11,7 +11,7 @@ export const spec = new PoolSpec({
   namePrefix: "demo-agent-",
   minIdle: 3,
   maxTotal: 10,
-  template: { image: "ghcr.io/xmtplabs/convos-runtime:latest", env: { XMTP_ENV: "dev" } }
+  template: { image: "ghcr.io/example/agent-runtime:latest", env: { LOG_LEVEL: "info" } }
 })
 
 const countsLine = (rows: ReadonlyArray<Instance>) => {
@@ -30,8 +30,8 @@ export const demo = Effect.gen(function*() {
     const summary = yield* controller.runPass
     yield* log(`pass ${summary.pass}: created ${summary.planned.Create}, marked idle ${summary.planned.MarkIdle} → ${countsLine(yield* store.rows)}`)
   }
-  const claim = yield* controller.claim({ agentName: "tokyo-trip-planner", instructions: "You plan trips to Tokyo." })
-  yield* log(`claimed ${claim.instance.id} (${claim.instance.name}): conversation ${claim.conversationId}`)
+  const claim = yield* controller.claim({ label: "tokyo-trip-planner" })
+  yield* log(`claimed ${claim.instance.id} (${claim.instance.name}) for ${claim.instance.attributes.label}: ${claim.instance.attributes.session}`)
   const backfill = yield* controller.runPass
   yield* log(`pass ${backfill.pass}: backfilled ${backfill.planned.Create} → ${countsLine(yield* store.rows)}`)
   return lines

@@ -29,6 +29,9 @@ export const DEFAULT_DOMAIN = "agentmail.to"
 const Inbox = Schema.Struct({ inbox_id: Schema.String })
 const Deleted = Schema.Unknown
 
+/** The key of the row's `handles` under which an instance's inbox id is kept. */
+export const AGENTMAIL_INBOX_HANDLE = "agentmailInboxId"
+
 /** The inbox username for an instance: its name, lower-cased (addresses are case-insensitive). */
 export const usernameOf = (instance: Instance) => instance.name.toLowerCase()
 
@@ -50,12 +53,12 @@ const make = (options: AgentMailOptions, apiKey: Redacted.Redacted<string>) =>
         },
         response: Inbox
       }).pipe(
-        Effect.map((inbox) => ({ env: { AGENTMAIL_INBOX_ID: inbox.inbox_id }, patch: { agentmailInboxId: inbox.inbox_id } })),
+        Effect.map((inbox) => ({ env: { AGENTMAIL_INBOX_ID: inbox.inbox_id }, handles: { [AGENTMAIL_INBOX_HANDLE]: inbox.inbox_id } })),
         Effect.withSpan("AgentMailCredentials.issue")
       )
 
     const release = (instance: Instance): Effect.Effect<void, ProviderError> => {
-      const inboxId = instance.agentmailInboxId ?? `${usernameOf(instance)}@${domain}`
+      const inboxId = instance.handles[AGENTMAIL_INBOX_HANDLE] ?? `${usernameOf(instance)}@${domain}`
       return api.call({ operation: "agentmail.deleteInbox", method: "DELETE", path: `/inboxes/${encodeURIComponent(inboxId)}`, response: Deleted }).pipe(
         Effect.asVoid,
         Effect.catchTag("NotFoundError", () => Effect.void), // already gone
@@ -65,7 +68,7 @@ const make = (options: AgentMailOptions, apiKey: Redacted.Redacted<string>) =>
     return Credentials.of({ issue, release })
   })
 
-const none = Credentials.of({ issue: () => Effect.succeed({ env: {}, patch: {} }), release: () => Effect.void })
+const none = Credentials.of({ issue: () => Effect.succeed({ env: {}, handles: {} }), release: () => Effect.void })
 
 /** From options (library users, tests). Needs an `HttpClient`. Without an API key: no inboxes. */
 const layer = (options: AgentMailOptions): Layer.Layer<Credentials, never, HttpClient.HttpClient> =>

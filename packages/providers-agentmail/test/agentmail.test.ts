@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Credentials, Instance, newInstance } from "@warmpool/reconciler"
+import { applyPatch, Credentials, newInstance } from "@warmpool/reconciler"
 import { credentialsConformance } from "@warmpool/reconciler/conformance"
 import { ConfigProvider, Context, Effect, Layer, Option, Redacted } from "effect"
 import { AgentMailConfig, AgentMailCredentials, type AgentMailOptions } from "../src/index.js"
@@ -30,7 +30,7 @@ describe("AgentMailCredentials", () => {
       const credentials = yield* Credentials
       const first = yield* credentials.issue(instance("AbC"))
       const again = yield* credentials.issue(instance("AbC"))
-      expect(first).toEqual({ env: { AGENTMAIL_INBOX_ID: "convos-agent-abc@agentmail.to" }, patch: { agentmailInboxId: "convos-agent-abc@agentmail.to" } })
+      expect(first).toEqual({ env: { AGENTMAIL_INBOX_ID: "convos-agent-abc@agentmail.to" }, handles: { agentmailInboxId: "convos-agent-abc@agentmail.to" } })
       expect(again).toEqual(first)
       expect(emulator.inboxes()).toHaveLength(1)
     }).pipe(Effect.provide(world())))
@@ -40,10 +40,10 @@ describe("AgentMailCredentials", () => {
       const emulator = yield* Emulator
       const credentials = yield* Credentials
       const issued = yield* credentials.issue(instance("d"))
-      expect(issued.patch).toEqual({ agentmailInboxId: "convos-agent-d@mail.convos.org" })
+      expect(issued.handles).toEqual({ agentmailInboxId: "convos-agent-d@mail.convos.org" })
       yield* credentials.release(instance("d"))
       expect(emulator.inboxes()).toEqual([])
-      yield* credentials.release(new Instance({ ...instance("d"), ...issued.patch })) // already gone: fine
+      yield* credentials.release(applyPatch(instance("d"), { handles: issued.handles })) // already gone: fine
     }).pipe(Effect.provide(world({ domain: Option.some("mail.convos.org") }))))
 
   it.live("a 500 is retried after a backoff", () =>

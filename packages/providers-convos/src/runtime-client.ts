@@ -8,9 +8,11 @@ import {
   HealthProbe,
   InstanceRuntime,
   ProvisionRejectedError,
-  ProvisionUnknownError
+  ProvisionUnknownError,
+  type Runtime
 } from "@warmpool/reconciler"
 import { Duration, Effect, Layer, Redacted, Schema } from "effect"
+import { ConvosClaim, convosAttributes, ConvosProvisioned } from "./claim.js"
 
 export interface RuntimeClientOptions {
   /** POOL_API_KEY: instances accept it as their bearer token. */
@@ -20,11 +22,6 @@ export interface RuntimeClientOptions {
 }
 
 const HealthAnswer = Schema.Struct({ ready: Schema.Boolean })
-const ProvisionAnswer = Schema.Struct({
-  inviteUrl: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
-  conversationId: Schema.String,
-  joined: Schema.optionalWith(Schema.Boolean, { default: () => false })
-})
 
 const url = (base: string, path: string) => `${base.replace(/\/$/, "")}${path}`
 
@@ -44,37 +41,38 @@ export const makeHealthProbe = (options: RuntimeClientOptions) =>
     }))
 
 export const makeInstanceRuntime = (options: RuntimeClientOptions) =>
-  Effect.map(HttpClient.HttpClient, (client) =>
-    InstanceRuntime.of({
-      provision: (instance, request) => {
-        const instanceId = instance.id
-        const unknown = (message: string) => new ProvisionUnknownError({ instanceId, message })
-        if (instance.url === null) return Effect.fail(new ProvisionRejectedError({ instanceId, status: 0, message: "instance has no URL" }))
-        return client.execute(
-          HttpClientRequest.post(url(instance.url, "/pool/provision")).pipe(
-            HttpClientRequest.bearerToken(Redacted.value(options.apiKey)),
-            HttpClientRequest.bodyUnsafeJson({ agentName: request.agentName, instructions: request.instructions, ...(request.joinUrl ? { joinUrl: request.joinUrl } : {}) })
-          )
-        ).pipe(
-          Effect.mapError((error) => unknown(`request failed: ${error.message}`)),
-          Effect.flatMap((response) =>
-            Effect.gen(function*() {
-              const text = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
-              if (response.status === 409) return yield* new AlreadyBoundError({ instanceId, message: "instance is already bound to a conversation (409)" })
-              if (response.status >= 400 && response.status < 500) {
-                return yield* new ProvisionRejectedError({ instanceId, status: response.status, message: text.slice(0, 200) })
-              }
-              if (response.status !== 200) return yield* unknown(`HTTP ${response.status}`)
-              const json = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => unknown("non-JSON answer") })
-              return yield* Schema.decodeUnknown(ProvisionAnswer)(json).pipe(Effect.mapError(() => unknown("unexpected answer shape")))
-            })
-          ),
-          Effect.scoped,
-          // No deadline of its own: the Controller bounds every provision (`provisionTimeout`), whatever the runtime.
-          Effect.withSpan("HttpInstanceRuntime.provision")
+  Effect.map(HttpClient.HttpClient, (client): Runtime<ConvosClaim, ConvosProvisioned> => ({
+    request: ConvosClaim,
+    attributes: convosAttributes,
+    provision: (instance, request) => {
+      const instanceId = instance.id
+      const unknown = (message: string) => new ProvisionUnknownError({ instanceId, message })
+      if (instance.url === null) return Effect.fail(new ProvisionRejectedError({ instanceId, status: 0, message: "instance has no URL" }))
+      return client.execute(
+        HttpClientRequest.post(url(instance.url, "/pool/provision")).pipe(
+          HttpClientRequest.bearerToken(Redacted.value(options.apiKey)),
+          HttpClientRequest.bodyUnsafeJson({ agentName: request.agentName, instructions: request.instructions, ...(request.joinUrl ? { joinUrl: request.joinUrl } : {}) })
         )
-      }
-    }))
+      ).pipe(
+        Effect.mapError((error) => unknown(`request failed: ${error.message}`)),
+        Effect.flatMap((response) =>
+          Effect.gen(function*() {
+            const text = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+            if (response.status === 409) return yield* new AlreadyBoundError({ instanceId, message: "instance is already bound to a conversation (409)" })
+            if (response.status >= 400 && response.status < 500) {
+              return yield* new ProvisionRejectedError({ instanceId, status: response.status, message: text.slice(0, 200) })
+            }
+            if (response.status !== 200) return yield* unknown(`HTTP ${response.status}`)
+            const json = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => unknown("non-JSON answer") })
+            return yield* Schema.decodeUnknown(ConvosProvisioned)(json).pipe(Effect.mapError(() => unknown("unexpected answer shape")))
+          })
+        ),
+        Effect.scoped,
+        // No deadline of its own: the Controller bounds every provision (`provisionTimeout`), whatever the runtime.
+        Effect.withSpan("HttpInstanceRuntime.provision")
+      )
+    }
+  }))
 
 /** Health probe and runtime client for Convos instances. Needs an `HttpClient`. */
 export const ConvosRuntime = {

@@ -14,6 +14,9 @@ const Created = Schema.Struct({ data: KeyInfo, key: Schema.String })
 const KeyPage = Schema.Struct({ data: Schema.Array(KeyInfo) })
 const Deleted = Schema.Struct({ deleted: Schema.optional(Schema.Boolean) })
 
+/** The key of the row's `handles` under which an instance's OpenRouter key hash is kept. */
+export const OPENROUTER_KEY_HANDLE = "openrouterKeyHash"
+
 /** `GET /keys` pages hold this many keys. */
 export const PAGE_SIZE = 100
 
@@ -41,11 +44,13 @@ const make = (options: OpenRouterOptions & { readonly managementKey: Option.Some
         Effect.catchTag("NotFoundError", () => Effect.void) // already gone
       )
 
-    const release = (instance: Instance): Effect.Effect<void, ProviderError> =>
-      (instance.openrouterKeyHash !== null
-        ? deleteKey(instance.openrouterKeyHash)
+    const release = (instance: Instance): Effect.Effect<void, ProviderError> => {
+      const hash = instance.handles[OPENROUTER_KEY_HANDLE]
+      return (hash !== undefined
+        ? deleteKey(hash)
         : Effect.flatMap(findByName(instance.name), (hashes) => Effect.forEach(hashes, deleteKey, { discard: true }))
       ).pipe(Effect.withSpan("OpenRouterCredentials.release"))
+    }
 
     const issue = (instance: Instance): Effect.Effect<IssuedCredentials, ProviderError> =>
       Effect.gen(function*() {
@@ -60,7 +65,7 @@ const make = (options: OpenRouterOptions & { readonly managementKey: Option.Some
           body: { name: instance.name, limit: options.keyLimit, limit_reset: options.limitReset },
           response: Created
         })
-        return { env: { OPENROUTER_API_KEY: created.key }, patch: { openrouterKeyHash: created.data.hash } }
+        return { env: { OPENROUTER_API_KEY: created.key }, handles: { [OPENROUTER_KEY_HANDLE]: created.data.hash } }
       }).pipe(Effect.withSpan("OpenRouterCredentials.issue"))
 
     return Credentials.of({ issue, release })
@@ -72,7 +77,7 @@ const shared = (options: OpenRouterOptions) =>
     issue: () =>
       Effect.succeed({
         env: Option.match(options.sharedKey, { onNone: () => ({}), onSome: (key) => ({ OPENROUTER_API_KEY: Redacted.value(key) }) }),
-        patch: {}
+        handles: {}
       }),
     release: () => Effect.void
   })

@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Credentials, Instance, newInstance } from "@warmpool/reconciler"
+import { applyPatch, Credentials, newInstance } from "@warmpool/reconciler"
 import { credentialsConformance } from "@warmpool/reconciler/conformance"
 import { ConfigProvider, Context, Effect, Layer, Option, Redacted } from "effect"
 import { existsSync, readFileSync } from "node:fs"
@@ -44,7 +44,7 @@ describe("OpenRouterCredentials", () => {
       const [key] = emulator.keys()
       expect(key).toMatchObject({ name: "convos-agent-abc", limit: 20, limit_reset: "monthly" })
       expect(issued.env).toEqual({ OPENROUTER_API_KEY: key!.key })
-      expect(issued.patch).toEqual({ openrouterKeyHash: key!.hash })
+      expect(issued.handles).toEqual({ openrouterKeyHash: key!.hash })
     }).pipe(Effect.provide(world())))
 
   it.effect("a row without a hash is released by name, searching every page of keys", () =>
@@ -84,8 +84,8 @@ describe("OpenRouterCredentials", () => {
     Effect.gen(function*() {
       const credentials = yield* Credentials
       const issued = yield* credentials.issue(instance("s"))
-      expect(issued).toEqual({ env: { OPENROUTER_API_KEY: "sk-or-v1-shared" }, patch: {} })
-      yield* credentials.release(new Instance({ ...instance("s"), ...issued.patch }))
+      expect(issued).toEqual({ env: { OPENROUTER_API_KEY: "sk-or-v1-shared" }, handles: {} })
+      yield* credentials.release(applyPatch(instance("s"), { handles: issued.handles }))
     }).pipe(Effect.provide(OpenRouterCredentials.layer({ ...options("http://127.0.0.1:9"), managementKey: Option.none(), sharedKey: Option.some(Redacted.make("sk-or-v1-shared")) }).pipe(Layer.provide(FetchHttpClient.layer)))))
 
   it.effect("reads the seed's environment variables, with their defaults, and rejects bad values", () =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { SqlClient, Statement } from "@effect/sql"
-import { Effect, Layer, Option, Ref } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Ref } from "effect"
 import { inject } from "vitest"
 import { ComputeProvider, Controller, InstanceStore, newInstance, PoolSpec } from "../src/index.js"
 import { PgInstanceStore, runMigrations } from "../src/postgres/index.js"
@@ -96,50 +96,60 @@ describe("Postgres store", () => {
   })
 
   it.layer(freshDatabase(serverUrl, { migrate: false }), { timeout: 60_000 })((it) => {
-    it.effect("an existing instances table (the seed pool manager's) migrates in place, its rows and columns kept", () =>
+    it.effect("an existing instances table migrates in place: rows and columns kept, its own columns read through a column map", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        // The seed's table, as an older seed made it: no runtime_image column.
+        // A table another program made: some of the store's columns, one of its own per map, one row per status.
         yield* sql`
           CREATE TABLE instances (
-            id TEXT PRIMARY KEY, service_id TEXT UNIQUE, name TEXT, url TEXT, status TEXT, deploy_status TEXT,
-            agent_name TEXT, conversation_id TEXT, invite_url TEXT, instructions TEXT,
-            created_at TIMESTAMPTZ DEFAULT now(), claimed_at TIMESTAMPTZ, source_branch TEXT,
-            openrouter_key_hash TEXT, agentmail_inbox_id TEXT, gateway_token TEXT)`
-        yield* sql`CREATE TABLE agent_metadata (id TEXT PRIMARY KEY, data JSONB)`
+            id TEXT PRIMARY KEY, service_id TEXT UNIQUE, name TEXT, url TEXT, status TEXT,
+            created_at TIMESTAMPTZ DEFAULT now(), claimed_at TIMESTAMPTZ, owner TEXT, api_token TEXT)`
+        yield* sql`CREATE TABLE other_table (id TEXT PRIMARY KEY, data JSONB)`
         const statuses = ["starting", "idle", "claiming", "claimed", "crashed"]
         for (const [i, status] of statuses.entries()) {
           yield* sql`
-            INSERT INTO instances (id, service_id, name, url, status, deploy_status, agent_name, created_at, claimed_at, gateway_token)
-            VALUES (${`seed${i}`}, ${`svc${i}`}, ${`convos-agent-seed${i}`}, ${`https://seed${i}.up.railway.app`}, ${status},
-              'SUCCESS', ${status === "claimed" ? "tokyo" : null}, ${new Date(Date.UTC(2026, 5, 1, 0, i))},
+            INSERT INTO instances (id, service_id, name, url, status, owner, created_at, claimed_at, api_token)
+            VALUES (${`old${i}`}, ${`svc${i}`}, ${i === 0 ? null : `box-old${i}`}, ${`https://old${i}.example`}, ${status},
+              ${status === "claimed" ? "tokyo" : null}, ${new Date(Date.UTC(2026, 5, 1, 0, i))},
               ${status === "claimed" ? new Date(Date.UTC(2026, 5, 2)) : null}, ${"ab".repeat(32)})`
         }
         yield* runMigrations
         yield* runMigrations // idempotent
-        // The table's own columns are read (and written) through a column map.
-        const columns = PgInstanceStore.layerWithColumns({ attributes: { agentName: "agent_name" }, handles: { gatewayToken: "gateway_token" } })
+        const columns = PgInstanceStore.layerWithColumns({ attributes: { owner: "owner" }, handles: { token: "api_token" } })
         const rows = yield* Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(Effect.provide(columns))
-        expect(rows.map((r) => [r.id, r.status, r.pool])).toEqual(statuses.map((s, i) => [`seed${i}`, s, "default"]))
+        expect(rows.map((r) => [r.id, r.status, r.pool])).toEqual(statuses.map((s, i) => [`old${i}`, s, "default"]))
+        expect(rows[0]!.name).toBe("instance-old0") // a row without a name gets one
         const claimed = rows.find((r) => r.status === "claimed")!
         expect(claimed).toMatchObject({
-          attributes: { agentName: "tokyo" },
-          handles: { gatewayToken: "ab".repeat(32) },
+          attributes: { owner: "tokyo" },
+          handles: { token: "ab".repeat(32) },
           runtimeImage: null,
           failures: 0,
           lastError: null
         })
-        const idle = rows.find((r) => r.status === "idle")!
-        yield* Effect.flatMap(InstanceStore, (s) =>
-          s.transition({ id: idle.id, from: ["idle"], to: "claimed", patch: { attributes: { agentName: "osaka", extra: "kept as JSON" } } })
-        ).pipe(Effect.provide(columns))
-        expect(yield* sql`SELECT agent_name, attributes FROM instances WHERE id = ${idle.id}`).toEqual([
-          { agent_name: "osaka", attributes: { extra: "kept as JSON" } }
-        ])
         expect(claimed.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 2)))
         expect(rows.find((r) => r.status === "idle")!.statusChangedAt).toEqual(new Date(Date.UTC(2026, 5, 1, 0, 1)))
-        const metadata = yield* sql`SELECT count(*)::int AS n FROM agent_metadata`
-        expect(metadata).toEqual([{ n: 0 }])
+        // Writes go to the mapped column; a key without one goes to the map's JSON.
+        const idle = rows.find((r) => r.status === "idle")!
+        yield* Effect.flatMap(InstanceStore, (s) =>
+          s.transition({ id: idle.id, from: ["idle"], to: "claimed", patch: { attributes: { owner: "osaka", extra: "kept as JSON" } } })
+        ).pipe(Effect.provide(columns))
+        expect(yield* sql`SELECT owner, attributes FROM instances WHERE id = ${idle.id}`).toEqual([
+          { owner: "osaka", attributes: { extra: "kept as JSON" } }
+        ])
+        expect(yield* sql`SELECT count(*)::int AS n FROM other_table`).toEqual([{ n: 0 }])
+      }))
+
+    it.effect("a column map that names a bad or reserved column is refused at start, naming each problem", () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(
+          Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(
+            Effect.provide(PgInstanceStore.layerWithColumns({ handles: { a: "Bad-Name", b: "status" } }))
+          )
+        )
+        const said = Exit.match(exit, { onFailure: Cause.pretty, onSuccess: () => "started" })
+        expect(said).toContain('handles.a: "Bad-Name" is not a plain lower-case column name')
+        expect(said).toContain('handles.b: "status" is one of the store\'s own columns')
       }))
   })
 })

@@ -17,7 +17,8 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { RailwayCompute } from "@warmpool/providers-railway"
 import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { Controller, HealthProbe, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
-import { InMemoryCredentials, InMemoryRuntime, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryCredentials, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
 import { Clock, Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted, TestClock, TestContext } from "effect"
 import { createServer } from "node:http"
 import { httpApiLayer, WEBHOOK_TICK_INTERVAL_MS } from "../src/index.js"
@@ -43,7 +44,7 @@ const emulatedHealth = Layer.effect(HealthProbe, Effect.map(Emulator, (emulator)
 const railway = Layer.unwrapEffect(Effect.map(Emulator, (emulator) => RailwayCompute.layer(emulator.providerOptions({ runtimeImage: "img" }))))
 
 const servicesWith = (spent: number) =>
-  Layer.mergeAll(railway, emulatedHealth, InMemoryStore.layer, InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()).pipe(
+  Layer.mergeAll(railway, emulatedHealth, InMemoryStore.layer, InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer()).pipe(
     Layer.provideMerge(Layer.scoped(Emulator, startRailwayEmulator({ deployMs: DEPLOY_MS, spent })))
   )
 const services = servicesWith(0)

@@ -13,7 +13,7 @@ import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
-import { PgIncarnations, PgInstanceStore, PgLeadership, PgPoolEvents, type RunningPostgres, runMigrations, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
+import { PgIncarnations, PgLeadership, PgPoolEvents, type RunningPostgres, startEmbeddedPostgres } from "@warmpool/reconciler/postgres"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
@@ -22,6 +22,7 @@ import { PoolApi } from "./api/api.js"
 import type { ServerSettings } from "./config.js"
 import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
+import { migrateSeedTable, SeedInstanceStore } from "./convos/seed-table.js"
 import { DashboardHistory, type HistoryOptions } from "./dashboard/history.js"
 import { PgHistoryStore } from "./dashboard/pg-history-store.js"
 import { dashboardRoutes } from "./dashboard/routes.js"
@@ -63,7 +64,7 @@ export const databaseLayer = (settings: ServerSettings) =>
           (running) => PgClient.layer({ url: running.url })
         )
       )
-  }).pipe(Layer.tap((context) => Effect.provide(runMigrations, context)))
+  }).pipe(Layer.tap((context) => Effect.provide(migrateSeedTable, context)))
 
 /** The compute provider the settings name. */
 export const computeLayer = (settings: ServerSettings): Layer.Layer<ComputeProvider, unknown> =>
@@ -170,7 +171,7 @@ export const serverLayer = (
   const database = databaseLayer(settings).pipe(Layer.tap((context) => Effect.provide(carryOverSeedPool(settings, specs), context)))
   const services = Layer.mergeAll(
     compute,
-    PgInstanceStore.layer,
+    SeedInstanceStore,
     // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
     PgPoolEvents.layer,
     PgHistoryStore.layer,

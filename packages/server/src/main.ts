@@ -6,13 +6,13 @@
 import { Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { printRailwayCheck, RailwayConfig, RailwayServiceVariables, webhookRegistrationConfig } from "@warmpool/providers-railway"
-import { PgInstanceStore } from "@warmpool/reconciler/postgres"
 import { SqlClient } from "@effect/sql"
 import { type ConfigError, Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import type { PoolSpec } from "@warmpool/reconciler"
 import { computeLayer, databaseLayer, resolveApiKey, serverLayer } from "./app.js"
 import { poolSpecsOf } from "./pools.js"
 import { enrich } from "./enrich.js"
+import { SeedInstanceStore } from "./convos/seed-table.js"
 import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
 import { ObservabilityConfig, observabilityLayer } from "./observability.js"
 
@@ -85,7 +85,7 @@ const enrichCommand = Command.make("db:enrich", {
       ? Layer.merge(computeLayer(config), RailwayServiceVariables.layerConfig)
       : computeLayer(config)
     const report = yield* enrich({ pool: config.pool.name, namePrefix: config.pool.namePrefix, dryRun, all }).pipe(
-      Effect.provide(Layer.mergeAll(PgInstanceStore.layer, platform).pipe(Layer.provideMerge(databaseLayer(config))))
+      Effect.provide(Layer.mergeAll(SeedInstanceStore, platform).pipe(Layer.provideMerge(databaseLayer(config))))
     )
     for (const { changes, id } of report) {
       for (const [field, change] of Object.entries(changes)) {

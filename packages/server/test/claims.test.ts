@@ -48,7 +48,7 @@ describe("Claims that wait, over HTTP", () => {
       const answer = yield* Effect.promise(() => claim.answer)
       expect(answer.status).toBe(200)
       expect(Object.keys(answer.json).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
-      expect((yield* rows).map((r) => [r.id, r.status, r.agentName])).toEqual([[answer.json.instanceId, "claimed", "patient"]])
+      expect((yield* rows).map((r) => [r.id, r.status, r.attributes.agentName ?? null])).toEqual([[answer.json.instanceId, "claimed", "patient"]])
       expect((yield* call("GET", "/metrics", { key: null })).text).toContain('warmpool_claims_waiting{pool="pool"} 0')
     }).pipe(Effect.provide(world("dev", empty))))
 
@@ -76,7 +76,7 @@ describe("Claims that wait, over HTTP", () => {
       const answer = yield* Effect.promise(() => stays.answer)
       expect(answer.status).toBe(200)
       // One instance, claimed by the client who stayed; nothing left half-claimed.
-      expect((yield* rows).map((r) => [r.status, r.agentName])).toEqual([["claimed", "stays"]])
+      expect((yield* rows).map((r) => [r.status, r.attributes.agentName ?? null])).toEqual([["claimed", "stays"]])
     }).pipe(Effect.provide(world("dev", empty))))
 
   it.live("agentName and instructions are optional; a bad body is told in words and changes nothing", () =>
@@ -126,7 +126,7 @@ describe("POST /api/pool/claim/stream, read by a real SSE client", () => {
         expect(events[1]!.data).toEqual({ instanceId: done.data.instanceId })
         expect(events[2]!.data).toEqual({ instanceId: done.data.instanceId })
         const row = (yield* rows).find((r) => r.id === done.data.instanceId)!
-        expect([row.status, row.agentName]).toEqual(["claimed", name])
+        expect([row.status, row.attributes.agentName]).toEqual(["claimed", name])
       }
     }).pipe(Effect.provide(world("dev", empty))))
 

@@ -6,7 +6,8 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Controller, PoolSpec, Pools } from "@warmpool/reconciler"
-import { inMemoryServices, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { Effect, Layer, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -21,7 +22,7 @@ const spec = new PoolSpec({ name: "pool", namePrefix: "convos-agent-", minIdle: 
 const world = httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Controller.layer(spec, { background: false })),
-  Layer.provideMerge(inMemoryServices())
+  Layer.provideMerge(inMemoryConvosServices())
 )
 
 const serverUrl = Effect.map(HttpServer.HttpServer, (server) => `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`)
@@ -39,7 +40,7 @@ const filled = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 const twoPools = httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Pools.layer([spec, new PoolSpec({ ...spec, name: "hermes", namePrefix: "convos-hermes-", minIdle: 1 })], { background: false })),
-  Layer.provideMerge(inMemoryServices())
+  Layer.provideMerge(inMemoryConvosServices())
 )
 
 describe.runIf(existsSync(main))("CLI operator commands", () => {

@@ -7,7 +7,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
-import { inMemoryServices } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { Duration, Effect, Exit, Layer, Metric, Redacted, Scope } from "effect"
 import { existsSync, mkdirSync } from "node:fs"
 import { createServer } from "node:http"
@@ -33,7 +33,7 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
     const layer = httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY), dashboard: { interval: Duration.millis(250), requestLimitPerHour: 1000 } }).pipe(
       Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
       Layer.provideMerge(Controller.layer(spec, { background: false })),
-      Layer.provideMerge(inMemoryServices())
+      Layer.provideMerge(inMemoryConvosServices())
     )
     const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
     const port = (Effect.runSync(Effect.provide(HttpServer.HttpServer, context)).address as HttpServer.TcpAddress).port

@@ -45,8 +45,7 @@ describe("db:enrich", () => {
           status: "claimed",
           url: made.url,
           runtimeImage: "ghcr.io/x/runtime:7",
-          gatewayToken: "f".repeat(64),
-          agentmailInboxId: "old@agentmail.to"
+          handles: { gatewayToken: "f".repeat(64), agentmailInboxId: "old@agentmail.to" }
         })
         expect(yield* enrich({ pool: "default", namePrefix: "convos-agent-", dryRun: false, all: false })).toEqual([])
       }).pipe(Effect.provide(layer))

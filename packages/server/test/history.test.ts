@@ -2,7 +2,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
 import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
-import { inMemoryServices, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { SqlClient } from "@effect/sql"
 import { inject } from "vitest"
 import { Duration, Effect, Layer, Metric, Option, TestClock } from "effect"
@@ -112,7 +113,7 @@ describe("history, pure", () => {
 const spec = new PoolSpec({ name: "eu", namePrefix: "agent-", minIdle: 2, maxTotal: 4, template: { image: "img", env: {} } })
 const world = DashboardHistory.layer({ pools: ["eu"], interval: Duration.minutes(1), requestLimitPerHour: 1000 }).pipe(
   Layer.provideMerge(Controller.layer(spec, { background: false })),
-  Layer.provideMerge(inMemoryServices())
+  Layer.provideMerge(inMemoryConvosServices())
 )
 
 describe("DashboardHistory", () => {

@@ -6,7 +6,7 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
-import { inMemoryServices } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { ConfigProvider, Console, Effect, Either, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer, type IncomingMessage } from "node:http"
 import { httpApiLayer, ObservabilityConfig, observabilityLayer, type ObservabilitySettings } from "../src/index.js"
@@ -119,7 +119,7 @@ describe("observability", () => {
             httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
               Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
               Layer.provideMerge(Controller.layer(spec, { background: false })),
-              Layer.provideMerge(inMemoryServices())
+              Layer.provideMerge(inMemoryConvosServices())
             )
           ),
           // Closing the scope shuts the SDK down, which flushes the batch of spans.

@@ -8,7 +8,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { ComputeProvider, currentTemplate, LocalIncarnations, PoolSpec, Pools, SingleLeader } from "@warmpool/reconciler"
 import { PgIncarnations, PgInstanceStore, PgLeadership } from "@warmpool/reconciler/postgres"
 import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
-import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, InMemoryStore } from "@warmpool/reconciler/testing"
+import { InMemoryCompute, InMemoryComputeControl, InMemoryCredentials, InMemoryHealth, InMemoryStore } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices, InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
 import { Duration, Effect, Fiber, Layer, Redacted, Ref, Schedule } from "effect"
 import { createServer } from "node:http"
 import { inject } from "vitest"
@@ -28,7 +29,7 @@ const server = (specs: ReadonlyArray<PoolSpec>) =>
   httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Pools.layerWith(specs, (spec) => PgLeadership.make({ name: spec.name }), { tickInterval: Duration.millis(100) })),
-    Layer.provideMerge(Layer.mergeAll(PgInstanceStore.layer, PgIncarnations.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
+    Layer.provideMerge(Layer.mergeAll(PgInstanceStore.layer, PgIncarnations.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryConvosRuntime.layer()))
   )
 
 const platform = () => Layer.mergeAll(InMemoryCompute.layer({ deployTime: Duration.millis(300) }), freshDatabase(inject("postgresUrl")))
@@ -179,7 +180,7 @@ describe("several pools", () => {
           Layer.provideMerge(Pools.layer(v2, { background: false }))
         )
       ))
-    }).pipe(Effect.provide(inMemoryServices())))
+    }).pipe(Effect.provide(inMemoryConvosServices())))
 
   it.live("a platform that cannot redeploy answers upgrade with 501, and changes nothing", () =>
     Effect.gen(function*() {
@@ -198,7 +199,7 @@ describe("several pools", () => {
         Layer.provideMerge(Pools.layer([pool("openclaw", V2, 1)], { background: false })),
         // A compute provider and nothing more: no ServiceUpgrader in context.
         Layer.provideMerge(Layer.effect(ComputeProvider, ComputeProvider).pipe(Layer.provide(InMemoryCompute.layer()))),
-        Layer.provideMerge(Layer.mergeAll(InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
+        Layer.provideMerge(Layer.mergeAll(InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
       )
     )))
 })

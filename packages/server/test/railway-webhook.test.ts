@@ -9,7 +9,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Railway, RailwayCompute, registerPoolWebhook, webhookSecret } from "@warmpool/providers-railway"
 import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { Controller, LocalIncarnations, PoolSpec, SingleLeader } from "@warmpool/reconciler"
-import { InMemoryCredentials, InMemoryHealth, InMemoryRuntime, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryCredentials, InMemoryHealth, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { createServer } from "node:http"
 import { httpApiLayer } from "../src/index.js"
@@ -30,7 +31,7 @@ const world = (tickInterval: Duration.DurationInput) => {
   return httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Controller.layer(spec, { tickInterval, readinessInterval: Duration.millis(100) })),
-    Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer())),
+    Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer())),
     Layer.provideMerge(Layer.scoped(Emulator, startRailwayEmulator({ deployMs: 200 }))),
     Layer.provide(Logger.replace(Logger.defaultLogger, capture)),
     Layer.provide(Logger.minimumLogLevel(LogLevel.All))

@@ -30,7 +30,7 @@ describe("POST /api/pool/self-destruct", () => {
       const [idle, claimed] = yield* rows
       const tokens = { [idle!.id]: "a1".repeat(32), [claimed!.id]: "b2".repeat(32) }
       for (const [id, gatewayToken] of Object.entries(tokens)) {
-        yield* store.transition({ id, from: ["idle"], to: "idle", patch: { gatewayToken } })
+        yield* store.transition({ id, from: ["idle"], to: "idle", patch: { handles: { gatewayToken } } })
       }
       const claim = yield* call("POST", "/api/pool/claim", { body: {} })
       const claimedId = claim.json.instanceId as string

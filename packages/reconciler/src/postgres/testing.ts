@@ -74,8 +74,8 @@ export const onServer = <A, E>(serverUrl: string, f: (sql: SqlClient.SqlClient) 
 export interface FreshDatabaseOptions {
   /** Connections in the test database's pool. Default 10. */
   readonly maxConnections?: number
-  /** Run the migrations. Default true. */
-  readonly migrate?: boolean
+  /** Run the migrations: true (the default) runs the store's; an effect runs that instead (e.g. yours, then the store's). */
+  readonly migrate?: boolean | Effect.Effect<unknown, unknown, SqlClient.SqlClient>
 }
 
 /** A new database, migrated, with a `PgClient` on it; dropped when the layer is released. */
@@ -91,6 +91,8 @@ export const freshDatabase = (serverUrl: string, options: FreshDatabaseOptions =
         url: Redacted.make(databaseUrl(serverUrl, name)),
         maxConnections: options.maxConnections ?? 10
       })
-      return options.migrate === false ? client : Layer.tap(client, (ctx) => Effect.provide(runMigrations, ctx))
+      const migrate = options.migrate ?? true
+      if (migrate === false) return client
+      return Layer.tap(client, (ctx) => Effect.provide(migrate === true ? runMigrations : migrate, ctx).pipe(Effect.orDie))
     })
   )

@@ -7,7 +7,8 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Controller, LocalIncarnations, PoolSpec, SingleLeader } from "@warmpool/reconciler"
 import { PgInstanceStore } from "@warmpool/reconciler/postgres"
-import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime } from "@warmpool/reconciler/testing"
+import { InMemoryCompute, InMemoryCredentials, InMemoryHealth } from "@warmpool/reconciler/testing"
+import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
 import { Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { createServer } from "node:http"
 import { httpApiLayer } from "../../src/index.js"
@@ -16,7 +17,7 @@ const spec = new PoolSpec({ name: "http", namePrefix: "http-", minIdle: 0, maxTo
 const layer = httpApiLayer({ environment: "dev", apiKey: Redacted.make(process.env.POOL_API_KEY!) }).pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
   Layer.provideMerge(Controller.layer(spec, { background: false })),
-  Layer.provideMerge(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer())),
+  Layer.provideMerge(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer())),
   Layer.provideMerge(PgInstanceStore.layer),
   Layer.provideMerge(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!), maxConnections: 32 }))
 )

@@ -6,13 +6,16 @@ import { Credentials } from "@warmpool/reconciler"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
 
+/** The key of the row's `handles` under which the gateway token is kept (the seed's `gateway_token`). */
+export const GATEWAY_TOKEN_HANDLE = "gatewayToken"
+
 const hex = (bytes: number) => randomBytes(bytes).toString("hex")
 
 export const ConvosSecrets = Credentials.of({
   issue: (instance) =>
     Effect.sync(() => {
       // A retried create reuses the token the row already holds: the service and the row must agree.
-      const gatewayToken = instance.gatewayToken ?? hex(32)
+      const gatewayToken = instance.handles[GATEWAY_TOKEN_HANDLE] ?? hex(32)
       return {
         env: {
           OPENCLAW_GATEWAY_TOKEN: gatewayToken,
@@ -20,7 +23,7 @@ export const ConvosSecrets = Credentials.of({
           PRIVATE_WALLET_KEY: `0x${hex(32)}`,
           OPENCLAW_STATE_DIR: "/data/openclaw"
         },
-        patch: { gatewayToken }
+        handles: { [GATEWAY_TOKEN_HANDLE]: gatewayToken }
       }
     }),
   // Nothing to release: these secrets live only in the instance.

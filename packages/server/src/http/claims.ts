@@ -4,10 +4,12 @@
  */
 import { Sse } from "@effect/experimental"
 import { HttpServerResponse } from "@effect/platform"
-import { type ClaimProgress, type ClaimResult, Controller } from "@warmpool/reconciler"
-import { Duration, Effect, Stream } from "effect"
+import { ConvosProvisioned } from "@warmpool/providers-convos"
+import { type ClaimProgress, Controller, type Instance } from "@warmpool/reconciler"
+import { Duration, Effect, Schema, Stream } from "effect"
 import { BadGateway, BadRequest, type ClaimAnswer, type ClaimBody, databaseUnavailable, Unavailable } from "../api/api.js"
 import { joinUrlProblem } from "../convos/join-url.js"
+import { GATEWAY_TOKEN_HANDLE } from "../convos/secrets.js"
 
 type Environment = "staging" | "dev" | "production"
 type ClaimHttpError = BadRequest | BadGateway | Unavailable
@@ -15,13 +17,15 @@ type ClaimHttpError = BadRequest | BadGateway | Unavailable
 /** What an SSE client hears while waiting, so that proxies do not close a quiet connection. */
 const KEEP_ALIVE = Duration.seconds(15)
 
-const answerOf = (result: ClaimResult): typeof ClaimAnswer.Type => ({
-  inviteUrl: result.inviteUrl,
-  conversationId: result.conversationId,
-  instanceId: result.instance.id,
-  joined: result.joined,
-  gatewayToken: result.instance.gatewayToken,
-  gatewayUrl: result.instance.url
+const isConvos = Schema.is(ConvosProvisioned)
+
+const answerOf = (provisioned: ConvosProvisioned, instance: Instance): typeof ClaimAnswer.Type => ({
+  inviteUrl: provisioned.inviteUrl,
+  conversationId: provisioned.conversationId,
+  instanceId: instance.id,
+  joined: provisioned.joined,
+  gatewayToken: instance.handles[GATEWAY_TOKEN_HANDLE] ?? null,
+  gatewayUrl: instance.url
 })
 
 /** The claim a body asks for, with its errors as HTTP answers. */
@@ -43,10 +47,13 @@ export const runClaim = (
         NoIdleInstanceError: (e) => new Unavailable({ message: e.message }),
         ClaimFailedError: (e) => new BadGateway({ message: e.message }),
         ProvisionRejectedError: (e) => new BadRequest({ message: `the instance refused the request: ${e.message}` }),
+        InvalidClaimError: (e) => new BadRequest({ message: e.message }),
         StoreError: databaseUnavailable
       })
     )
-    return answerOf(result)
+    // Every pool this server keeps runs the Convos runtime; anything else is a wiring mistake, not a bad request.
+    if (!isConvos(result.result)) return yield* Effect.dieMessage(`pool ${controller.spec.name}: its runtime's answer is not a Convos one`)
+    return answerOf(result.result, result.instance)
   })
 
 const statusOf: Record<ClaimHttpError["_tag"], number> = { BadRequest: 400, BadGateway: 502, Unavailable: 503 }

@@ -7,6 +7,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { type Instance, InstanceStore } from "@warmpool/reconciler"
 import { Effect, Layer, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
+import { GATEWAY_TOKEN_HANDLE } from "../convos/secrets.js"
 import { CurrentInstance, databaseUnavailable, GatewayAuthorization, PoolApi, Unauthorized } from "../api/api.js"
 import { poolsInContext } from "./pools.js"
 import { digest, matchesDigest } from "./secrets.js"
@@ -17,8 +18,9 @@ const refused = new Unauthorized({ message: "missing or wrong bearer token (the 
 const owner = (rows: ReadonlyArray<Instance>, given: Buffer): Instance | undefined => {
   let found: Instance | undefined
   for (const row of rows) {
-    if (row.gatewayToken === null) continue
-    if (matchesDigest(row.gatewayToken, given) && found === undefined) found = row
+    const token = row.handles[GATEWAY_TOKEN_HANDLE]
+    if (token === undefined) continue
+    if (matchesDigest(token, given) && found === undefined) found = row
   }
   return found
 }

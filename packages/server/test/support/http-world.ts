@@ -1,7 +1,7 @@
 /** The HTTP API on a free loopback port over in-memory services, and a client for it (tests only). */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
-import { inMemoryServices } from "@warmpool/reconciler/testing"
+import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { Layer, Redacted } from "effect"
 import { createServer } from "node:http"
 import { httpApiLayer } from "../../src/index.js"
@@ -15,7 +15,7 @@ export const world = (environment: "dev" | "production" = "dev", poolSpec: PoolS
   httpApiLayer({ environment, apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Controller.layer(poolSpec, { background: false })),
-    Layer.provideMerge(inMemoryServices())
+    Layer.provideMerge(inMemoryConvosServices())
   )
 
 export const base = baseUrl

@@ -1,0 +1,48 @@
+/**
+ * The seed's `instances` table: the pool manager this server replaces made it, and other programs read it, so
+ * its columns stay and are written as the seed wrote them. The store keeps what is particular to Convos in a
+ * row's maps; this says which map keys have a seed column, and adds those columns before the store's own
+ * migrations run (they adopt whatever table they find).
+ */
+import { SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import { AGENTMAIL_INBOX_HANDLE } from "@warmpool/providers-agentmail"
+import { OPENROUTER_KEY_HANDLE } from "@warmpool/providers-openrouter"
+import { PgInstanceStore, runMigrations } from "@warmpool/reconciler/postgres"
+import { Effect } from "effect"
+import { GATEWAY_TOKEN_HANDLE } from "./secrets.js"
+
+/** Map keys kept in the seed's columns: the credentials' handles and what a Convos claim records. */
+export const seedColumns = {
+  handles: {
+    [OPENROUTER_KEY_HANDLE]: "openrouter_key_hash",
+    [AGENTMAIL_INBOX_HANDLE]: "agentmail_inbox_id",
+    [GATEWAY_TOKEN_HANDLE]: "gateway_token"
+  },
+  attributes: {
+    agentName: "agent_name",
+    instructions: "instructions",
+    conversationId: "conversation_id",
+    inviteUrl: "invite_url",
+    sourceBranch: "source_branch"
+  }
+} as const
+
+const seedTable = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY)`
+  const columns = [...Object.values(seedColumns.handles), ...Object.values(seedColumns.attributes)]
+  for (const column of columns) yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS ${column} TEXT`)
+  // The seed named every service `convos-agent-<id>`; a row that lost its name gets that one back.
+  yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS name TEXT`
+  yield* sql`UPDATE instances SET name = 'convos-agent-' || id WHERE name IS NULL`
+})
+
+/** The seed's columns first (in a migrations table of the server's own), then the store's migrations. */
+export const migrateSeedTable = Migrator.make({})({
+  loader: Migrator.fromRecord({ "1_seed_columns": seedTable }),
+  table: "warmpool_seed_migrations"
+}).pipe(Effect.zipRight(runMigrations))
+
+/** The store on the seed's table. */
+export const SeedInstanceStore = PgInstanceStore.layerWithColumns(seedColumns)
