@@ -133,7 +133,7 @@ export class Credentials extends Context.Tag("@warmpool/reconciler/Credentials")
  * and instructions and answers a conversation.
  */
 export interface Runtime<Request, Result> {
-  /** What a claim carries. The controller decodes every claim with it before taking an instance. */
+  /** What a claim carries. The controller validates every claim against it (its Type side) before taking an instance. */
   readonly request: Schema.Schema<Request, any>
   /** The claim-time call to the instance. Bounded by the controller's provision timeout. */
   readonly provision: (instance: Instance, request: Request) => Effect.Effect<Result, ProvisionError>

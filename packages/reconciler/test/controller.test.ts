@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, TestClock } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, TestClock } from "effect"
 import { ComputeProvider, Controller, RateLimitedError, StoreError, TransientError } from "../src/index.js"
 import {
   InMemoryComputeControl,
   InMemoryCredentialsControl,
+  InMemoryRuntime,
   InMemoryRuntimeControl,
   inMemoryServices,
   InMemoryStoreControl
@@ -105,6 +106,27 @@ describe("Controller", () => {
       expect(error.message).toContain("label")
       expect(yield* statuses).toEqual(["idle", "idle"])
     }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("a typed claim whose schema transforms (a Date) is checked as it is, not decoded again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const Booking = Schema.Struct({ until: Schema.Date, seats: Schema.optionalWith(Schema.Int, { default: () => 1 }) })
+      type Booking = typeof Booking.Type
+      const runtime = InMemoryRuntime.make({
+        request: Booking,
+        answer: (_, request: Booking) => ({ until: request.until, seats: request.seats }),
+        attributes: (request) => ({ until: request.until.toISOString() })
+      })
+      const controller = yield* Controller.make<Booking, Booking>(testSpec(), { background: false }).pipe(
+        Effect.provide(inMemoryServices({}, undefined, runtime))
+      )
+      yield* Effect.repeatN(controller.runPass, 1)
+      const until = new Date(Date.UTC(2026, 11, 24))
+      const claimed = yield* controller.claim({ until, seats: 2 })
+      expect(claimed.result).toEqual({ until, seats: 2 })
+      expect(claimed.instance.attributes).toEqual({ until: until.toISOString() })
+      const refused = yield* Effect.flip(controller.claim({ until: "tomorrow" } as never))
+      expect(refused._tag).toBe("InvalidClaimError")
+    })))
 
   it.effect("a rejected request leaves the instance idle and fails at once", () =>
     Effect.gen(function*() {

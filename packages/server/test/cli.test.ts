@@ -84,7 +84,7 @@ describe.runIf(existsSync(main))("CLI operator commands", () => {
       const answer = JSON.parse(claimed.stdout)
       expect(Object.keys(answer).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
       const row = (yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)).find((r) => r.id === answer.instanceId)
-      expect(row).toMatchObject({ status: "claimed", agentName: "tokyo", instructions: "plan a trip", conversationId: answer.conversationId })
+      expect(row).toMatchObject({ status: "claimed", attributes: { agentName: "tokyo", instructions: "plan a trip", conversationId: answer.conversationId } })
       const { stdout } = yield* cli(["status", "--url", url])
       expect(stdout).toContain("claimed 1")
       expect(stdout).toMatch(new RegExp(`${answer.instanceId}\\s+claimed\\s+tokyo`))

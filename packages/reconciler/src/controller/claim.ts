@@ -32,7 +32,8 @@ export const makeClaim = <Request, Result>(
   Effect.gen(function*() {
     const store = yield* InstanceStore
     const runtime = yield* InstanceRuntime
-    const decode = Schema.decodeUnknown(runtime.request)
+    // The request is the runtime's Type (decoded by the caller, e.g. from JSON): checked, not transformed again.
+    const validate = Schema.validate(runtime.request)
     // Claims carry this run's stamp: if it dies mid-claim, the leader crashes the row at once (rule 9).
     const { self } = yield* Incarnations
 
@@ -151,7 +152,7 @@ export const makeClaim = <Request, Result>(
     return Effect.fn("Controller.claim")(function*(input: Request, claimOptions: ClaimOptions = {}) {
       const started = yield* Clock.currentTimeMillis
       // The runtime's own schema says what a claim may carry: a bad one takes nothing.
-      const request: Request = yield* decode(input).pipe(
+      const request: Request = yield* validate(input).pipe(
         Effect.mapError((error) => new InvalidClaimError({ pool: spec.name, message: `not a claim this pool's runtime takes: ${error.message}` }))
       )
       const waitMs = Math.min(Math.max(0, claimOptions.waitMs ?? 0), MAX_WAIT_MS)
