@@ -1,7 +1,8 @@
 /**
- * `ComputeProvider` on this machine: each instance is a child process on a loopback port running the
- * reference runtime. A state file in `dataDir` remembers them, so a restarted server finds live ones again
- * and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited for, on shutdown.
+ * `ComputeProvider` on this machine: each instance is a child process on a loopback port running a program (the
+ * reference runtime unless told otherwise). A state file in `dataDir` remembers them, so a restarted server finds
+ * live ones again and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited
+ * for, on shutdown.
  */
 import { ComputeProvider, type CreatedService, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
 import { freePort } from "@warmpool/reconciler/postgres"
@@ -13,9 +14,26 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
+/**
+ * What each instance runs. The process gets the instance's environment and `PORT` (a free port to listen on, at
+ * 127.0.0.1), `STARTUP_DELAY_MS` (the option below) and `WARMPOOL_SERVICE_ID` (how the provider knows its own).
+ */
+export interface LocalProgram {
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+}
+
+/** A Node program from its entry file: run by this Node, through tsx when it is TypeScript source. */
+export const nodeProgram = (entry: URL | string): LocalProgram => {
+  const path = typeof entry === "string" ? entry : fileURLToPath(entry)
+  return { command: process.execPath, args: path.endsWith(".ts") ? ["--import", "tsx", path] : [path] }
+}
+
 export interface LocalComputeOptions {
   /** Where the state file lives. */
   readonly dataDir: string
+  /** What every instance runs. Default: the Convos reference runtime. */
+  readonly program?: LocalProgram
   /** How long a new instance takes to report ready (a realistic cold start). Default 5 s. */
   readonly startupDelayMs?: number
   /** Stop the children when the layer closes. Default true. */
@@ -31,8 +49,6 @@ interface LocalService {
   readonly createdAt: number
 }
 
-const entryPath = fileURLToPath(referenceRuntimeEntry)
-
 /** Whether a process with this pid exists. */
 export const isAlive = (pid: number) => {
   try {
@@ -43,51 +59,54 @@ export const isAlive = (pid: number) => {
   }
 }
 
-/** Alive, and still our runtime (a pid can be reused by another program). */
-const isOurs = (pid: number) => {
-  if (!isAlive(pid)) return false
+/**
+ * Alive, and still the process spawned for this service (a pid can be reused by another program). Told by the
+ * environment it started with, which a program cannot lose by renaming itself (as it can its command line).
+ */
+const isOurs = (s: LocalService) => {
+  if (!isAlive(s.pid)) return false
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(entryPath)
+    return readFileSync(`/proc/${s.pid}/environ`, "utf8").split("\0").includes(`WARMPOOL_SERVICE_ID=${s.serviceId}`)
   } catch {
     return true // no /proc (macOS): trust the signal check
   }
 }
 
-const signal = (pid: number, name: NodeJS.Signals) => {
-  if (!isOurs(pid)) return
+const signal = (s: LocalService, name: NodeJS.Signals) => {
+  if (!isOurs(s)) return
   try {
-    process.kill(pid, name)
+    process.kill(s.pid, name)
   } catch {
     // already gone
   }
 }
 
-const stop = (pid: number) => signal(pid, "SIGTERM")
+const stop = (s: LocalService) => signal(s, "SIGTERM")
 
 /**
  * Waits until a process is gone. A child of ours is gone at its exit event: until then it is a pid still (not
  * yet reaped), so `/proc` cannot tell. One found in the state file (a previous run's, now init's child) is
  * watched through `/proc`.
  */
-const exited = (pid: number, exits: ReadonlyMap<number, Promise<void>>) => {
-  const exit = exits.get(pid)
+const exited = (s: LocalService, exits: ReadonlyMap<number, Promise<void>>) => {
+  const exit = exits.get(s.pid)
   return exit !== undefined
     ? Effect.promise(() => exit)
-    : Effect.sync(() => !isOurs(pid)).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (gone) => gone }))
+    : Effect.sync(() => !isOurs(s)).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (gone) => gone }))
 }
 
 /** Stops every one and waits until they are gone (up to 5 s, then SIGKILL), so none outlives its server. */
-const stopAll = (pids: ReadonlyArray<number>, exits: ReadonlyMap<number, Promise<void>>) =>
+const stopAll = (services: ReadonlyArray<LocalService>, exits: ReadonlyMap<number, Promise<void>>) =>
   Effect.gen(function*() {
     const allGone = (within: Duration.DurationInput) =>
-      Effect.forEach(pids, (pid) => exited(pid, exits), { concurrency: "unbounded", discard: true }).pipe(
+      Effect.forEach(services, (s) => exited(s, exits), { concurrency: "unbounded", discard: true }).pipe(
         Effect.timeoutTo({ duration: within, onSuccess: () => true, onTimeout: () => false }),
         // Processes die in real time, whatever clock the caller runs on (tests run theirs on a TestClock).
         Effect.withClock(Clock.make())
       )
-    pids.forEach(stop)
+    services.forEach(stop)
     if (yield* allGone("5 seconds")) return
-    pids.forEach((pid) => signal(pid, "SIGKILL"))
+    services.forEach((s) => signal(s, "SIGKILL"))
     yield* allGone("2 seconds")
   })
 
@@ -95,6 +114,7 @@ export const make = (
   options: LocalComputeOptions
 ): Effect.Effect<{ readonly compute: ComputeProvider["Type"]; readonly upgrader: ServiceUpgrader["Type"] }, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const program = options.program ?? nodeProgram(referenceRuntimeEntry)
     mkdirSync(options.dataDir, { recursive: true })
     const file = join(options.dataDir, "local-services.json")
     const load = (): ReadonlyArray<LocalService> => (existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : [])
@@ -115,7 +135,7 @@ export const make = (
         serviceId: s.serviceId,
         name: s.name,
         url: `http://127.0.0.1:${s.port}`,
-        deployStatus: isOurs(s.pid) ? "SUCCESS" : "CRASHED",
+        deployStatus: isOurs(s) ? "SUCCESS" : "CRASHED",
         image: s.image,
         createdAt: new Date(s.createdAt)
       })
@@ -123,14 +143,22 @@ export const make = (
     const spawnRuntime = (name: string, image: string, env: Readonly<Record<string, string>>) =>
       Effect.gen(function*() {
         const port = yield* freePort.pipe(Effect.mapError((e) => new TransientError({ operation: "local.create", message: e.message })))
-        const args = entryPath.endsWith(".ts") ? ["--import", "tsx", entryPath] : [entryPath]
-        const child = spawn(process.execPath, args, {
-          env: { PATH: process.env.PATH ?? "", ...env, PORT: String(port), STARTUP_DELAY_MS: String(options.startupDelayMs ?? 5000) },
+        const serviceId = `local-${randomUUID().slice(0, 8)}`
+        const child = spawn(program.command, program.args, {
+          env: {
+            PATH: process.env.PATH ?? "",
+            ...env,
+            PORT: String(port),
+            STARTUP_DELAY_MS: String(options.startupDelayMs ?? 5000),
+            WARMPOOL_SERVICE_ID: serviceId
+          },
           stdio: "ignore",
           detached: false
         })
         if (child.pid === undefined) {
-          return yield* new TransientError({ operation: "local.create", message: `could not start ${name}` })
+          // Not started (e.g. no such command): its error event says why.
+          const error = yield* Effect.async<Error>((resume) => void child.once("error", (e) => resume(Effect.succeed(e))))
+          return yield* new TransientError({ operation: "local.create", message: `could not start ${name}: ${error.message}` })
         }
         const pid = child.pid
         // Forgotten once it has exited (a destroyed or crashed child): a stop then finds it gone through /proc.
@@ -139,7 +167,7 @@ export const make = (
           resolve()
         })))
         child.unref()
-        const service: LocalService = { serviceId: `local-${randomUUID().slice(0, 8)}`, name, pid: child.pid, port, image, createdAt: Date.now() }
+        const service: LocalService = { serviceId, name, pid, port, image, createdAt: Date.now() }
         return service
       })
 
@@ -158,12 +186,12 @@ export const make = (
       destroy: (serviceId) =>
         lock.withPermits(1)(Effect.gen(function*() {
           const found = (yield* Ref.get(state)).find((s) => s.serviceId === serviceId)
-          if (found !== undefined) stop(found.pid)
+          if (found !== undefined) stop(found)
           yield* Ref.updateAndGet(state, (all) => all.filter((s) => s.serviceId !== serviceId)).pipe(Effect.flatMap(save))
         }))
     })
 
-    // Every image runs the same reference runtime here, so a redeploy records the image and restarts nothing.
+    // Every image runs the same program here, so a redeploy records the image and restarts nothing.
     const upgrader = ServiceUpgrader.of({
       redeploy: (serviceId, request) =>
         lock.withPermits(1)(
@@ -174,7 +202,7 @@ export const make = (
     if (options.stopOnShutdown ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.gen(function*() {
-          yield* stopAll((yield* Ref.get(state)).map((service) => service.pid), exits)
+          yield* stopAll(yield* Ref.get(state), exits)
           yield* save([])
         }))
       )

@@ -4,10 +4,11 @@ import { ConvosRuntime } from "@warmpool/providers-convos"
 import { ComputeProvider, HealthProbe, InstanceRuntime, newInstance, ServiceUpgrader } from "@warmpool/reconciler"
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
 import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { isAlive, LocalCompute } from "../src/index.js"
+import { isAlive, LocalCompute, type LocalProgram } from "../src/index.js"
 
 const API_KEY = "local-test-key"
 const dataDir = () => mkdtempSync(join(tmpdir(), "warmpool-local-"))
@@ -81,5 +82,56 @@ describe("LocalCompute", () => {
       expect(listed.map((s) => [s.serviceId, s.deployStatus])).toEqual([[made[0].serviceId, "SUCCESS"], [made[1].serviceId, "CRASHED"]])
       yield* Effect.sleep(Duration.millis(200))
       expect(isAlive(pids[0]!)).toBe(false) // the second provider stopped it on shutdown
+    }), 20_000)
+
+  // A program of the caller's: it answers what it was given, under a name of its own (its command line changed).
+  const echo: LocalProgram = {
+    command: process.execPath,
+    args: ["-e", `process.title = "renamed"
+      require("node:http").createServer((_, res) => res.end(JSON.stringify({ port: process.env.PORT, greeting: process.env.GREETING })))
+        .listen(Number(process.env.PORT), "127.0.0.1")`]
+  }
+  const answer = (url: string) =>
+    Effect.tryPromise(() => fetch(url).then((r) => r.json())).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))))
+
+  it.live("runs a program of the caller's, with its port and environment; knows it as its own though it renamed itself", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const pid = yield* Effect.gen(function*() {
+        const compute = yield* ComputeProvider
+        const created = yield* compute.create({ name: "echo-one", image: "echo", env: { GREETING: "hello" } })
+        expect(yield* answer(created.url!)).toEqual({ port: new URL(created.url!).port, greeting: "hello" })
+        const pid = JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))[0].pid as number
+        expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain("createServer")
+        expect((yield* compute.list("echo-")).map((s) => s.deployStatus)).toEqual(["SUCCESS"])
+        return pid
+      }).pipe(Effect.provide(LocalCompute.layer({ dataDir: dir, program: echo, startupDelayMs: 0 })), Effect.scoped)
+      expect(isAlive(pid)).toBe(false) // stopped on shutdown
+    }), 20_000)
+
+  it.live("a program that cannot start fails the create with the reason", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flatMap(ComputeProvider, (c) => c.create({ name: "nothing-one", image: "none", env: {} })).pipe(
+        Effect.provide(LocalCompute.layer({ dataDir: dataDir(), program: { command: "/nonexistent/program", args: [] } })),
+        Effect.scoped,
+        Effect.flip
+      )
+      expect(error._tag).toBe("TransientError")
+      expect(error.message).toContain("ENOENT")
+    }))
+
+  it.live("a pid of the state file that another process now holds is reported crashed and never signalled", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const stranger = spawn("sleep", ["30"], { stdio: "ignore" })
+      const pid = stranger.pid!
+      writeFileSync(join(dir, "local-services.json"), JSON.stringify([{ serviceId: "local-gone", name: "echo-old", pid, port: 1, image: "echo", createdAt: 0 }]))
+      const listed = yield* Effect.flatMap(ComputeProvider, (c) => c.list("echo-")).pipe(
+        Effect.provide(LocalCompute.layer({ dataDir: dir, program: echo })),
+        Effect.scoped
+      )
+      expect(listed.map((s) => s.deployStatus)).toEqual(["CRASHED"])
+      expect(isAlive(pid)).toBe(true) // shutdown left it alone
+      stranger.kill()
     }), 20_000)
 })
