@@ -85,7 +85,7 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   retryable: Schema.Boolean
 }) {}
 
-/** The instance's runtime says it is already bound to a conversation (HTTP 409). It must not go back to idle. */
+/** The instance's runtime says it is already bound to an earlier claim (HTTP 409). It must not go back to idle. */
 export class AlreadyBoundError extends Schema.TaggedError<AlreadyBoundError>()("AlreadyBoundError", {
   instanceId: Schema.String,
   message: Schema.String

@@ -7,7 +7,7 @@ const valid = { name: "agents", minIdle: 3, maxTotal: 10, template: { image: "gh
 describe("PoolSpec", () => {
   it("decodes a spec, filling the defaults", () => {
     const spec = Either.getOrThrow(decodePoolSpec(valid))
-    expect(spec).toMatchObject({ minIdle: 3, maxTotal: 10, stuckTimeoutMs: 900_000, createBatch: 5, namePrefix: "convos-agent-", template: { env: {} } })
+    expect(spec).toMatchObject({ minIdle: 3, maxTotal: 10, stuckTimeoutMs: 900_000, createBatch: 5, namePrefix: "warmpool-", template: { env: {} } })
   })
 
   it("rejects nonsense with one message per problem, each naming its field", () => {

@@ -20,7 +20,7 @@ export interface ClaimResult<Result = unknown> {
   readonly instance: Instance
 }
 
-/** How far a claim is: in line (1 = next), holding an instance, provisioning its conversation. */
+/** How far a claim is: in line (1 = next), holding an instance, provisioning it (the runtime's claim-time call). */
 export type ClaimProgress = Data.TaggedEnum<{
   Queued: { readonly position: number }
   Claimed: { readonly instanceId: string }

@@ -1,6 +1,6 @@
 /**
  * Explicit upgrades: a claimed instance is never touched by a rollout (rule 10), so an operator moves it onto
- * its pool's current template by hand — the service is redeployed in place, the conversation stays.
+ * its pool's current template by hand — the service is redeployed in place, and what its claim holds stays.
  */
 import { Effect, Option } from "effect"
 import type { Instance } from "../domain/instance.js"

@@ -76,7 +76,7 @@ const PoolSpecFields = Schema.Struct({
         message: () => "namePrefix must be 1-41 characters of a-z, 0-9 and '-', starting with a letter"
       })
     ),
-    { default: () => "convos-agent-" }
+    { default: () => "warmpool-" }
   ),
   template: InstanceTemplate,
   /** Absent: a fixed pool of `minIdle` warm instances. */

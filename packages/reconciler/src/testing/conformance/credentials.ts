@@ -15,7 +15,7 @@ export interface CredentialsConformanceOptions<R> {
 let sequence = 0
 const instance = () => {
   const id = `conf${Date.now().toString(36)}${(sequence++).toString(36)}`
-  return newInstance({ id, pool: "conformance", name: `convos-agent-${id}`, status: "creating", now: new Date() })
+  return newInstance({ id, pool: "conformance", name: `instance-${id}`, status: "creating", now: new Date() })
 }
 
 export const credentialsConformance = <E, R>(
