@@ -6,7 +6,7 @@
 import { FetchHttpClient, HttpBody, HttpClient, HttpClientResponse } from "@effect/platform"
 import { LocalCompute, nodeProgram } from "@warmpool/providers-local"
 import {
-  AlreadyBoundError, Controller, type ControllerService, HealthProbe, InstanceRuntime, LocalIncarnations, NoCredentials, PoolSpec,
+  AlreadyBoundError, Controller, type ControllerService, HealthProbe, LocalIncarnations, NoCredentials, PoolSpec,
   ProvisionUnknownError, type Runtime, SingleLeader
 } from "@warmpool/reconciler"
 import { InMemoryStore } from "@warmpool/reconciler/testing"
@@ -63,7 +63,7 @@ export class SandboxPool extends Context.Tag("SandboxPool")<SandboxPool, Control
 
 /** The pool, on this machine: sandboxes as child processes (stopped when the layer closes), rows in memory. */
 export const SandboxPoolLive = (options: { readonly dataDir: string; readonly warmUpMs?: number }) =>
-  Layer.scoped(SandboxPool, Controller.make<SandboxRequest, SandboxSession>(spec, { readinessInterval: "200 millis" })).pipe(
+  Layer.scoped(SandboxPool, Effect.flatMap(runtime, (sandboxes) => Controller.makeFor(spec, sandboxes, { readinessInterval: "200 millis" }))).pipe(
     Layer.provideMerge(Layer.mergeAll(
       LocalCompute.layer({
         dataDir: options.dataDir,
@@ -74,8 +74,7 @@ export const SandboxPoolLive = (options: { readonly dataDir: string; readonly wa
       NoCredentials,
       SingleLeader,
       LocalIncarnations.layer(),
-      Layer.effect(HealthProbe, health),
-      Layer.effect(InstanceRuntime, runtime)
+      Layer.effect(HealthProbe, health)
     )),
     Layer.provide(FetchHttpClient.layer)
   )

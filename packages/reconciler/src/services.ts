@@ -144,7 +144,7 @@ export interface Runtime<Request, Result> {
 /** The runtime of the pool's instances (a `Runtime` of whatever request and result it has). */
 export class InstanceRuntime extends Context.Tag("@warmpool/reconciler/InstanceRuntime")<
   InstanceRuntime,
-  // The controller is typed by its caller (`Controller.make<Request, Result>`); the runtime checks each request.
+  // Of any types: `Controller.makeFor(spec, runtime)` gives a controller typed by its runtime.
   Runtime<any, any>
 >() {}
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schema, TestClock } from "effect"
-import { ComputeProvider, Controller, RateLimitedError, StoreError, TransientError } from "../src/index.js"
+import { ComputeProvider, Controller, InstanceRuntime, RateLimitedError, type Runtime, StoreError, TransientError } from "../src/index.js"
 import {
   InMemoryComputeControl,
   InMemoryCredentialsControl,
@@ -116,9 +116,10 @@ describe("Controller", () => {
         answer: (_, request: Booking) => ({ until: request.until, seats: request.seats }),
         attributes: (request) => ({ until: request.until.toISOString() })
       })
-      const controller = yield* Controller.make<Booking, Booking>(testSpec(), { background: false }).pipe(
-        Effect.provide(inMemoryServices({}, undefined, runtime))
-      )
+      const services = inMemoryServices({}, undefined, runtime)
+      // Typed by the runtime it is given: `claim` takes a Booking and answers one.
+      const controller = yield* Effect.flatMap(InstanceRuntime, (booking: Runtime<Booking, Booking>) =>
+        Controller.makeFor(testSpec(), booking, { background: false })).pipe(Effect.provide(services))
       yield* Effect.repeatN(controller.runPass, 1)
       const until = new Date(Date.UTC(2026, 11, 24))
       const claimed = yield* controller.claim({ until, seats: 2 })

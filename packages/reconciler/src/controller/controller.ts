@@ -1,4 +1,4 @@
-import { Context, Data, type Duration, type Effect, Layer, type Option } from "effect"
+import { Context, Data, type Duration, Effect, Layer, type Option } from "effect"
 import type {
   ClaimFailedError,
   InvalidClaimError,
@@ -12,6 +12,7 @@ import type { Instance } from "../domain/instance.js"
 import type { Action, PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { SizingDecision } from "../sizing/sizing.js"
+import { InstanceRuntime, type Runtime } from "../services.js"
 import { type ControllerOptions, type ControllerRequirements, make } from "./make.js"
 
 /** A claim's outcome: what the runtime answered, and the row, now `claimed`. */
@@ -83,8 +84,14 @@ export interface ControllerService<Request = unknown, Result = unknown> {
 
 /** The Controller of a pool, as a service (its claims untyped: the runtime decodes each request). */
 export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<Controller, ControllerService>() {
-  /** A controller for `spec`; its passes run in the background for the scope's lifetime. */
-  static readonly make = make
+  /**
+   * A controller for `spec` on the `InstanceRuntime` in context; its passes run in the background for the scope's
+   * lifetime. Its claims take any request, checked against the runtime's schema as they come.
+   */
+  static readonly make = (spec: PoolSpec, options?: ControllerOptions) => make<unknown, unknown>(spec, options)
+  /** A controller for `spec` on `runtime`, its claims typed by the runtime's request and result. */
+  static readonly makeFor = <Request, Result>(spec: PoolSpec, runtime: Runtime<Request, Result>, options?: ControllerOptions) =>
+    make<Request, Result>(spec, options).pipe(Effect.provideService(InstanceRuntime, runtime))
   /** The Controller of one pool, its passes running for the layer's lifetime. */
   static readonly layer = (spec: PoolSpec, options?: ControllerOptions): Layer.Layer<Controller, never, ControllerRequirements> =>
     Layer.scoped(Controller, make(spec, options))
