@@ -51,6 +51,7 @@ const coreColumns = new Set(["id", "pool", "status", "created_at", "status_chang
 
 const str = (v: unknown) => (v === null || v === undefined ? null : String(v))
 const date = (v: unknown) => (v instanceof Date ? v : v === null || v === undefined ? null : new Date(String(v)))
+/** A JSONB map as the driver gives it: parsed already (a fresh object per row, ours to fill), or text. */
 const jsonMap = (v: unknown): Record<string, string> =>
   typeof v === "string" ? JSON.parse(v) : typeof v === "object" && v !== null ? v as Record<string, string> : {}
 
@@ -67,17 +68,22 @@ const checkColumns = (columns: StoreColumns): ReadonlyArray<string> =>
   )
 
 const makeCodec = (columns: StoreColumns) => {
-  const keyColumns = mapNames.map((map) => [map, Object.entries(columns[map] ?? {})] as const)
+  const named: Record<MapName, ReadonlyArray<readonly [string, string]>> = {
+    handles: Object.entries(columns.handles ?? {}),
+    attributes: Object.entries(columns.attributes ?? {})
+  }
+
+  /** A map of the row: its JSON, with the named keys' columns over it (a pass reads every row: no copies). */
+  const mapOf = (r: Row, map: MapName): Record<string, string> => {
+    const merged = jsonMap(r[map])
+    for (const [key, column] of named[map]) {
+      const value = r[column]
+      if (value !== null && value !== undefined) merged[key] = String(value)
+    }
+    return merged
+  }
 
   const toInstance = (r: Row): Instance => {
-    const maps = Object.fromEntries(keyColumns.map(([map, named]) => {
-      const merged: Record<string, string> = { ...jsonMap(r[map]) }
-      for (const [key, column] of named) {
-        const value = r[column]
-        if (value !== null && value !== undefined) merged[key] = String(value)
-      }
-      return [map, merged]
-    })) as Record<MapName, Record<string, string>>
     return new Instance({
       id: String(r.id),
       pool: String(r.pool),
@@ -90,8 +96,8 @@ const makeCodec = (columns: StoreColumns) => {
       claimedAt: date(r.claimed_at),
       runtimeImage: str(r.runtime_image),
       templateHash: str(r.template_hash),
-      handles: maps.handles,
-      attributes: maps.attributes,
+      handles: mapOf(r, "handles"),
+      attributes: mapOf(r, "attributes"),
       statusChangedAt: date(r.status_changed_at)!,
       failures: Number(r.failures ?? 0),
       lastError: str(r.last_error),
@@ -107,11 +113,11 @@ const makeCodec = (columns: StoreColumns) => {
       const [column, type] = scalarColumns[key as keyof typeof scalarColumns]
       out.push({ column, type, merge: false, value: value as Assignment["value"] })
     }
-    for (const [map, named] of keyColumns) {
+    for (const map of mapNames) {
       const given = patch?.[map]
       if (given === undefined) continue
       const rest: Record<string, string> = { ...given }
-      for (const [key, column] of named) {
+      for (const [key, column] of named[map]) {
         if (key in rest) {
           out.push({ column, type: "text", merge: false, value: rest[key]! })
           delete rest[key]
