@@ -5,7 +5,7 @@
 import { Sse } from "@effect/experimental"
 import { HttpServerResponse } from "@effect/platform"
 import { ConvosProvisioned } from "@warmpool/providers-convos"
-import { type ClaimProgress, Controller, type Instance } from "@warmpool/reconciler"
+import type { ClaimProgress, ControllerService, Instance } from "@warmpool/reconciler"
 import { Duration, Effect, Schema, Stream } from "effect"
 import { BadGateway, BadRequest, type ClaimAnswer, type ClaimBody, databaseUnavailable, Unavailable } from "../api/api.js"
 import { joinUrlProblem } from "../convos/join-url.js"
@@ -28,17 +28,20 @@ const answerOf = (provisioned: ConvosProvisioned, instance: Instance): typeof Cl
   gatewayUrl: instance.url
 })
 
-/** The claim a body asks for, with its errors as HTTP answers. */
+/**
+ * The claim a body asks for on the pool `controller`, with its errors as HTTP answers. The controller is an
+ * argument, not a service: providing one per claim would copy the request's whole context each time.
+ */
 export const runClaim = (
+  controller: ControllerService,
   environment: Environment,
   payload: typeof ClaimBody.Type,
   onProgress?: (progress: ClaimProgress) => Effect.Effect<void>
-): Effect.Effect<typeof ClaimAnswer.Type, ClaimHttpError, Controller> =>
+): Effect.Effect<typeof ClaimAnswer.Type, ClaimHttpError> =>
   Effect.gen(function*() {
     const joinUrl = payload.joinUrl ?? undefined
     const problem = joinUrlProblem(environment, joinUrl)
     if (problem !== undefined) return yield* new BadRequest({ message: problem })
-    const controller = yield* Controller
     const result = yield* controller.claim(
       { agentName: payload.agentName ?? undefined, instructions: payload.instructions ?? undefined, joinUrl },
       { waitMs: payload.waitMs ?? 0, onProgress }
@@ -84,13 +87,12 @@ const errorFrame = (error: ClaimHttpError) =>
  * The claim as a stream of events. The claim runs for as long as the stream is read: a client that goes away
  * interrupts it, and a claim still waiting in line leaves nothing behind.
  */
-export const claimEventStream = (environment: Environment, payload: typeof ClaimBody.Type) =>
-  Effect.map(Effect.context<Controller>(), (context) => {
+export const claimEventStream = (controller: ControllerService, environment: Environment, payload: typeof ClaimBody.Type) =>
+  Effect.sync(() => {
     const events = Stream.asyncPush<string>((emit) =>
-      runClaim(environment, payload, (progress) => Effect.sync(() => emit.single(progressFrame(progress)))).pipe(
+      runClaim(controller, environment, payload, (progress) => Effect.sync(() => emit.single(progressFrame(progress)))).pipe(
         Effect.match({ onSuccess: (answer) => frame("done", answer), onFailure: errorFrame }),
         Effect.flatMap((last) => Effect.sync(() => emit.single(last)).pipe(Effect.zipRight(Effect.sync(() => emit.end())))),
-        Effect.provide(context),
         Effect.forkScoped
       ), { bufferSize: "unbounded" })
     const keepAlive = Stream.tick(KEEP_ALIVE).pipe(Stream.drop(1), Stream.as(": keep-alive\n\n"))

@@ -1,6 +1,6 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
-import { type Action, Controller, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
+import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { Authorization, BadGateway, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
 import { claimEventStream, runClaim } from "./claims.js"
@@ -85,10 +85,10 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(databaseUnavailable))))
         .handle("claim", ({ payload }) =>
           Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
-            Effect.provideService(runClaim(environment, payload), Controller, controller)))
+            runClaim(controller, environment, payload)))
         .handle("claimStream", ({ payload }) =>
           Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
-            Effect.provideService(claimEventStream(environment, payload), Controller, controller)))
+            claimEventStream(controller, environment, payload)))
         .handle("replenish", ({ payload, urlParams }) =>
           pickPool(pools, urlParams.pool, payload?.pool ?? undefined).pipe(
             Effect.flatMap((controller) => controller.replenish(payload?.count ?? 0)),
