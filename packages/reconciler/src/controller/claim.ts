@@ -3,13 +3,14 @@
  * An instance whose outcome is unknown or that is already bound never goes back to idle (DESIGN §8):
  * the seed's endless claim loop came from doing exactly that.
  */
-import { Clock, Duration, Effect, Either, Fiber, Metric, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Either, Metric, Option, Schema } from "effect"
 import { applyPatch, type Instance, type InstancePatch } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { ClaimFailedError, InvalidClaimError, NoIdleInstanceError, ProvisionUnknownError } from "../errors.js"
 import { Incarnations, InstanceRuntime, InstanceStore, type Transition } from "../services.js"
 import { describeError } from "./apply.js"
 import { type ClaimError, type ClaimOptions, ClaimProgress, type ClaimResult } from "./controller.js"
+import { makeDeadline } from "./deadline.js"
 import { makeGroupCommit } from "./group-commit.js"
 import * as metrics from "./metrics.js"
 import { MAX_WAIT_MS, type WaitingRoom } from "./waiting.js"
@@ -36,6 +37,7 @@ export const makeClaim = <Request, Result>(
     const validate = Schema.validate(runtime.request)
     // Claims carry this run's stamp: if it dies mid-claim, the leader crashes the row at once (rule 9).
     const { self } = yield* Incarnations
+    const withinTimeout = yield* makeDeadline(options.timeout)
 
     // Claims that arrive together take their rows in one statement and record their outcomes in another.
     const takeIdle = yield* makeGroupCommit(
@@ -81,18 +83,12 @@ export const makeClaim = <Request, Result>(
       Effect.gen(function*() {
         yield* progress(ClaimProgress.Claimed({ instanceId: instance.id }))
         yield* progress(ClaimProgress.Provisioning({ instanceId: instance.id }))
-        // A fiber of its own, which the caller's going away does not reach (its timeout bounds it); joining it
-        // here, where the caller cannot be interrupted, waits for its outcome.
-        const provisioning = yield* runtime.provision(instance, request).pipe(
-          Effect.timeoutFail({
-            duration: options.timeout,
-            onTimeout: () => new ProvisionUnknownError({ instanceId: instance.id, message: `no answer within ${Duration.format(options.timeout)}` })
-          }),
-          Effect.either,
-          Effect.interruptible,
-          Effect.forkDaemon
-        )
-        const outcome = yield* Fiber.join(provisioning)
+        // A fiber of its own, which the caller's going away does not reach; its timeout bounds the wait.
+        const provisioned = yield* withinTimeout(runtime.provision(instance, request))
+        const outcome = yield* Effect.either(Option.getOrElse(
+          provisioned,
+          () => Effect.fail(new ProvisionUnknownError({ instanceId: instance.id, message: `no answer within ${Duration.format(options.timeout)}` }))
+        ))
         if (outcome._tag === "Right") {
           const now = new Date(yield* Clock.currentTimeMillis)
           const result: Result = outcome.right
