@@ -183,7 +183,10 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
   if (problems.length > 0) return yield* Effect.dieMessage(`PgInstanceStore columns:\n${problems.join("\n")}`)
   const { assignments, insertValues, selected, toInstance } = makeCodec(columns)
   const sql = yield* SqlClient.SqlClient
-  const columnsRead = sql.literal(selected) // names checked above, expressions ours
+  // A pass reads every row of a pool: those reads ask for cheaply parsed columns (names checked above, expressions
+  // ours). A statement about one row (a claim, a transition) asks for `*`: the expressions would cost the
+  // database more than the parsing they save.
+  const columnsRead = sql.literal(selected)
   const reported = yield* Ref.make(new Set<string>())
 
   /** The fence condition of the current fiber: true outside a leader's pass. */
@@ -229,7 +232,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         Effect.withSpan("PgInstanceStore.list")
       ),
     get: (id) =>
-      sql<Row>`SELECT ${columnsRead} FROM instances WHERE id = ${id}`.pipe(
+      sql<Row>`SELECT * FROM instances WHERE id = ${id}`.pipe(
         Effect.mapError(storeError("store.get")),
         Effect.flatMap(keepKnown),
         Effect.map((rows) => Option.fromNullable(rows[0]))
@@ -259,7 +262,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         const rows = yield* sql<Row>`
           UPDATE instances SET ${setClause(change.to, change.patch)}
           WHERE id = ${change.id} AND status IN ${sql.in(change.from)} AND ${guard}
-          RETURNING ${columnsRead}`.pipe(Effect.mapError(storeError("store.transition")))
+          RETURNING *`.pipe(Effect.mapError(storeError("store.transition")))
         if (rows.length === 0) {
           return yield* new StaleStatusError({ id: change.id, expected: [...change.from], message: `row ${change.id} is not ${change.from.join("|")}` })
         }
@@ -286,7 +289,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
           ORDER BY created_at LIMIT ${count} FOR UPDATE SKIP LOCKED
         )
-        RETURNING ${columnsRead}`.pipe(
+        RETURNING *`.pipe(
         Effect.mapError(storeError("store.claimIdle")),
         // RETURNING keeps no order: oldest first, as the caller was promised.
         Effect.map((rows) => rows.map(toInstance).sort(oldestFirst)),
