@@ -11,7 +11,7 @@ import { Effect, Layer, Logger, LogLevel } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { Agent, request } from "node:http"
 import { fileURLToPath } from "node:url"
-import { migrateSeedTable } from "../src/convos/seed-table.js"
+import { migrateServerTables } from "../src/migrations.js"
 
 const ROWS = 4_000
 const WARMUP_ROWS = 3_000
@@ -100,7 +100,7 @@ const bench = Effect.gen(function*() {
       "claim.store.rate.same_run": direct.rate,
       "claim.http_vs_store": http.rate / direct.rate
     }
-  }).pipe(Effect.provide(PgInstanceStore.layer.pipe(Layer.provideMerge(freshDatabase(url, { maxConnections: 32, migrate: migrateSeedTable })))))
+  }).pipe(Effect.provide(PgInstanceStore.layer.pipe(Layer.provideMerge(freshDatabase(url, { maxConnections: 32, migrate: migrateServerTables })))))
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 
 export const run = (): Promise<Record<string, number>> => Effect.runPromise(bench)

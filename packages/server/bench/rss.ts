@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { migrateSeedTable } from "../src/convos/seed-table.js"
+import { migrateServerTables } from "../src/migrations.js"
 
 const ROWS = 10_000
 const main = fileURLToPath(new URL("../dist/main.js", import.meta.url))
@@ -56,7 +56,7 @@ const bench = Effect.gen(function*() {
     yield* Effect.sleep("3 seconds") // passes over every row
     yield* status
     return { "server.rss.10k.mb": rssMb(child.pid!) }
-  }).pipe(Effect.provide(freshDatabase(url, { migrate: migrateSeedTable }).pipe(Layer.fresh)))
+  }).pipe(Effect.provide(freshDatabase(url, { migrate: migrateServerTables }).pipe(Layer.fresh)))
 }).pipe(Effect.scoped)
 
 export const run = (): Promise<Record<string, number>> => Effect.runPromise(bench)

@@ -22,7 +22,8 @@ import { PoolApi } from "./api/api.js"
 import type { ServerSettings } from "./config.js"
 import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
-import { migrateSeedTable, SeedInstanceStore } from "./convos/seed-table.js"
+import { SeedInstanceStore } from "./convos/seed-table.js"
+import { migrateServerTables } from "./migrations.js"
 import { DashboardHistory, type HistoryOptions } from "./dashboard/history.js"
 import { PgHistoryStore } from "./dashboard/pg-history-store.js"
 import { dashboardRoutes } from "./dashboard/routes.js"
@@ -64,7 +65,7 @@ export const databaseLayer = (settings: ServerSettings) =>
           (running) => PgClient.layer({ url: running.url })
         )
       )
-  }).pipe(Layer.tap((context) => Effect.provide(migrateSeedTable, context)))
+  }).pipe(Layer.tap((context) => Effect.provide(migrateServerTables, context)))
 
 /** The compute provider the settings name. */
 export const computeLayer = (settings: ServerSettings): Layer.Layer<ComputeProvider, unknown> =>

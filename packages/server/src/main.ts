@@ -68,11 +68,15 @@ const migrate = Command.make("db:migrate", {}, () =>
   Effect.gen(function*() {
     const config = yield* settings
     // Connecting migrates (every start does); then say where the schema stands.
-    const applied = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ migration_id: number; name: string }>`SELECT migration_id, name FROM warmpool_migrations ORDER BY migration_id`).pipe(
+    const applied = (table: string) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ migration_id: number; name: string }>`SELECT migration_id, name FROM ${sql(table)} ORDER BY migration_id`).pipe(
+        Effect.map((rows) => rows.map((m) => `${m.migration_id}_${m.name}`).join(", "))
+      )
+    const [store, server] = yield* Effect.all([applied("warmpool_migrations"), applied("warmpool_server_migrations")]).pipe(
       Effect.provide(databaseLayer(config))
     )
-    yield* Console.log(`schema migrated: ${applied.map((m) => `${m.migration_id}_${m.name}`).join(", ")}`)
+    yield* Console.log(`schema migrated: store ${store}; server ${server}`)
   })).pipe(Command.withDescription("Create or update the instances table (a seed database is migrated in place)."))
 
 const enrichCommand = Command.make("db:enrich", {

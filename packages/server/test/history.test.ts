@@ -6,6 +6,7 @@ import { InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testin
 import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { SqlClient } from "@effect/sql"
 import { inject } from "vitest"
+import { migrateServerTables } from "../src/migrations.js"
 import { Duration, Effect, Layer, Metric, Option, TestClock } from "effect"
 import {
   DashboardHistory,
@@ -191,7 +192,7 @@ describe("PgHistoryStore", () => {
       expect((yield* history.view(60_000)).samples.map((s) => s.at)).toEqual([120_000])
       const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM warmpool_dashboard_samples`)
       expect(rows[0]!.n).toBe(4)
-    }).pipe(Effect.provide(Layer.mergeAll(PgHistoryStore.layer, InMemoryStore.layer).pipe(Layer.provideMerge(freshDatabase(serverUrl))))), 60_000)
+    }).pipe(Effect.provide(Layer.mergeAll(PgHistoryStore.layer, InMemoryStore.layer).pipe(Layer.provideMerge(freshDatabase(serverUrl, { migrate: migrateServerTables }))))), 60_000)
 
   it.effect("a record reads back as written, the open-ended latency bucket included; trim forgets the old ones", () =>
     Effect.gen(function*() {
@@ -205,5 +206,5 @@ describe("PgHistoryStore", () => {
       expect(yield* store.since(0)).toEqual([record, { ...record, at: 2_000_000 }])
       yield* store.trim(1_500_000)
       expect((yield* store.since(0)).map((r) => r.at)).toEqual([2_000_000])
-    }).pipe(Effect.provide(PgHistoryStore.layer.pipe(Layer.provideMerge(freshDatabase(serverUrl))))), 60_000)
+    }).pipe(Effect.provide(PgHistoryStore.layer.pipe(Layer.provideMerge(freshDatabase(serverUrl, { migrate: migrateServerTables }))))), 60_000)
 })

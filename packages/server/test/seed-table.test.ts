@@ -10,7 +10,8 @@ import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
 import { InMemoryCompute, InMemoryHealth } from "@warmpool/reconciler/testing"
 import { Effect, Layer } from "effect"
 import { inject } from "vitest"
-import { migrateSeedTable, SeedInstanceStore, seedColumns } from "../src/convos/seed-table.js"
+import { SeedInstanceStore, seedColumns } from "../src/convos/seed-table.js"
+import { migrateServerTables } from "../src/migrations.js"
 
 const columnsOf = (sql: SqlClient.SqlClient) =>
   sql<{ column_name: string }>`SELECT column_name FROM information_schema.columns WHERE table_name = 'instances'`.pipe(
@@ -43,8 +44,8 @@ describe("the seed's instances table", () => {
       yield* sql`
         INSERT INTO instances (id, service_id, name, status, agent_name, conversation_id, claimed_at, gateway_token, openrouter_key_hash)
         VALUES ('old', 'svc-old', NULL, 'claimed', 'tokyo', 'conv-1', now(), ${"cd".repeat(32)}, 'hash-old')`
-      yield* migrateSeedTable
-      yield* migrateSeedTable // idempotent
+      yield* migrateServerTables
+      yield* migrateServerTables // idempotent
       const [row] = yield* Effect.flatMap(InstanceStore, (s) => s.list("default")).pipe(Effect.provide(SeedInstanceStore))
       expect(row).toMatchObject({
         id: "old",
@@ -86,7 +87,7 @@ describe("the seed's instances table", () => {
     }).pipe(
       Effect.provide(
         Layer.mergeAll(SeedInstanceStore, InMemoryCompute.layer(), InMemoryHealth.layer(), SeedCredentials, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer()).pipe(
-          Layer.provideMerge(freshDatabase(inject("postgresUrl"), { migrate: migrateSeedTable }))
+          Layer.provideMerge(freshDatabase(inject("postgresUrl"), { migrate: migrateServerTables }))
         )
       )
     ))

@@ -145,12 +145,14 @@ export const makeClaim = <Request, Result>(
         })
       ).pipe(Effect.flatMap(Either.match({ onRight: Effect.succeed, onLeft: (next) => attempt(request, waiting, progress, next) })))
 
-    return Effect.fn("Controller.claim")(function*(input: Request, claimOptions: ClaimOptions = {}) {
-      const started = yield* Clock.currentTimeMillis
-      // The runtime's own schema says what a claim may carry: a bad one takes nothing.
-      const request: Request = yield* validate(input).pipe(
+    /** The runtime's own schema says what a claim may carry. Checked before anything else: a bad one changes nothing. */
+    const check = (input: Request): Effect.Effect<Request, InvalidClaimError> =>
+      validate(input).pipe(
         Effect.mapError((error) => new InvalidClaimError({ pool: spec.name, message: `not a claim this pool's runtime takes: ${error.message}` }))
       )
+
+    const claim = Effect.fn("Controller.claim")(function*(request: Request, claimOptions: ClaimOptions = {}) {
+      const started = yield* Clock.currentTimeMillis
       const waitMs = Math.min(Math.max(0, claimOptions.waitMs ?? 0), MAX_WAIT_MS)
       const waiting = waitMs > 0 ? { ticket: yield* options.room.ticket, deadline: started + waitMs } : undefined
       const progress = claimOptions.onProgress ?? (() => Effect.void)
@@ -169,4 +171,5 @@ export const makeClaim = <Request, Result>(
         )
       )
     })
+    return { check, claim }
   })

@@ -82,7 +82,7 @@ export interface ControllerService<Request = unknown, Result = unknown> {
   readonly stop: (grace: Duration.DurationInput) => Effect.Effect<void>
 }
 
-/** The Controller of a pool, as a service (its claims untyped: the runtime decodes each request). */
+/** The Controller of a pool, as a service (its claims untyped: each request is validated against the runtime's schema). */
 export class Controller extends Context.Tag("@warmpool/reconciler/Controller")<Controller, ControllerService>() {
   /**
    * A controller for `spec` on the `InstanceRuntime` in context; its passes run in the background for the scope's

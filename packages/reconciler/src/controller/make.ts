@@ -278,7 +278,7 @@ export const make = <Request = unknown, Result = unknown>(
       yield* Effect.forkScoped(Stream.runForEach(Stream.filter(leadership.leading, (leads) => leads), () => trigger))
     }
 
-    const claimOne = yield* makeClaim<Request, Result>(spec, {
+    const claims = yield* makeClaim<Request, Result>(spec, {
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
       trigger: triggerRefill,
@@ -288,13 +288,14 @@ export const make = <Request = unknown, Result = unknown>(
       stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
     // Checked before the permit (answer at once) and again with it (a claim that queued while a stop began).
     // A claim already waiting in line is answered by the stop (`room.close`), as at its deadline.
-    // Every claim counts as an arrival for autoscaling, served or missed.
+    // Every valid claim counts as an arrival for autoscaling, served or missed; an invalid one counts for nothing.
     const arrival = autoscaler === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, autoscaler.recordArrival)
-    const claim = (request: Request, claimOptions?: ClaimOptions) =>
-      arrival.pipe(
-        Effect.zipRight(refuseWhileStopping),
-        Effect.zipRight(claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claimOne(request, claimOptions))))
-      )
+    const claim = (input: Request, claimOptions?: ClaimOptions) =>
+      Effect.flatMap(claims.check(input), (request) =>
+        arrival.pipe(
+          Effect.zipRight(refuseWhileStopping),
+          Effect.zipRight(claimsInFlight.withPermits(1)(Effect.zipRight(refuseWhileStopping, claims.claim(request, claimOptions))))
+        ))
 
     const stop = (grace: Duration.DurationInput) =>
       Effect.gen(function*() {

@@ -66,19 +66,6 @@ const templateHashes = Effect.gen(function*() {
   yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS template_hash TEXT`
 })
 
-const dashboardSamples = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  // The server dashboard's history: what each replica counted in each interval (a JSON record), kept a few hours.
-  yield* sql`
-    CREATE TABLE IF NOT EXISTS warmpool_dashboard_samples (
-      replica TEXT NOT NULL,
-      at TIMESTAMPTZ NOT NULL,
-      record JSONB NOT NULL,
-      PRIMARY KEY (replica, at)
-    )`
-  yield* sql`CREATE INDEX IF NOT EXISTS warmpool_dashboard_samples_at ON warmpool_dashboard_samples (at)`
-})
-
 const intents = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   // Who made a row's last intent (creating, claiming, deleting): the next leader resolves those of a dead
@@ -99,7 +86,7 @@ export const migrations = Migrator.fromRecord({
   "1_instances": instances,
   "2_leases": leases,
   "3_template_hash": templateHashes,
-  "4_dashboard_samples": dashboardSamples,
+  // 4 made the server dashboard's table, which the server's own migrations make now (ids are never reused).
   "5_intents": intents,
   "6_maps": maps
 })

@@ -46,6 +46,12 @@ interface Assignment {
 
 type Row = Record<string, unknown>
 
+/** A change of a batch, with the columns it sets. */
+interface Planned {
+  readonly change: Transition
+  readonly sets: ReadonlyArray<Assignment>
+}
+
 const known = new Set<string>(instanceStatuses)
 /** Read as epoch milliseconds: a number is parsed far more cheaply than a timestamp's text, and a pass reads every row. */
 const timestampColumns = new Set(["created_at", "status_changed_at", "claimed_at"])
@@ -124,7 +130,24 @@ const makeCodec = (columns: StoreColumns) => {
     })
   }
 
-  /** The columns a patch sets, in a stable order (batched writes group changes by them). */
+  /**
+   * The columns a map's keys go to: each named key its column, the others one JSON object, which an update merges
+   * into the map's column (`merge`) and an insert writes whole (an empty object included).
+   */
+  const mapAssignments = (map: MapName, given: StringMap, merge: boolean): ReadonlyArray<Assignment> => {
+    const out: Array<Assignment> = []
+    const rest: Record<string, string> = { ...given }
+    for (const [key, column] of named[map]) {
+      if (key in rest) {
+        out.push({ column, type: "text", merge: false, value: rest[key]! })
+        delete rest[key]
+      }
+    }
+    if (!merge || Object.keys(rest).length > 0) out.push({ column: map, type: "jsonb", merge, value: JSON.stringify(rest) })
+    return out
+  }
+
+  /** The columns a patch sets besides the status, in a stable order (batched writes group changes by them). */
   const assignments = (patch: InstancePatch | undefined): ReadonlyArray<Assignment> => {
     const out: Array<Assignment> = []
     for (const [key, value] of Object.entries(patch ?? {})) {
@@ -134,34 +157,24 @@ const makeCodec = (columns: StoreColumns) => {
     }
     for (const map of mapNames) {
       const given = patch?.[map]
-      if (given === undefined) continue
-      const rest: Record<string, string> = { ...given }
-      for (const [key, column] of named[map]) {
-        if (key in rest) {
-          out.push({ column, type: "text", merge: false, value: rest[key]! })
-          delete rest[key]
-        }
-      }
-      if (Object.keys(rest).length > 0) out.push({ column: map, type: "jsonb", merge: true, value: JSON.stringify(rest) })
+      if (given !== undefined) out.push(...mapAssignments(map, given, true))
     }
     return out.sort((a, b) => a.column.localeCompare(b.column))
   }
 
-  /** A new row's columns and values: the maps' named keys in their columns, the rest as JSON. */
+  /** A new row's columns and values. */
   const insertValues = (row: Instance): ReadonlyArray<Assignment> => {
     const { attributes, handles, id, pool, status, createdAt, statusChangedAt, ...scalars } = row
-    const fixed: Array<Assignment> = [
+    return [
       { column: "id", type: "text", merge: false, value: id },
       { column: "pool", type: "text", merge: false, value: pool },
       { column: "status", type: "text", merge: false, value: status },
       { column: "created_at", type: "timestamptz", merge: false, value: createdAt },
       { column: "status_changed_at", type: "timestamptz", merge: false, value: statusChangedAt },
-      { column: "handles", type: "jsonb", merge: false, value: "{}" },
-      { column: "attributes", type: "jsonb", merge: false, value: "{}" }
+      ...assignments(scalars),
+      ...mapAssignments("handles", handles, false),
+      ...mapAssignments("attributes", attributes, false)
     ]
-    const patched = assignments({ ...scalars, handles, attributes })
-    // A map's unnamed keys replace the empty object above rather than merging into it.
-    return [...fixed.filter((f) => !patched.some((p) => p.column === f.column)), ...patched.map((p) => ({ ...p, merge: false }))]
   }
 
   return { selected, toInstance, assignments, insertValues }
@@ -273,11 +286,14 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         ? Effect.succeed([])
         : Effect.gen(function*() {
           const guard = yield* fence
-          // One statement per distinct (to, from, patch keys) shape: a pass's changes share few shapes.
-          const groups = new Map<string, Array<Transition>>()
+          // One statement per distinct (to, from, columns set) shape: a pass's changes share few shapes.
+          const groups = new Map<string, Array<Planned>>()
           for (const change of changes) {
-            const key = JSON.stringify([change.to, change.from, assignments(change.patch).map((a) => a.column)])
-            groups.set(key, [...(groups.get(key) ?? []), change])
+            const sets = assignments(change.patch)
+            const key = JSON.stringify([change.to, change.from, sets.map((a) => a.column)])
+            const group = groups.get(key)
+            if (group === undefined) groups.set(key, [{ change, sets }])
+            else group.push({ change, sets })
           }
           const applied = yield* Effect.forEach([...groups.values()], (group) => applyGroup(group, guard))
           return applied.flat()
@@ -314,14 +330,13 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
   }
 
   /** Many compare-and-sets of one shape in one statement: `UPDATE … FROM unnest(…)`. */
-  const applyGroup = (group: ReadonlyArray<Transition>, guard: Statement.Fragment) => {
-    const { from, to } = group[0]!
-    const ids = group.map((c) => c.id)
-    const perChange = group.map((c) => assignments(c.patch))
-    const columns = perChange[0]!.map((a, index) => ({
+  const applyGroup = (group: ReadonlyArray<Planned>, guard: Statement.Fragment) => {
+    const { from, to } = group[0]!.change
+    const ids = group.map((c) => c.change.id)
+    const columns = group[0]!.sets.map((a, index) => ({
       ...a,
-      values: perChange.map((set) => {
-        const value = set[index]!.value
+      values: group.map(({ sets }) => {
+        const value = sets[index]!.value
         return value instanceof Date ? value.toISOString() : value === null ? null : String(value)
       })
     }))

@@ -1,14 +1,13 @@
 /**
  * The seed's `instances` table: the pool manager this server replaces made it, and other programs read it, so
  * its columns stay and are written as the seed wrote them. The store keeps what is particular to Convos in a
- * row's maps; this says which map keys have a seed column, and adds those columns before the store's own
- * migrations run (they adopt whatever table they find).
+ * row's maps; this says which map keys have a seed column, and adds those columns (a server migration, run
+ * before the store's own, which adopt whatever table they find).
  */
 import { SqlClient } from "@effect/sql"
-import * as Migrator from "@effect/sql/Migrator"
 import { AGENTMAIL_INBOX_HANDLE } from "@warmpool/providers-agentmail"
 import { OPENROUTER_KEY_HANDLE } from "@warmpool/providers-openrouter"
-import { PgInstanceStore, runMigrations } from "@warmpool/reconciler/postgres"
+import { PgInstanceStore } from "@warmpool/reconciler/postgres"
 import { Effect } from "effect"
 import { GATEWAY_TOKEN_HANDLE } from "./secrets.js"
 
@@ -28,7 +27,8 @@ export const seedColumns = {
   }
 } as const
 
-const seedTable = Effect.gen(function*() {
+/** The seed's columns, on the table the seed made or on a new one. */
+export const addSeedColumns = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY)`
   const columns = [...Object.values(seedColumns.handles), ...Object.values(seedColumns.attributes)]
@@ -37,12 +37,6 @@ const seedTable = Effect.gen(function*() {
   yield* sql`ALTER TABLE instances ADD COLUMN IF NOT EXISTS name TEXT`
   yield* sql`UPDATE instances SET name = 'convos-agent-' || id WHERE name IS NULL`
 })
-
-/** The seed's columns first (in a migrations table of the server's own), then the store's migrations. */
-export const migrateSeedTable = Migrator.make({})({
-  loader: Migrator.fromRecord({ "1_seed_columns": seedTable }),
-  table: "warmpool_seed_migrations"
-}).pipe(Effect.zipRight(runMigrations))
 
 /** The store on the seed's table. */
 export const SeedInstanceStore = PgInstanceStore.layerWithColumns(seedColumns)

@@ -7,6 +7,19 @@ import { StoreError } from "@warmpool/reconciler"
 import { Effect, Layer } from "effect"
 import { HistoryStore, type IntervalRecord } from "./history.js"
 
+/** The history's table: what each replica counted in each interval (a JSON record), kept a few hours. */
+export const createDashboardSamples = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE IF NOT EXISTS warmpool_dashboard_samples (
+      replica TEXT NOT NULL,
+      at TIMESTAMPTZ NOT NULL,
+      record JSONB NOT NULL,
+      PRIMARY KEY (replica, at)
+    )`
+  yield* sql`CREATE INDEX IF NOT EXISTS warmpool_dashboard_samples_at ON warmpool_dashboard_samples (at)`
+})
+
 const storeError = (operation: string) => (error: SqlError.SqlError) =>
   new StoreError({ operation, message: error.message, retryable: true })
 
