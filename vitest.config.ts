@@ -8,7 +8,7 @@ export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
     // A real Postgres for the run: from TEST_DATABASE_URL / DATABASE_URL, or an embedded one.
-    globalSetup: ["packages/reconciler/test/support/postgres-global-setup.ts"],
+    globalSetup: ["packages/reconciler-pg/test/support/postgres-global-setup.ts"],
     testTimeout: 30_000,
     // The controller's pass lines are for operators; a test that asserts on them captures them with a logger
     // of its own (reconciler/test/pass-log.test.ts). Every other line, warnings included, still shows.

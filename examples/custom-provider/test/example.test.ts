@@ -1,6 +1,6 @@
 import { expect, it } from "@effect/vitest"
-import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
-import { freePort } from "@warmpool/reconciler/postgres"
+import { freePort } from "@warmpool/reconciler"
+import { databaseUrl, onServer } from "@warmpool/reconciler-pg/testing"
 import { ConfigProvider, Duration, Effect, Fiber, Schedule } from "effect"
 import { inject } from "vitest"
 import { program } from "../src/main.js"

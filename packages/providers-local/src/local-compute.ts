@@ -4,8 +4,7 @@
  * live ones again and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited
  * for, on shutdown.
  */
-import { ComputeProvider, type CreatedService, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
-import { freePort } from "@warmpool/reconciler/postgres"
+import { ComputeProvider, type CreatedService, freePort, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
 import { referenceRuntimeEntry } from "@warmpool/providers-convos/reference-runtime"
 import { Clock, Context, type Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"

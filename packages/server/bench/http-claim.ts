@@ -5,8 +5,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { InstanceStore } from "@warmpool/reconciler"
-import { PgInstanceStore } from "@warmpool/reconciler/postgres"
-import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
+import { PgInstanceStore } from "@warmpool/reconciler-pg"
+import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler-pg/testing"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { Agent, request } from "node:http"

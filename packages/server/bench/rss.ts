@@ -3,8 +3,8 @@
  * on its own database, after it has run passes over them and served `/api/pool/status` (all rows as JSON).
  */
 import { SqlClient } from "@effect/sql"
-import { freePort } from "@warmpool/reconciler/postgres"
-import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler/postgres/testing"
+import { freePort } from "@warmpool/reconciler"
+import { currentDatabaseUrl, freshDatabase, testServer } from "@warmpool/reconciler-pg/testing"
 import { Effect, Layer, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"

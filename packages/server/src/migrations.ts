@@ -1,9 +1,9 @@
 /**
  * The server's tables: the seed's columns and the dashboard's history, in a migrations table of the server's
- * own; then the store's migrations (`@warmpool/reconciler/postgres`), which adopt the table the seed's made.
+ * own; then the store's migrations (`@warmpool/reconciler-pg`), which adopt the table the seed's made.
  */
 import * as Migrator from "@effect/sql/Migrator"
-import { runMigrations } from "@warmpool/reconciler/postgres"
+import { runMigrations } from "@warmpool/reconciler-pg"
 import { Effect } from "effect"
 import { addSeedColumns } from "./convos/seed-table.js"
 import { createDashboardSamples } from "./dashboard/pg-history-store.js"

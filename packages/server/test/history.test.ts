@@ -1,7 +1,7 @@
 /** The dashboard's history: quantiles from histogram buckets, samples from two readings, and the sampler. */
 import { describe, expect, it } from "@effect/vitest"
 import { Controller, PoolSpec } from "@warmpool/reconciler"
-import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
+import { freshDatabase } from "@warmpool/reconciler-pg/testing"
 import { InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { inMemoryConvosServices } from "@warmpool/providers-convos/testing"
 import { SqlClient } from "@effect/sql"

@@ -2,7 +2,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { freshDatabase } from "@warmpool/reconciler/postgres/testing"
+import { freshDatabase } from "@warmpool/reconciler-pg/testing"
 import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"

@@ -6,7 +6,7 @@
  */
 import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
 import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
-import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
+import { databaseUrl, onServer } from "@warmpool/reconciler-pg/testing"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"

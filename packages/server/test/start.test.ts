@@ -3,7 +3,7 @@
  * Postgres and local instances. The pool fills, a claim works over HTTP, and shutdown leaves no process behind.
  */
 import { isAlive } from "@warmpool/providers-local"
-import { standInDataDir } from "@warmpool/reconciler/postgres"
+import { standInDataDir } from "@warmpool/embedded-postgres"
 import { describe, expect, it } from "vitest"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"

@@ -7,7 +7,7 @@
 import { SqlClient } from "@effect/sql"
 import { AGENTMAIL_INBOX_HANDLE } from "@warmpool/providers-agentmail"
 import { OPENROUTER_KEY_HANDLE } from "@warmpool/providers-openrouter"
-import { PgInstanceStore } from "@warmpool/reconciler/postgres"
+import { PgInstanceStore } from "@warmpool/reconciler-pg"
 import { Effect } from "effect"
 import { GATEWAY_TOKEN_HANDLE } from "./secrets.js"
 

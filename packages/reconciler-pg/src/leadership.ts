@@ -12,7 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream, SubscriptionRef } from "effect"
 import { randomUUID } from "node:crypto"
-import { Leadership } from "../services.js"
+import { Leadership } from "@warmpool/reconciler"
 import { CurrentFence, type Fence } from "./fence.js"
 
 export interface PgLeadershipOptions {

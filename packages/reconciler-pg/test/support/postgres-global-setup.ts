@@ -5,7 +5,7 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import type { TestProject } from "vitest/node"
-import { testServer } from "../../src/postgres/testing.js"
+import { testServer } from "../../src/testing.js"
 
 export default async function setup(project: TestProject) {
   const scope = Effect.runSync(Scope.make())

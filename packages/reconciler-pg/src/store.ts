@@ -5,9 +5,7 @@
  */
 import { SqlClient, type SqlError, type Statement } from "@effect/sql"
 import { Effect, FiberRef, Layer, Option, Ref } from "effect"
-import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, oldestFirst, type StringMap } from "../domain/instance.js"
-import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
-import { InstanceStore, type Transition } from "../services.js"
+import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, oldestFirst, type StringMap, ConflictError, StaleStatusError, StoreError, InstanceStore, type Transition } from "@warmpool/reconciler"
 import { CurrentFence, fenceHolds } from "./fence.js"
 
 /**

@@ -9,8 +9,7 @@ import { SqlClient } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { Deferred, Duration, Effect, Layer, Ref, Schedule } from "effect"
 import { randomInt } from "node:crypto"
-import { StoreError } from "../errors.js"
-import { Incarnations } from "../services.js"
+import { StoreError, Incarnations } from "@warmpool/reconciler"
 
 /** The advisory locks' first key: "wpin", warmpool incarnations; the second key is the incarnation. */
 const NAMESPACE = 0x7770696e

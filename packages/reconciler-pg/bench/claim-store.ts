@@ -6,9 +6,9 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import pg from "pg"
-import { InstanceStore } from "../src/index.js"
-import { PgInstanceStore } from "../src/postgres/index.js"
-import { currentDatabaseUrl, freshDatabase, testServer } from "../src/postgres/testing.js"
+import { InstanceStore } from "@warmpool/reconciler"
+import { PgInstanceStore } from "../src/index.js"
+import { currentDatabaseUrl, freshDatabase, testServer } from "../src/testing.js"
 
 const ROWS = 3_000
 const CLAIM_SQL = `

@@ -7,9 +7,9 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Exit, Layer, Redacted, Schedule, Scope, TestServices } from "effect"
 import { inject } from "vitest"
-import { Incarnations, InstanceStore, newInstance } from "../src/index.js"
-import { PgIncarnations, PgInstanceStore } from "../src/postgres/index.js"
-import { currentDatabaseUrl, freshDatabase } from "../src/postgres/testing.js"
+import { Incarnations, InstanceStore, newInstance } from "@warmpool/reconciler"
+import { PgIncarnations, PgInstanceStore } from "../src/index.js"
+import { currentDatabaseUrl, freshDatabase } from "../src/testing.js"
 
 const serverUrl = inject("postgresUrl")
 

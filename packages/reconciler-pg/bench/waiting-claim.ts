@@ -5,10 +5,10 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Fiber, Layer, Logger, LogLevel, Redacted, Ref, Schedule } from "effect"
-import { Controller, InstanceStore, Leadership, PoolSpec, SingleLeader } from "../src/index.js"
-import { PgIncarnations, PgInstanceStore, PgPoolEvents } from "../src/postgres/index.js"
-import { currentDatabaseUrl, freshDatabase, testServer } from "../src/postgres/testing.js"
-import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, NeverLeader } from "../src/testing/index.js"
+import { Controller, InstanceStore, Leadership, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { PgIncarnations, PgInstanceStore, PgPoolEvents } from "../src/index.js"
+import { currentDatabaseUrl, freshDatabase, testServer } from "../src/testing.js"
+import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryRuntime, inMemoryServices, NeverLeader } from "@warmpool/reconciler/testing"
 
 const SAMPLES = 21
 const spec = new PoolSpec({ name: "bench", namePrefix: "bench-", minIdle: 0, maxTotal: 1_000, template: { image: "img", env: {} } })

@@ -10,9 +10,11 @@ import { randomBytes } from "node:crypto"
 import { chmodSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { StoreError } from "../errors.js"
-import { startEmbeddedPostgres } from "./embedded.js"
+import type { StoreError } from "@warmpool/reconciler"
 import { runMigrations } from "./migrations.js"
+
+// Brings vitest's types into this program (nothing else here imports vitest) so the augmentation has a module to extend.
+import type {} from "vitest"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -26,7 +28,8 @@ export const testServerUrlFromEnv = (): string | undefined => process.env.TEST_D
 
 /**
  * A Postgres server for tests and benchmarks, for the scope's lifetime: the one the environment names,
- * or an embedded one in a temporary folder (removed afterwards).
+ * or an embedded one in a temporary folder (removed afterwards). The embedded one needs
+ * `@warmpool/embedded-postgres` installed (an optional peer: loaded only when no URL is set).
  */
 export interface TestServer {
   readonly url: string
@@ -46,6 +49,7 @@ export const testServer: Effect.Effect<TestServer, StoreError, Scope.Scope> = Ef
       }),
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
     )
+    const { startEmbeddedPostgres } = yield* Effect.promise(() => import("@warmpool/embedded-postgres"))
     const running = yield* startEmbeddedPostgres({ dataDir })
     return { url: Redacted.value(running.url), embedded: true }
   })

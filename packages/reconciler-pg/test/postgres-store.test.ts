@@ -2,11 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { SqlClient, Statement } from "@effect/sql"
 import { Cause, Effect, Exit, Layer, Option, Ref } from "effect"
 import { inject } from "vitest"
-import { ComputeProvider, Controller, InstanceStore, newInstance, PoolSpec } from "../src/index.js"
-import { PgInstanceStore, runMigrations } from "../src/postgres/index.js"
-import { freshDatabase } from "../src/postgres/testing.js"
-import { instanceStoreConformance } from "../src/testing/conformance/index.js"
-import { inMemoryServices } from "../src/testing/index.js"
+import { ComputeProvider, Controller, InstanceStore, newInstance, PoolSpec } from "@warmpool/reconciler"
+import { PgInstanceStore, runMigrations } from "../src/index.js"
+import { freshDatabase } from "../src/testing.js"
+import { instanceStoreConformance } from "@warmpool/reconciler/conformance"
+import { inMemoryServices } from "@warmpool/reconciler/testing"
 
 const serverUrl = inject("postgresUrl")
 const storeOn = (options: Parameters<typeof freshDatabase>[1] = {}) =>

@@ -7,8 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Stream } from "effect"
 import Pg from "pg"
-import { StoreError } from "../errors.js"
-import { decodePoolEvent, encodePoolEvent, ListeningEvent, type PoolEvent, PoolEvents } from "../pool-events.js"
+import { StoreError, decodePoolEvent, encodePoolEvent, ListeningEvent, type PoolEvent, PoolEvents } from "@warmpool/reconciler"
 
 /** The channel every replica of every pool shares; events name their pool. */
 export const POOL_EVENTS_CHANNEL = "warmpool_pool_events"

@@ -12,10 +12,9 @@ import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { basename, dirname, join, resolve } from "node:path"
-import { StoreError } from "../errors.js"
+import { freePort, StoreError } from "@warmpool/reconciler"
 
 export interface EmbeddedPostgresOptions {
   /** Where the cluster lives; an initialised one is reused. */
@@ -45,16 +44,6 @@ const SYSTEM_DIR = "/var/lib/warmpool"
 
 const failure = (step: string, retryable = false) => (cause: unknown) =>
   new StoreError({ operation: `embedded.${step}`, message: cause instanceof Error ? cause.message : String(cause), retryable })
-
-export const freePort = Effect.async<number, StoreError>((resume) => {
-  const server = createServer()
-  server.once("error", (error) => resume(Effect.fail(failure("port", true)(error))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 interface RunAs {
   readonly uid: number
@@ -212,7 +201,7 @@ const serve = (program: string, dataDir: string, port: number, runAs: RunAs | un
 /** Starts (initialising if needed) a Postgres cluster in `dataDir`, stopped when the scope closes. */
 export const startEmbeddedPostgres = (options: EmbeddedPostgresOptions): Effect.Effect<RunningPostgres, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const port = options.port ?? (yield* freePort)
+    const port = options.port ?? (yield* freePort.pipe(Effect.mapError(failure("port", true))))
     const log = options.onLog ?? (() => {})
     const systemDir = options.systemDir ?? SYSTEM_DIR
     const build = yield* Effect.try({ try: installedBuild, catch: failure("load") })

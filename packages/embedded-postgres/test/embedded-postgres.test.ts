@@ -10,7 +10,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
-import { freePort, startEmbeddedPostgres } from "../src/postgres/embedded.js"
+import { freePort } from "@warmpool/reconciler"
+import { startEmbeddedPostgres } from "../src/index.js"
 
 const query = (url: Redacted.Redacted<string>, text: string) =>
   Effect.promise(async () => {

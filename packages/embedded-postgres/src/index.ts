@@ -1,0 +1,1 @@
+export { type EmbeddedPostgresOptions, type RunningPostgres, standInDataDir, startEmbeddedPostgres } from "./embedded.js"
