@@ -6,7 +6,7 @@ export default defineConfig({
   resolve: { conditions: ["source"] },
   ssr: { resolve: { conditions: ["source"], externalConditions: ["source"] } },
   test: {
-    include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
+    include: ["packages/*/test/**/*.test.ts", "examples/*/test/**/*.test.ts", "test/**/*.test.ts"],
     // A real Postgres for the run: from TEST_DATABASE_URL / DATABASE_URL, or an embedded one.
     globalSetup: ["packages/reconciler-pg/test/support/postgres-global-setup.ts"],
     testTimeout: 30_000,
