@@ -4,6 +4,7 @@
  * Each module exports `run(): Promise<Record<string, number>>`.
  */
 import { writeFileSync } from "node:fs"
+import { basename } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const modules = [
@@ -16,18 +17,21 @@ const modules = [
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",
-  "../packages/server/bench/railway-at-scale.ts"
+  "../packages/server/bench/railway-at-scale.ts",
+  "./bench/package.ts"
 ]
 
 const only = process.argv.slice(2)
+/** A group named exactly as a module's file (`package`, `autoscale`) selects that module; other words select by path. */
+const selected = (path: string) => only.some((o) => (modules.some((m) => basename(m, ".ts") === o) ? basename(path, ".ts") === o : path.includes(o)))
 const results: Record<string, number> = {}
 for (const path of modules) {
-  if (only.length > 0 && !only.some((o) => path.includes(o))) continue
+  if (only.length > 0 && !selected(path)) continue
   const started = Date.now()
   const mod = (await import(path)) as { run: () => Promise<Record<string, number>> }
   const metrics = await mod.run()
   Object.assign(results, metrics)
-  console.error(`bench ${path.replace("../", "")}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  console.error(`bench ${path.replace(/^\.\.?\//, "")}: ${((Date.now() - started) / 1000).toFixed(1)} s`)
 }
 
 const width = Math.max(...Object.keys(results).map((k) => k.length))
