@@ -12,9 +12,10 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { freePort } from "@warmpool/reconciler"
+import { Effect } from "effect"
 import { coreInstallMb, installProject, packAll, pinned, root } from "./packing.js"
 import { snippetsOf } from "./snippets.js"
 
@@ -46,16 +47,6 @@ const run = (command: string, args: Array<string>, cwd: string, timeoutMs = 120_
     throw new Error(`${command} ${args.join(" ")} failed:\n${stdout ?? ""}${stderr ?? ""}`.trim())
   }
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 const until = async <A>(what: string, timeoutMs: number, probe: () => Promise<A | undefined>): Promise<A> => {
   const deadline = Date.now() + timeoutMs
@@ -116,7 +107,7 @@ const TSCONFIG = {
 }
 
 const serveAndClaim = async (app: string): Promise<string> => {
-  const port = await freePort()
+  const port = await Effect.runPromise(freePort)
   // Zero-config: no DATABASE_URL, no POOL_API_KEY, no platform: only where to listen.
   const child = spawn("npx", ["@warmpool/server", "serve"], {
     cwd: app,
