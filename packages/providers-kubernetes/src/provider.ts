@@ -19,7 +19,7 @@ import {
 import { Clock, Context, Duration, Effect, Layer, Ref, type Scope, Stream } from "effect"
 import { KubernetesConfig, type KubernetesOptions } from "./config.js"
 import { failureOf, type Refusal, refusalOf, toProviderError } from "./errors.js"
-import { deployStatusOf, instanceNameOf, isReady, MANAGED_SELECTOR, podNameOf, podOf, secretOf, urlOf } from "./manifests.js"
+import { deployStatusOf, instanceNameOf, isReady, LABELS, MANAGED_SELECTOR, podNameOf, podOf, secretOf, urlOf } from "./manifests.js"
 import { makePodCache, type PodChange } from "./pod-cache.js"
 
 /** A change the pool should react to: a Pod of `pool` appeared, changed state or address, or went away. */
@@ -179,16 +179,21 @@ export const makePlatform = (options: KubernetesOptions = {}, kubeConfig: KubeCo
         })
     })
 
-    // A freed Pod may free the quota: creates stopped by it may go again.
-    const changes = Stream.fromPubSub(cache.changes).pipe(
-      Stream.tap((change) => (change.type === "deleted" ? Ref.update(stops, (all) => {
+    // A freed Pod may free the quota: creates it stopped may go again.
+    yield* Stream.fromPubSub(cache.changes).pipe(
+      Stream.filter((change) => change.type === "deleted"),
+      Stream.runForEach(() => Ref.update(stops, (all) => {
         if (!all.has("quota")) return all
         const next = new Map(all)
         next.delete("quota")
         return next
-      }) : Effect.void)),
+      })),
+      Effect.forkScoped
+    )
+
+    const changes = Stream.fromPubSub(cache.changes).pipe(
       Stream.map((change): PoolPodChange => ({
-        pool: change.pod.metadata?.labels?.["warmpool.dev/pool"],
+        pool: change.pod.metadata?.labels?.[LABELS.pool],
         podName: change.pod.metadata?.name ?? "",
         type: change.type,
         ready: change.type !== "deleted" && isReady(change.pod)

@@ -5,11 +5,12 @@
  * playing the kubelet. Behaviour only the emulator can stage (410 after compaction, 429, a quota) is tested there.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Controller, type Instance, LocalIncarnations, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { CoreV1Api } from "@kubernetes/client-node"
+import { ComputeProvider, Controller, type Instance, LocalIncarnations, PoolSpec, SingleLeader } from "@warmpool/reconciler"
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
 import { InMemoryCredentials, InMemoryRuntime, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
-import { Effect, Exit, Layer, Schedule, Scope } from "effect"
-import { KubernetesCompute, LABELS } from "../src/index.js"
+import { Context, Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { failureOf, KubernetesCompute, type KubernetesOptions, LABELS } from "../src/index.js"
 import { apiServerCluster, emulatorCluster, findApiServerAssets, kubeConfigFrom, makeKubelet, type TestCluster } from "./support/clusters.js"
 
 const assets = findApiServerAssets()
@@ -166,4 +167,90 @@ describe("Kubernetes provider, on the emulator only", () => {
       expect(after.filter((call) => call.verb === "list")).toHaveLength(1)
       expect(after.filter((call) => call.verb === "watch")).toHaveLength(1)
     }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  const providerOn = (c: TestCluster, namespace: string, options: Omit<KubernetesOptions, "namespace"> = {}) =>
+    Effect.map(Layer.build(KubernetesCompute.layer({ namespace, ...options }, kubeConfigFrom(c.kubeconfig))), Context.get(ComputeProvider))
+  const providerCalls = (c: TestCluster, verb: string, resource = "pods") =>
+    c.emulator!.calls().filter((call) => call.user === "warmpool" && call.verb === verb && call.resource === resource).length
+  const request = (name: string, image = "runtime:v1") => ({ name, image, env: { PORT: "8080" } })
+
+  it.live("a 429 is waited out for its Retry-After, then the create goes through", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const compute = yield* providerOn(c, "ns")
+      c.emulator!.inject({ status: 429, reason: "TooManyRequests", message: "too many requests", retryAfterSeconds: 1 }, { verb: "create", resource: "pods" })
+      const started = Date.now()
+      yield* compute.create(request("agent-a"))
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000)
+      expect(providerCalls(c, "create")).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("a ResourceQuota refusal says what was refused and stops creates, without calls, until a Pod is freed", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster({ podQuota: 1 })
+      const compute = yield* providerOn(c, "ns")
+      const first = yield* compute.create(request("agent-a"))
+      const refused = yield* Effect.flip(compute.create(request("agent-b")))
+      expect(refused._tag).toBe("InvalidRequestError")
+      expect(refused.message).toMatch(/HTTP 403 refused by a ResourceQuota: .*exceeded quota/)
+      const calls = providerCalls(c, "create")
+      const stopped = yield* Effect.flip(compute.create(request("agent-c")))
+      expect(stopped.message).toMatch(/creates stopped .* after: HTTP 403 refused by a ResourceQuota/)
+      expect(providerCalls(c, "create")).toBe(calls)
+      // A freed Pod (its DELETED event) lets creates go again.
+      yield* compute.destroy(first.serviceId)
+      yield* compute.create(request("agent-c")).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))))
+      expect(c.emulator!.pods("ns").map((p) => p.metadata.annotations["warmpool.dev/instance-name"])).toEqual(["agent-c"])
+    }).pipe(Effect.scoped))
+
+  it.live("an invalid object (422) stops the creates of that image only", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const compute = yield* providerOn(c, "ns")
+      c.emulator!.inject({ status: 422, reason: "Invalid", message: "Pod \"agent-a\" is invalid: spec.containers[0].image: Required value" }, { verb: "create", resource: "pods" })
+      const refused = yield* Effect.flip(compute.create(request("agent-a", "broken:v1")))
+      expect(refused.message).toMatch(/HTTP 422 refused as invalid: .*image: Required value/)
+      const calls = providerCalls(c, "create")
+      expect((yield* Effect.flip(compute.create(request("agent-b", "broken:v1")))).message).toMatch(/creates stopped/)
+      expect(providerCalls(c, "create")).toBe(calls)
+      yield* compute.create(request("agent-c", "fine:v1"))
+      expect(providerCalls(c, "create")).toBe(calls + 1)
+    }).pipe(Effect.scoped))
+
+  it.live("the first list pages with limit and continue; every page is one request", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const other = yield* providerOn(c, "ns")
+      yield* Effect.forEach(["a", "b", "c", "d", "e"], (n) => other.create(request(`agent-${n}`)), { discard: true })
+      const before = providerCalls(c, "list")
+      const compute = yield* providerOn(c, "ns", { pageSize: 2 })
+      expect((yield* compute.list("agent-")).map((s) => s.name).sort()).toEqual(["agent-a", "agent-b", "agent-c", "agent-d", "agent-e"])
+      expect(providerCalls(c, "list") - before).toBe(3)
+    }).pipe(Effect.scoped))
+
+  it.live("the emulator refuses what Kubernetes' schemas refuse (422 Invalid), and stores nothing", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const api = kubeConfigFrom(c.kubeconfig).makeApiClient(CoreV1Api)
+      const error = yield* Effect.flip(Effect.tryPromise(() =>
+        api.createNamespacedPod({ namespace: "ns", body: { metadata: { name: "bad" }, spec: { containers: [{ name: "c", image: 5 as unknown as string }] } } })
+      ))
+      expect(failureOf(error.error)).toMatchObject({ status: 422, reason: "Invalid", message: expect.stringMatching(/image must be string/) })
+      const badName = yield* Effect.flip(Effect.tryPromise(() =>
+        api.createNamespacedPod({ namespace: "ns", body: { metadata: { name: "Not_A_Name" }, spec: { containers: [{ name: "c", image: "x" }] } } })
+      ))
+      expect(failureOf(badName.error)).toMatchObject({ status: 422, message: expect.stringMatching(/RFC 1123/) })
+      expect(c.emulator!.pods("ns")).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.live("deleting a Pod collects the Secret it owns (garbage collection, in the background)", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const compute = yield* providerOn(c, "ns")
+      const created = yield* compute.create(request("agent-a"))
+      expect(c.emulator!.secrets("ns").map((s) => s.metadata.name)).toEqual([created.serviceId])
+      yield* compute.destroy(created.serviceId)
+      yield* Effect.sleep("50 millis")
+      expect(c.emulator!.secrets("ns")).toEqual([])
+    }).pipe(Effect.scoped))
 })
