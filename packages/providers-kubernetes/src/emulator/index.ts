@@ -492,3 +492,4 @@ export const startKubeEmulator = (options: KubeEmulatorOptions = {}): Effect.Eff
     }),
     (emulator) => Effect.sync(() => emulator.close())
   )
+export { type KubeletOptions, makeKubelet } from "./kubelet.js"

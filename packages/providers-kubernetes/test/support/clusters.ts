@@ -3,7 +3,7 @@
  * with etcd (envtest's way, no kubelet) when their binaries are found — `KUBEBUILDER_ASSETS`, `PATH`, or the cache
  * of scripts/kube/build-apiserver.sh. The test plays the kubelet through the API (`pods/status`), on both.
  */
-import { CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node"
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node"
 import { Effect, Schedule, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { generateKeyPairSync, randomUUID } from "node:crypto"
@@ -12,6 +12,7 @@ import { createServer, Socket } from "node:net"
 import { homedir, tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { kubeconfigOf, type KubeEmulator, startKubeEmulator } from "../../src/emulator/index.js"
+export { makeKubelet } from "../../src/emulator/kubelet.js"
 
 export interface TestCluster {
   readonly name: "emulator" | "kube-apiserver"
@@ -177,46 +178,3 @@ export const apiServerCluster = (assets: string): Effect.Effect<TestCluster, Err
       dropWatches: Effect.sync(() => proxy.cut())
     }
   })
-
-/** The test's kubelet: what a node would report of a Pod that started and passed its readiness probe. */
-export const makeKubelet = (kubeconfig: string, namespace: string) => {
-  const api = kubeConfigFrom(kubeconfig).makeApiClient(CoreV1Api)
-  let address = 10
-  /** Starts the Pod: Running, an IP, Ready — if its Secret is there (a kubelet cannot start the container without it). */
-  const start = (name: string) =>
-    Effect.promise(async () => {
-      const pod = await api.readNamespacedPod({ namespace, name })
-      const secretName = pod.spec?.containers[0]?.env?.find((e) => e.valueFrom?.secretKeyRef !== undefined)?.valueFrom?.secretKeyRef?.name
-      if (secretName !== undefined) await api.readNamespacedSecret({ namespace, name: secretName })
-      const now = new Date()
-      const podIP = pod.status?.podIP ?? `10.244.0.${address++}`
-      const body: V1Pod = {
-        ...pod,
-        status: {
-          phase: "Running",
-          podIP,
-          podIPs: [{ ip: podIP }],
-          hostIP: "10.0.0.1",
-          startTime: now,
-          conditions: ["PodScheduled", "Initialized", "ContainersReady", "Ready"].map((type) => ({ type, status: "True", lastTransitionTime: now })),
-          containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
-            name: c.name,
-            image: c.image ?? "",
-            imageID: "",
-            ready: true,
-            started: true,
-            restartCount: 0,
-            state: { running: { startedAt: now } }
-          }))
-        }
-      }
-      await api.replaceNamespacedPodStatus({ namespace, name, body })
-      return podIP
-    })
-  /** Starts every Pod of the namespace that is not running yet; returns their names. */
-  const startAll = Effect.promise(() => api.listNamespacedPod({ namespace })).pipe(
-    Effect.map((list) => list.items.filter((p) => p.status?.phase !== "Running" && p.metadata?.deletionTimestamp === undefined).map((p) => p.metadata!.name!)),
-    Effect.tap((names) => Effect.forEach(names, start, { discard: true }))
-  )
-  return { api, start, startAll }
-}
