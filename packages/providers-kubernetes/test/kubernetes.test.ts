@@ -10,6 +10,12 @@ import { ComputeProvider, Controller, type Instance, LocalIncarnations, PoolSpec
 import { computeProviderConformance } from "@warmpool/reconciler/conformance"
 import { InMemoryCredentials, InMemoryRuntime, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Context, Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { Deployment } from "kubernetes-models/apps/v1"
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1"
+import { Service, ServiceAccount } from "kubernetes-models/v1"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { parse as parseYaml } from "yaml"
 import { failureOf, KubernetesCompute, type KubernetesOptions, LABELS } from "../src/index.js"
 import { apiServerCluster, emulatorCluster, findApiServerAssets, kubeConfigFrom, makeKubelet, type TestCluster } from "./support/clusters.js"
 
@@ -252,5 +258,34 @@ describe("Kubernetes provider, on the emulator only", () => {
       yield* compute.destroy(created.serviceId)
       yield* Effect.sleep("50 millis")
       expect(c.emulator!.secrets("ns")).toEqual([])
+    }).pipe(Effect.scoped))
+})
+
+describe("deploy/kubernetes", () => {
+  const dir = join(import.meta.dirname, "../../../deploy/kubernetes")
+  const manifests = readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").map((f) => parseYaml(readFileSync(join(dir, f), "utf8")))
+  const models: Record<string, { new(data: any): { validate: () => void } }> = { ServiceAccount, Role, RoleBinding, Deployment, Service }
+
+  it("every manifest is valid by Kubernetes' schemas; the Deployment runs 2 replicas with the provider", () => {
+    expect(manifests.map((m) => m.kind).sort()).toEqual(["Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"])
+    for (const manifest of manifests) expect(() => new models[manifest.kind]!(manifest).validate()).not.toThrow()
+    const deployment = manifests.find((m) => m.kind === "Deployment")
+    expect(deployment.spec.replicas).toBe(2)
+    expect(deployment.spec.template.spec.serviceAccountName).toBe("warmpool")
+    expect(deployment.spec.template.spec.containers[0].env).toEqual(expect.arrayContaining([{ name: "POOL_PROVIDER", value: "kubernetes" }]))
+  })
+
+  it.live("the Role grants exactly the calls the provider makes", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const compute = yield* Effect.map(Layer.build(KubernetesCompute.layer({ namespace: "ns" }, kubeConfigFrom(c.kubeconfig))), Context.get(ComputeProvider))
+      const made = yield* compute.create({ name: "agent-a", image: "runtime:v1", env: { PORT: "8080" } })
+      yield* compute.create({ name: "agent-a", image: "runtime:v1", env: { PORT: "8080" } }) // adopts: get, then the Secret updated
+      yield* compute.list("agent-")
+      yield* compute.destroy(made.serviceId)
+      const used = new Set(c.emulator!.calls().filter((call) => call.user === "warmpool").map((call) => `${call.resource}:${call.verb}`))
+      const role = manifests.find((m) => m.kind === "Role")
+      const granted = new Set(role.rules.flatMap((rule: { resources: Array<string>; verbs: Array<string> }) => rule.resources.flatMap((r) => rule.verbs.map((v) => `${r}:${v}`))))
+      expect([...used].sort()).toEqual([...granted].sort())
     }).pipe(Effect.scoped))
 })
