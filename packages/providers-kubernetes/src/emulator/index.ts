@@ -13,7 +13,6 @@ import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 
 /** What the emulator keeps of an object: plain JSON, as the wire carries it. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type KubeObject = Record<string, any>
 
 type Kind = "pods" | "secrets"
