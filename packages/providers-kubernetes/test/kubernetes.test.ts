@@ -223,6 +223,22 @@ describe("Kubernetes provider, on the emulator only", () => {
       expect(providerCalls(c, "create")).toBe(calls + 1)
     }).pipe(Effect.scoped))
 
+  it.live("while the watch cannot resume, the listing fails (nothing destructive follows) until it runs again", () =>
+    Effect.gen(function*() {
+      const c = yield* emulatorCluster()
+      const compute = yield* providerOn(c, "ns")
+      yield* compute.create(request("agent-a"))
+      c.emulator!.inject({ status: 500, reason: "InternalError", message: "etcd is down" }, { verb: "watch", times: 5 })
+      yield* c.dropWatches
+      // A watch the server ended leaves the cache current; the failed resumption right after makes it unknown.
+      const failed = yield* Effect.flip(compute.list("agent-")).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("5 seconds"))))
+      expect(failed._tag).toBe("TransientError")
+      expect(failed.message).toMatch(/the Pods are not known yet: the watch failed/)
+      const listed = yield* compute.list("agent-").pipe(Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo("20 seconds"))))
+      expect(listed.map((s) => s.name)).toEqual(["agent-a"])
+      expect(providerCalls(c, "list")).toBe(1) // resumed from its version: no relist
+    }).pipe(Effect.scoped), { timeout: 40_000 })
+
   it.live("the first list pages with limit and continue; every page is one request", () =>
     Effect.gen(function*() {
       const c = yield* emulatorCluster()

@@ -361,6 +361,8 @@ export const startKubeEmulator = (options: KubeEmulatorOptions = {}): Effect.Eff
 
       const watch = (kind: Kind, namespace: string, query: URLSearchParams, res: ServerResponse) => {
         res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" })
+        // The headers go at once, as the real server sends them: a quiet watch is still an open one.
+        res.flushHeaders()
         const selector = query.get("labelSelector")
         const from = query.get("resourceVersion")
         if (from === null || from === "" || from === "0") {
