@@ -17,7 +17,7 @@ export interface KubernetesOptions {
   /** The container's port, when the instance's env has no `PORT`. Default 8080. */
   readonly port?: number
   readonly resources?: ContainerResources
-  /** The Pods' service account; none (and no API token mounted) by default. */
+  /** The Pods' service account (its token mounted as the cluster's settings say); by default none, and no token mounted. */
   readonly serviceAccountName?: string
   /** Image pull secrets the Pods use (names of Secrets in the namespace). */
   readonly imagePullSecrets?: ReadonlyArray<string>

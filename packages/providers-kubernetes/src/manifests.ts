@@ -67,9 +67,8 @@ export const podOf = (request: CreateServiceRequest, options: KubernetesOptions)
     metadata: { name, labels: labelsOf(request), annotations: { [INSTANCE_NAME_ANNOTATION]: request.name } },
     spec: {
       restartPolicy: "Always",
-      // Agents have no business with the cluster's API.
-      automountServiceAccountToken: false,
-      ...(options.serviceAccountName === undefined ? {} : { serviceAccountName: options.serviceAccountName }),
+      // Agents have no business with the cluster's API, unless given a service account of their own.
+      ...(options.serviceAccountName === undefined ? { automountServiceAccountToken: false } : { serviceAccountName: options.serviceAccountName }),
       ...(options.imagePullSecrets === undefined || options.imagePullSecrets.length === 0
         ? {}
         : { imagePullSecrets: options.imagePullSecrets.map((secret) => ({ name: secret })) }),
