@@ -15,6 +15,7 @@ const modules = [
   "../packages/reconciler-pg/bench/waiting-claim.ts",
   "../packages/reconciler/bench/autoscale.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
+  "../packages/providers-kubernetes/bench/requests.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",
   "../packages/server/bench/railway-at-scale.ts",

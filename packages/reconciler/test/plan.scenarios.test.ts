@@ -109,6 +109,11 @@ describe("plan, on the seed's failures", () => {
     expect(actions).toEqual([expect.objectContaining({ _tag: "MarkIdle", id: "a", deployStatus: "SUCCESS" })])
   })
 
+  it("marks idle with the URL the platform shows now, when the row was made without one (a Pod's address comes later)", () => {
+    const actions = plan(spec, observe([row("a", "starting", { url: null }), row("b", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS")], { a: "ready" }))
+    expect(actions).toEqual([expect.objectContaining({ _tag: "MarkIdle", id: "a", url: "https://agent-a.example" })])
+  })
+
   it("turns a claim left in `claiming` by a dead server into crashed, not idle", () => {
     const claiming = row("a", "claiming", { statusChangedAt: minutesAgo(3) })
     const actions = plan(spec, observe([claiming, row("b", "idle"), row("c", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS"), service("c", "SUCCESS")]))

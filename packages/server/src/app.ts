@@ -9,6 +9,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
+import { KubernetesCompute } from "@warmpool/providers-kubernetes"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
@@ -32,6 +33,7 @@ import { dashboardHtml } from "./http/dashboard.js"
 import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
 import { poolsInContext } from "./http/pools.js"
 import { renderPrometheus } from "./http/metrics.js"
+import { kubernetesWatchTriggers } from "./kubernetes/watch-triggers.js"
 import { registrationLayer } from "./railway/registration.js"
 import { railwayWebhookRoute } from "./railway/webhook.js"
 import { GatewayAuthorizationLive, InstanceLive } from "./http/self-destruct.js"
@@ -46,7 +48,7 @@ export const resolveApiKey = (settings: ServerSettings): Either.Either<{ key: Re
     onNone: () =>
       settings.provider === "local"
         ? Either.right({ key: Redacted.make(randomBytes(24).toString("base64url")), generated: true })
-        : Either.left("POOL_API_KEY: required with the railway provider (instances and clients authenticate with it)")
+        : Either.left(`POOL_API_KEY: required with the ${settings.provider} provider (instances and clients authenticate with it)`)
   })
 
 /** The start-up banner's line on the embedded database: where its data is, and why when not where asked. */
@@ -72,6 +74,9 @@ export const databaseLayer = (settings: ServerSettings) =>
 export const computeLayer = (settings: ServerSettings): Layer.Layer<ComputeProvider, unknown> =>
   settings.provider === "railway"
     ? RailwayCompute.layerConfig
+    : settings.provider === "kubernetes"
+    // Also the instances' health: their Pods' Ready condition, which the kubelet keeps from /pool/health.
+    ? KubernetesCompute.layerConfig
     : LocalCompute.layer({ dataDir: join(settings.dataDir, "local"), startupDelayMs: 5_000 })
 
 /** Convos secrets, an OpenRouter key and an AgentMail inbox per instance (each only when configured). */
@@ -183,14 +188,15 @@ export const serverLayer = (
   const specs = Array.isArray(pools) ? pools : [pools as PoolSpec]
   const database = databaseLayer(settings).pipe(Layer.tap((context) => Effect.provide(carryOverSeedPool(settings, specs), context)))
   const services = Layer.mergeAll(
-    compute,
     SeedInstanceStore,
     // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
     PgPoolEvents.layer,
     PgHistoryStore.layer,
     PgIncarnations.layer,
     credentialsLayer,
-    ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer))
+    ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer)),
+    // Last: what the platform provides besides compute (Kubernetes' health from Ready conditions) wins.
+    compute
   ).pipe(Layer.provideMerge(database))
   const grace = Duration.millis(settings.shutdownGraceMs)
   const controllers = Pools.layerWith(
@@ -205,6 +211,7 @@ export const serverLayer = (
   return gracefulStop(grace).pipe(
     Layer.provideMerge(http),
     Layer.merge(registrationLayer(settings.webhooks, secret)),
+    Layer.merge(kubernetesWatchTriggers),
     Layer.provideMerge(controllers),
     Layer.provideMerge(services)
   )

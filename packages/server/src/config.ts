@@ -5,7 +5,7 @@
 import { RailwayWebhookConfig, type WebhookSettings } from "@warmpool/providers-railway"
 import { Config, ConfigError, Either, Option, type Redacted } from "effect"
 
-export type Provider = "railway" | "local"
+export type Provider = "railway" | "local" | "kubernetes"
 
 export interface ServerSettings {
   readonly port: number
@@ -58,7 +58,7 @@ const AGENT_KEYS = [
   "TELNYX_MESSAGING_PROFILE_ID"
 ] as const
 
-/** TICK_INTERVAL_MS's default when Railway webhooks are registered. */
+/** TICK_INTERVAL_MS's default when Railway webhooks are registered, and with the Kubernetes provider's watch. */
 export const WEBHOOK_TICK_INTERVAL_MS = 300_000
 
 export const ServerConfig: Config.Config<ServerSettings> = Config.all({
@@ -66,7 +66,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   apiKey: Config.option(Config.redacted("POOL_API_KEY")),
   environment: Config.literal("staging", "dev", "production")("POOL_ENVIRONMENT").pipe(Config.withDefault("dev" as const)),
   railwayToken: Config.option(Config.redacted("RAILWAY_API_TOKEN")),
-  providerChoice: Config.option(Config.literal("railway", "local")("POOL_PROVIDER")),
+  providerChoice: Config.option(Config.literal("railway", "local", "kubernetes")("POOL_PROVIDER")),
   databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
   dataDir: Config.string("WARMPOOL_DATA_DIR").pipe(Config.withDefault(".warmpool")),
   pool: Config.all({
@@ -95,8 +95,10 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
 }).pipe(
   Config.map(({ agentEnv, pool, providerChoice, railwayToken, ...rest }): ServerSettings => {
     const provider = Option.getOrElse(providerChoice, () => (Option.isSome(railwayToken) ? "railway" : "local" as const))
-    // Webhooks say when something happens, so the tick is only a safety net: every 5 minutes unless set.
-    const webhooksOn = provider === "railway" && Option.isSome(rest.webhooks.publicUrl) && Option.isSome(rest.webhooks.workspaceId)
+    // Webhooks (Railway's) and the Pod watch (Kubernetes') say when something happens, so the tick is only a
+    // safety net: every 5 minutes unless set.
+    const webhooksOn = provider === "kubernetes" ||
+      (provider === "railway" && Option.isSome(rest.webhooks.publicUrl) && Option.isSome(rest.webhooks.workspaceId))
     return {
       ...rest,
       provider,

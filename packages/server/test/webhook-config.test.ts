@@ -1,7 +1,7 @@
-/** The webhook settings of the server: the tick stretches when Railway webhooks are on, unless set. */
+/** The webhook settings of the server: the tick stretches when Railway webhooks (or the Kubernetes watch) are on, unless set. */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either } from "effect"
-import { eitherLines, ServerConfig } from "../src/index.js"
+import { eitherLines, resolveApiKey, ServerConfig } from "../src/index.js"
 
 const settings = (env: Record<string, string>) =>
   Effect.either(Effect.withConfigProvider(ServerConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))).pipe(Effect.map(eitherLines))
@@ -18,6 +18,9 @@ describe("webhook settings", () => {
       expect(yield* tick({ ...railway, ...webhooks, TICK_INTERVAL_MS: "60000" })).toEqual(Either.right(60_000))
       // Without the Railway provider there is nothing to call back.
       expect(yield* tick(webhooks)).toEqual(Either.right(30_000))
+      // Kubernetes' Pod watch starts passes as webhooks do.
+      expect(yield* tick({ POOL_PROVIDER: "kubernetes" })).toEqual(Either.right(300_000))
+      expect(Either.map(yield* settings({ POOL_PROVIDER: "kubernetes" }), (s) => s.provider)).toEqual(Either.right("kubernetes"))
       const ok = yield* settings({ ...railway, ...webhooks })
       expect(Either.map(ok, (s) => s.webhooks.publicUrl)).toEqual(Either.right(expect.objectContaining({ value: "https://pool.example" })))
     }))
@@ -30,5 +33,13 @@ describe("webhook settings", () => {
       expect(secret).toMatch(/RAILWAY_WEBHOOK_SECRET: must be at least 16 characters/)
       expect(secret).not.toContain("short")
       expect(yield* problem({ TICK_INTERVAL_MS: "5" })).toMatch(/TICK_INTERVAL_MS: must be a whole number ≥ 100/)
+    }))
+})
+
+describe("the kubernetes provider's settings", () => {
+  it.effect("needs POOL_API_KEY, as railway does: instances and clients authenticate with it", () =>
+    Effect.gen(function*() {
+      const kubernetes = yield* settings({ POOL_PROVIDER: "kubernetes" })
+      expect(Either.map(kubernetes, resolveApiKey)).toEqual(Either.right(Either.left("POOL_API_KEY: required with the kubernetes provider (instances and clients authenticate with it)")))
     }))
 })

@@ -42,7 +42,7 @@ export interface ActionOutcome {
 export const transitionOf = (action: Action): Transition | undefined => {
   switch (action._tag) {
     case "MarkIdle":
-      return { id: action.id, from: ["starting"], to: "idle", patch: { deployStatus: action.deployStatus } }
+      return { id: action.id, from: ["starting"], to: "idle", patch: { deployStatus: action.deployStatus, url: action.url } }
     case "Refresh":
       return { id: action.id, from: [action.status], to: action.status, patch: { deployStatus: action.deployStatus, url: action.url } }
     case "MarkCrashed":
@@ -100,7 +100,9 @@ export const makeApplier = (spec: PoolSpec) =>
         const created = yield* compute.create({
           name: row.name,
           image: row.runtimeImage ?? spec.template.image,
-          env: { ...spec.template.env, ...issued.env }
+          env: { ...spec.template.env, ...issued.env },
+          pool: spec.name,
+          templateHash: row.templateHash ?? hash
         }).pipe(
           Effect.tapError((error) =>
             // A transient failure (timeout, 5xx) leaves it unknown whether the service exists: keep the intent,

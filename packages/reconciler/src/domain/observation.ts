@@ -71,8 +71,11 @@ export type Action = Data.TaggedEnum<{
    * provider's idempotent create completes the service (or makes it), then → `starting`.
    */
   FinishCreate: { readonly id: string }
-  /** `starting` → `idle`: deploy succeeded and `/pool/health` says ready. */
-  MarkIdle: { readonly id: string; readonly deployStatus: string | null }
+  /**
+   * `starting` → `idle`: deploy succeeded and `/pool/health` says ready. The URL is the one the platform shows now
+   * (a Pod's address is known only once it runs), so an idle row is never claimed without one.
+   */
+  MarkIdle: { readonly id: string; readonly deployStatus: string | null; readonly url: string | null }
   /** The platform's deploy status or URL changed: record it, status unchanged. */
   Refresh: {
     readonly id: string

@@ -61,6 +61,9 @@ export interface CreateServiceRequest {
   readonly name: string
   readonly image: string
   readonly env: Readonly<Record<string, string>>
+  /** The pool the service is made for, and the hash of its template: for platforms that label what they run. */
+  readonly pool?: string
+  readonly templateHash?: string
 }
 
 /** What `ComputeProvider.create` made. */

@@ -154,7 +154,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         if (row.status === "starting") {
           const ready = observation.health.get(row.id) === "ready" && worthProbing(row, service)
           if (ready) {
-            updates.push(Action.MarkIdle({ id: row.id, deployStatus: service?.deployStatus ?? row.deployStatus }))
+            updates.push(Action.MarkIdle({ id: row.id, deployStatus: service?.deployStatus ?? row.deployStatus, url: service?.url ?? row.url }))
             break
           }
           // Rule 7: never healthy within stuckTimeout. SLEEPING is not death (the seed recreated sleepers in a loop).

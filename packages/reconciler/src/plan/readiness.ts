@@ -24,5 +24,5 @@ export const readyActions = (spec: PoolSpec, rows: ReadonlyArray<Instance>, heal
   rows.flatMap((row) => {
     if (!probeable(spec, row) || health.get(row.id) !== "ready") return []
     const phase = deployPhase(row.deployStatus)
-    return [Action.MarkIdle({ id: row.id, deployStatus: phase === "running" || phase === "sleeping" ? row.deployStatus : "SUCCESS" })]
+    return [Action.MarkIdle({ id: row.id, deployStatus: phase === "running" || phase === "sleeping" ? row.deployStatus : "SUCCESS", url: row.url })]
   })

@@ -1,0 +1,5 @@
+export * from "./config.js"
+export * from "./errors.js"
+export * from "./manifests.js"
+export { type PodCache, type PodChange } from "./pod-cache.js"
+export * from "./provider.js"
