@@ -126,8 +126,11 @@ export const newInstance = (fields: {
 /** Counts by status, every status present (zero when none). */
 export type StatusCounts = { readonly [S in InstanceStatus]: number }
 
-/** Claim order: the oldest row first, the id breaking ties. */
+/** Listing order: the oldest row first, the id breaking ties. */
 export const oldestFirst = (a: Instance, b: Instance): number => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)
+
+/** Claim order: the newest row first (the freshest image, the least-aged container), the id breaking ties. */
+export const newestFirst = (a: Instance, b: Instance): number => b.createdAt.getTime() - a.createdAt.getTime() || a.id.localeCompare(b.id)
 
 export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }>): StatusCounts => {
   const counts: Record<InstanceStatus, number> = {
