@@ -4,7 +4,7 @@
  * keeps its earlier form, the instance's own gateway token as Bearer. No token is ever logged; comparisons are of
  * fixed-length digests, and take the same time whether the instance exists or not.
  */
-import { HttpApiBuilder, type HttpServerRequest } from "@effect/platform"
+import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { OpenRouterKeys } from "@warmpool/providers-openrouter"
 import { currentTemplate, type Instance, InstanceStore, type Pools, ServiceUpgrader } from "@warmpool/reconciler"
 import { Config, Effect, Option, Redacted } from "effect"
@@ -26,6 +26,29 @@ import { GATEWAY_TOKEN_HANDLE } from "../convos/secrets.js"
 import { ImageDigests } from "../registry/image-digests.js"
 import { poolsInContext } from "./pools.js"
 import { digest, matchesDigest } from "./secrets.js"
+
+type InstanceError = InstanceBadRequest | InstanceForbidden | InstanceNotFound | InstanceConflict | TopUpAtMaximum | InstanceUpstreamFailed | InstanceUnavailable
+
+const statusOf = (error: InstanceError): number =>
+  error instanceof InstanceBadRequest ? 400
+  : error instanceof InstanceForbidden ? 403
+  : error instanceof InstanceNotFound ? 404
+  : error instanceof InstanceConflict || error instanceof TopUpAtMaximum ? 409
+  : error instanceof InstanceUpstreamFailed ? 502
+  : 503
+
+const isInstanceError = (error: unknown): error is InstanceError =>
+  [InstanceBadRequest, InstanceForbidden, InstanceNotFound, InstanceConflict, TopUpAtMaximum, InstanceUpstreamFailed, InstanceUnavailable].some((c) => error instanceof c)
+
+/**
+ * The replaced system's error answer, written here: these bodies all look alike (`{error}`), so HttpApi could not
+ * tell their statuses apart by shape. The API description still lists each.
+ */
+const answered = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A | HttpServerResponse.HttpServerResponse, Exclude<E, InstanceError>, R> =>
+  Effect.catchAll(effect, (error) =>
+    isInstanceError(error)
+      ? Effect.succeed(HttpServerResponse.unsafeJson({ ...error }, { status: statusOf(error) }))
+      : Effect.fail(error as Exclude<E, InstanceError>))
 
 /** The body of an instance's call, as it came (any JSON). */
 type InstanceCall = { readonly instanceId?: unknown; readonly gatewayToken?: unknown; readonly conversationId?: unknown } | null
@@ -146,7 +169,7 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
       const keyOf = (row: Instance) =>
         Effect.gen(function*() {
           const hash = row.handles[OPENROUTER_KEY_HANDLE]
-          if (hash === undefined) return yield* Effect.fail(new InstanceNotFound({ error: "No credits service provisioned for this instance" }))
+          if (hash === undefined || hash === "") return yield* Effect.fail(new InstanceNotFound({ error: "No credits service provisioned for this instance" }))
           if (Option.isNone(keys)) return yield* Effect.fail(new InstanceUnavailable({ error: "Credits service not configured on server" }))
           return { hash, keys: keys.value }
         })
@@ -154,9 +177,8 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
       const providerFailed = (error: { readonly message: string }) => new InstanceUpstreamFailed({ error: `Failed to reach the credits provider: ${error.message}` })
 
       return handlers
-        .handle("selfDestruct", ({ payload, request }) => selfDestruct(payload, request))
-        .handle("selfInfo", ({ payload }) =>
-          Effect.gen(function*() {
+        .handle("selfDestruct", ({ payload, request }) => answered(selfDestruct(payload, request)))
+        .handle("selfInfo", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const controller = yield* controllerOf(row)
             return {
@@ -166,9 +188,8 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
               runtimeImage: row.runtimeImage,
               latestImage: controller.spec.template.image
             }
-          }))
-        .handle("selfUpgrade", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("selfUpgrade", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const serviceId = yield* serviceOf(row)
             const redeployer = yield* upgraderOrFail
@@ -183,18 +204,16 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
             )
             yield* Effect.logInfo(`instance ${row.id} asked for an upgrade: redeployed onto ${resolved.image}`)
             return { ok: true as const, instanceId: row.id, image: spec.template.image, deployedImage: resolved.image, digest: resolved.digest, unresolved: resolved.unresolved }
-          }))
-        .handle("selfReset", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("selfReset", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const serviceId = yield* serviceOf(row)
             const redeployer = yield* upgraderOrFail
             yield* redeployer.restart(serviceId).pipe(Effect.mapError(platformFailed("restart", row.id)))
             yield* Effect.logInfo(`instance ${row.id} asked for a reset: a fresh deployment`)
             return { ok: true as const, instanceId: row.id }
-          }))
-        .handle("creditsCheck", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("creditsCheck", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const { hash, keys } = yield* keyOf(row)
             const spend = yield* keys.spend(hash).pipe(Effect.mapError(providerFailed))
@@ -204,9 +223,8 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
               remaining: spend.limit === null ? null : Math.max(0, spend.limit - spend.usage),
               limitReset: spend.limitReset
             }
-          }))
-        .handle("creditsTopup", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("creditsTopup", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const { hash, keys } = yield* keyOf(row)
             // One top-up of a key at a time on every replica; the limit is read from OpenRouter under the lock,
@@ -225,9 +243,8 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
                 return { ok: true as const, previousLimit, newLimit }
               })
             ).pipe(Effect.catchTag("StoreError", (e) => Effect.fail(unavailable(e))))
-          }))
-        .handle("pendingAcceptanceComplete", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("pendingAcceptanceComplete", ({ payload }) => answered(Effect.gen(function*() {
             const required = "instanceId, gatewayToken, and conversationId"
             if (!nonEmpty(payload?.conversationId)) return yield* Effect.fail(new InstanceBadRequest({ error: `${required} are required` }))
             const conversationId = payload.conversationId
@@ -238,9 +255,8 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
               Effect.mapError(unavailable)
             )
             return { ok, instanceId: row.id, conversationId }
-          }))
-        .handle("pendingAcceptanceFail", ({ payload }) =>
-          Effect.gen(function*() {
+          })))
+        .handle("pendingAcceptanceFail", ({ payload }) => answered(Effect.gen(function*() {
             const row = yield* authenticate(store, pools, payload)
             const ok = yield* store.transition({ id: row.id, from: ["pending_acceptance"], to: "tainted", patch: { lastError: "tainted: the join was not accepted" } }).pipe(
               Effect.as(true),
@@ -248,5 +264,5 @@ export const InstanceLive = (apiKey: Redacted.Redacted<string>) =>
               Effect.mapError(unavailable)
             )
             return { ok, instanceId: row.id }
-          }))
+          })))
     }))
