@@ -94,7 +94,7 @@ export const inProcessCoordination = (activeFor: (joinUrl: string) => Effect.Eff
           const now = Date.now()
           for (const [k, v] of keys) if (now - v.at > IDEMPOTENCY_TTL_MS) keys.delete(k)
           const known = keys.get(key)
-          if (known === undefined) {
+          if (known === undefined || (!("answer" in known) && now - known.at > RESERVATION_TTL_MS)) {
             keys.set(key, { fingerprint, at: now })
             return IdempotencyStart.First()
           }

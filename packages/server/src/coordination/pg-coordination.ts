@@ -87,13 +87,17 @@ export const makePgCoordination = Effect.gen(function*() {
       sql.withTransaction(Effect.gen(function*() {
         yield* advisoryLock(`warmpool:idempotency:${key}`)
         yield* sql`DELETE FROM warmpool_idempotent_claims WHERE created_at < now() - ${`${IDEMPOTENCY_TTL_MS} milliseconds`}::interval`
-        const known = yield* sql<{ fingerprint: string; answer: unknown }>`
-          SELECT fingerprint, answer FROM warmpool_idempotent_claims WHERE key = ${key}`
-        if (known.length === 0) {
-          yield* sql`INSERT INTO warmpool_idempotent_claims (key, fingerprint) VALUES (${key}, ${fingerprint})`
+        const known = yield* sql<{ fingerprint: string; answer: unknown; abandoned: boolean }>`
+          SELECT fingerprint, answer, created_at < now() - ${`${RESERVATION_TTL_MS} milliseconds`}::interval AS abandoned
+          FROM warmpool_idempotent_claims WHERE key = ${key}`
+        const row = known[0]
+        // Unanswered for longer than any claim runs: its replica died mid-claim; this request claims instead.
+        if (row === undefined || (row.answer === null && row.abandoned)) {
+          yield* sql`
+            INSERT INTO warmpool_idempotent_claims (key, fingerprint) VALUES (${key}, ${fingerprint})
+            ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, answer = NULL, created_at = now()`
           return IdempotencyStart.First()
         }
-        const row = known[0]!
         if (row.fingerprint !== fingerprint) return IdempotencyStart.Mismatch()
         return row.answer === null ? IdempotencyStart.Running() : IdempotencyStart.Answered({ answer: row.answer })
       })).pipe(Effect.mapError(storeError("coordination.startIdempotent"))),
