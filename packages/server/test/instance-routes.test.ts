@@ -37,6 +37,10 @@ const setup = Effect.gen(function*() {
   return { registry, openrouter, layer: world("dev", spec).pipe(Layer.provide(services), Layer.provide(capture)) }
 })
 
+/** `body` in the API over the emulators (started for it, closed after). */
+const inWorld = <A, E, R>(body: (emulators: Effect.Effect.Success<typeof setup>) => Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.flatMap(setup, (emulators) => Effect.provide(body(emulators), emulators.layer)))
+
 const rows = Effect.flatMap(InMemoryStoreControl, (c) => c.rows)
 const rowOf = (id: string) => Effect.map(rows, (all) => all.find((r) => r.id === id))
 
@@ -71,9 +75,8 @@ const routes = [
 
 describe("an instance's own routes, with {instanceId, gatewayToken} in the body", () => {
   it.live("400 when either is missing, 403 when they match no instance; nothing changes; no token in the logs", () =>
-    Effect.gen(function*() {
-      const { layer, openrouter } = yield* setup
-      yield* Effect.gen(function*() {
+    inWorld(({ openrouter }) =>
+      Effect.gen(function*() {
         const { rows: idle, tokens } = yield* warmPool(openrouter.seedKey)
         const [a, b] = idle
         const before = yield* rows
@@ -96,13 +99,11 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         expect(complete).toMatchObject({ status: 400, json: { error: "instanceId, gatewayToken, and conversationId are required" } })
         expect(yield* rows).toEqual(before)
         for (const secret of [KEY, ...tokens.values()]) expect(lines.filter((line) => line.includes(secret))).toEqual([])
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped))
+      })))
 
   it.live("self-destruct: {ok: true} in the body form, the earlier Bearer form unchanged; the row goes to deleting", () =>
-    Effect.gen(function*() {
-      const { layer, openrouter } = yield* setup
-      yield* Effect.gen(function*() {
+    inWorld(({ openrouter }) =>
+      Effect.gen(function*() {
         const { rows: idle, tokens } = yield* warmPool(openrouter.seedKey)
         const [a, b] = idle
         // No credentials at all: the Bearer form's 401; a body without them: the body form's 400.
@@ -123,13 +124,11 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         const bearer = yield* call("POST", "/api/pool/self-destruct", { key: tokens.get(b!.id)! })
         expect(bearer).toMatchObject({ status: 200, json: { instanceId: b!.id, status: "deleting" } })
         expect((yield* rowOf(b!.id))?.status).toBe("deleting")
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped))
+      })))
 
   it.live("self-info, self-upgrade onto the moved tag's digest (and the tag when the registry cannot say), self-reset", () =>
-    Effect.gen(function*() {
-      const { layer, openrouter, registry } = yield* setup
-      yield* Effect.gen(function*() {
+    inWorld(({ openrouter, registry }) =>
+      Effect.gen(function*() {
         const { rows: idle, tokens } = yield* warmPool(openrouter.seedKey)
         const a = idle[0]!
         const credentials = { instanceId: a.id, gatewayToken: tokens.get(a.id) }
@@ -167,13 +166,11 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         expect(Object.keys(reset.json).sort()).toEqual(["instanceId", "ok"])
         const after = yield* serviceOf
         expect([after.deployments, after.info.image]).toEqual([deployments + 1, IMAGE])
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped))
+      })))
 
   it.live("credits-check reads the key from OpenRouter; twenty top-ups at once raise it by exactly min(20 × 20, 100 − limit); 409 at the maximum", () =>
-    Effect.gen(function*() {
-      const { layer, openrouter } = yield* setup
-      yield* Effect.gen(function*() {
+    inWorld(({ openrouter }) =>
+      Effect.gen(function*() {
         const { rows: idle, tokens } = yield* warmPool(openrouter.seedKey)
         const a = idle[0]!
         const hash = (yield* rowOf(a.id))!.handles[OPENROUTER_KEY_HANDLE]!
@@ -207,13 +204,11 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         openrouter.inject({ _tag: "Status", status: 500 }, { times: 10 })
         const down = yield* asInstance("/api/pool/credits-topup", credentials)
         expect([down.status, typeof down.json.error]).toEqual([502, "string"])
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped))
+      })))
 
   it.live("a join that awaits acceptance: pending_acceptance in the answer and the counts, then complete → claimed, fail → tainted", () =>
-    Effect.gen(function*() {
-      const { layer, openrouter } = yield* setup
-      yield* Effect.gen(function*() {
+    inWorld(({ openrouter }) =>
+      Effect.gen(function*() {
         const { tokens } = yield* warmPool(openrouter.seedKey)
         const joinUrl = (n: number) => `https://dev.convos.org/v2?i=${AWAITS_ACCEPTANCE_MARKER}-${n}`
         const first = yield* call("POST", "/api/pool/claim", { body: { joinUrl: joinUrl(1), agentName: "Ada" } })
@@ -244,6 +239,5 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         expect((yield* call("DELETE", `/api/pool/crashed/${b}`)).json).toMatchObject({ id: b, status: "deleting" })
         yield* Effect.flatMap(Controller, (c) => c.runPass)
         expect(yield* rowOf(b)).toBeUndefined()
-      }).pipe(Effect.provide(layer))
-    }).pipe(Effect.scoped))
+      })))
 })

@@ -4,23 +4,15 @@
  * top-ups split over both add exactly what they may; claims racing for one conversation, or retried with one
  * Idempotency-Key on both, take one instance), and an upgrade really changes the deployed image when its tag moved.
  */
-import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
-import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Redacted, Scope } from "effect"
-import { randomBytes } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
-import { join } from "node:path"
-import { afterEach, describe, expect, inject, it } from "vitest"
+import { existsSync } from "node:fs"
+import { afterEach, describe, expect, it } from "vitest"
+import { emulatedPlatform } from "./support/emulated-platform.js"
 import { main, type ServerProcess, startServer, stop, until } from "./support/process.js"
 import { startRegistryEmulator } from "./support/registry-emulator.js"
 
 const API_KEY = "replaced-e2e-key"
 const MANAGEMENT_KEY = "replaced-e2e-management"
 const IMAGE = "ghcr.io/acme/agent:stable"
-const tlsDir = join(import.meta.dirname, "fixtures/loopback-tls")
 
 interface Row {
   readonly id: string
@@ -31,62 +23,33 @@ interface Row {
 }
 
 const makeWorld = async () => {
-  const scope = Effect.runSync(Scope.make())
-  const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
-  const postgres = inject("postgresUrl")
-  const name = `warmpool_replaced_${randomBytes(5).toString("hex")}`
-  await inScope(Effect.acquireRelease(
-    onServer(postgres, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
-    () => onServer(postgres, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
-  ))
-  const url = databaseUrl(postgres, name)
-  const railway = await inScope(startRailwayEmulator({
-    deployMs: 300,
-    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
-  }))
-  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
-  const registry = await inScope(startRegistryEmulator)
+  const platform = await emulatedPlatform({ databasePrefix: "warmpool_replaced", deployMs: 300, managementKey: MANAGEMENT_KEY })
+  const registry = await platform.inScope(startRegistryEmulator)
   const servers: Array<ServerProcess> = []
-  const query = <A extends object>(text: string) =>
-    Effect.runPromise(
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<A>(text)).pipe(
-        Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })),
-        Effect.scoped
-      )
-    )
   return {
-    railway,
-    openrouter,
+    railway: platform.railway,
+    openrouter: platform.openrouter,
     registry,
     servers,
     start: async () => {
       const server = await startServer({
-        DATABASE_URL: url,
-        POOL_API_KEY: API_KEY,
-        POOL_PROVIDER: "railway",
-        RAILWAY_API_TOKEN: railway.accountToken,
-        RAILWAY_TOKEN_KIND: "account",
-        RAILWAY_PROJECT_ID: railway.projectId,
-        RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
-        RAILWAY_API_URL: railway.apiUrl,
+        ...platform.env(API_KEY),
         RAILWAY_RUNTIME_IMAGE: IMAGE,
-        OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
-        OPENROUTER_API_URL: openrouter.apiUrl,
         IMAGE_REGISTRY_URL: registry.url,
         POOL_MIN_IDLE: "4",
         POOL_MAX_TOTAL: "12",
-        TICK_INTERVAL_MS: "1000",
-        NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem")
+        TICK_INTERVAL_MS: "1000"
       })
       servers.push(server)
       await until("the server to answer", async () => ((await fetch(`${server.base}/healthz`)).ok ? true : undefined), 20_000)
       return server
     },
     rows: () =>
-      query<Row>(`SELECT id, status, service_id AS "serviceId", gateway_token AS "gatewayToken", openrouter_key_hash AS "keyHash" FROM instances ORDER BY created_at`),
+      platform.query<Row>(`SELECT id, status, service_id AS "serviceId", gateway_token AS "gatewayToken", openrouter_key_hash AS "keyHash" FROM instances ORDER BY created_at`),
+    idempotencyKeys: () => platform.query<{ key: string; answered: boolean }>(`SELECT key, answer IS NOT NULL AS answered FROM warmpool_idempotent_claims`),
     close: async () => {
       for (const server of servers) await stop(server)
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await platform.close()
     },
     output: () => servers.map((s, i) => `--- server ${i} ---\n${s.output().slice(-2500)}`).join("\n")
   }
@@ -142,6 +105,8 @@ describe.runIf(existsSync(main))("the replaced system's calls, on two replicas o
       expect(new Set(keyed.map((k) => JSON.stringify(k))).size).toBe(1)
       expect(await claim(b, { agentName: "once" }, { "idempotency-key": "e2e-key" })).toEqual(keyed[0])
       expect((await w.rows()).filter((r) => r.status === "claimed").length).toBe(before + 1)
+      // Kept in Postgres, where every replica (and a restarted one) finds it.
+      expect(await w.idempotencyKeys()).toEqual([{ key: "e2e-key", answered: true }])
 
       // Self-upgrade: the tag moved twice; each upgrade deploys the digest it points to now.
       const mine = (await w.rows()).find((r) => r.id === keyed[0]!.json.instanceId)!

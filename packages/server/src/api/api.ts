@@ -150,6 +150,9 @@ export class ConversationTaken extends Schema.TaggedError<ConversationTaken>()(
   HttpApiSchema.annotations({ status: 409 })
 ) {}
 
+/** A stream of Server-Sent Events. */
+const EventStream = Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" }))
+
 /** `Idempotency-Key`: a retried claim answers as the first one did (for 24 h) instead of claiming again. */
 const ClaimHeaders = Schema.Struct({ "idempotency-key": Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))) })
 
@@ -232,20 +235,14 @@ export class PoolGroup extends HttpApiGroup.make("pool")
       )
   )
   .add(
-    HttpApiEndpoint.get("claimStreamGet", "/api/pool/claim/stream")
-      .setUrlParams(ClaimStreamParams)
-      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
-      .addError(BadRequest)
+    HttpApiEndpoint.get("claimStreamGet", "/api/pool/claim/stream").setUrlParams(ClaimStreamParams).addSuccess(EventStream).addError(BadRequest)
       .annotate(
         OpenApi.Description,
         "The claim for a browser's EventSource (the replaced system's): unnamed events `{type: \"step\", step: claim|provision|convo|cleanup, status: active|ok|fail|skip, message}`, then `{type: \"complete\", ok: true, …the claim's answer}` or `{type: \"complete\", ok: false, error}`. `metadata` is a JSON object."
       )
   )
   .add(
-    HttpApiEndpoint.post("claimStream", "/api/pool/claim/stream")
-      .setPayload(ClaimBody)
-      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
-      .addError(BadRequest)
+    HttpApiEndpoint.post("claimStream", "/api/pool/claim/stream").setPayload(ClaimBody).addSuccess(EventStream).addError(BadRequest)
       .annotate(
         OpenApi.Description,
         "The claim, as Server-Sent Events: `queued` {position} while it waits, `claimed` {instanceId}, `provisioning` {instanceId}, then `done` (the body /claim answers) or `error` ({status, _tag, message}: the status and body /claim would have answered)."
