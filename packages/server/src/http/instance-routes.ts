@@ -5,7 +5,7 @@
  * fixed-length digests, and take the same time whether the instance exists or not.
  */
 import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { OpenRouterKeys } from "@warmpool/providers-openrouter"
+import { OPENROUTER_KEY_HANDLE, OpenRouterKeys } from "@warmpool/providers-openrouter"
 import { currentTemplate, type Instance, InstanceStore, type Pools, ServiceUpgrader } from "@warmpool/reconciler"
 import { Config, Effect, Option, Redacted } from "effect"
 import { randomBytes, timingSafeEqual } from "node:crypto"
@@ -21,7 +21,6 @@ import {
   Unauthorized
 } from "../api/api.js"
 import { Coordination } from "../coordination/coordination.js"
-import { OPENROUTER_KEY_HANDLE } from "@warmpool/providers-openrouter"
 import { GATEWAY_TOKEN_HANDLE } from "../convos/secrets.js"
 import { ImageDigests } from "../registry/image-digests.js"
 import { poolsInContext } from "./pools.js"
@@ -29,26 +28,28 @@ import { digest, matchesDigest } from "./secrets.js"
 
 type InstanceError = InstanceBadRequest | InstanceForbidden | InstanceNotFound | InstanceConflict | TopUpAtMaximum | InstanceUpstreamFailed | InstanceUnavailable
 
-const statusOf = (error: InstanceError): number =>
-  error instanceof InstanceBadRequest ? 400
-  : error instanceof InstanceForbidden ? 403
-  : error instanceof InstanceNotFound ? 404
-  : error instanceof InstanceConflict || error instanceof TopUpAtMaximum ? 409
-  : error instanceof InstanceUpstreamFailed ? 502
-  : 503
-
-const isInstanceError = (error: unknown): error is InstanceError =>
-  [InstanceBadRequest, InstanceForbidden, InstanceNotFound, InstanceConflict, TopUpAtMaximum, InstanceUpstreamFailed, InstanceUnavailable].some((c) => error instanceof c)
+/** Each error class of these routes, and its status. */
+const statusOf = new Map<unknown, number>([
+  [InstanceBadRequest, 400],
+  [InstanceForbidden, 403],
+  [InstanceNotFound, 404],
+  [InstanceConflict, 409],
+  [TopUpAtMaximum, 409],
+  [InstanceUpstreamFailed, 502],
+  [InstanceUnavailable, 503]
+])
 
 /**
  * The replaced system's error answer, written here: these bodies all look alike (`{error}`), so HttpApi could not
  * tell their statuses apart by shape. The API description still lists each.
  */
 const answered = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A | HttpServerResponse.HttpServerResponse, Exclude<E, InstanceError>, R> =>
-  Effect.catchAll(effect, (error) =>
-    isInstanceError(error)
-      ? Effect.succeed(HttpServerResponse.unsafeJson({ ...error }, { status: statusOf(error) }))
-      : Effect.fail(error as Exclude<E, InstanceError>))
+  Effect.catchAll(effect, (error) => {
+    const status = typeof error === "object" && error !== null ? statusOf.get(error.constructor) : undefined
+    return status === undefined
+      ? Effect.fail(error as Exclude<E, InstanceError>)
+      : Effect.succeed(HttpServerResponse.unsafeJson({ ...error }, { status }))
+  })
 
 /** The body of an instance's call, as it came (any JSON). */
 type InstanceCall = { readonly instanceId?: unknown; readonly gatewayToken?: unknown; readonly conversationId?: unknown } | null
