@@ -99,6 +99,9 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
         expect(complete).toMatchObject({ status: 400, json: { error: "instanceId, gatewayToken, and conversationId are required" } })
         expect(yield* rows).toEqual(before)
         for (const secret of [KEY, ...tokens.values()]) expect(lines.filter((line) => line.includes(secret))).toEqual([])
+        // The API's description lists every route, with the replaced system's 400 and 403.
+        const described = (yield* call("GET", "/openapi.json", { key: null })).json.paths
+        for (const path of [...routes, "/api/pool/pending-acceptance/complete"]) expect(Object.keys(described[path].post.responses)).toEqual(expect.arrayContaining(["400", "403"]))
       })))
 
   it.live("self-destruct: {ok: true} in the body form, the earlier Bearer form unchanged; the row goes to deleting", () =>
