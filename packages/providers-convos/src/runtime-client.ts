@@ -12,7 +12,7 @@ import {
   type Runtime
 } from "@warmpool/reconciler"
 import { Duration, Effect, Layer, Redacted, Schema } from "effect"
-import { ConvosClaim, convosAttributes, ConvosProvisioned } from "./claim.js"
+import { ConvosClaim, convosAttributes, convosBoundAs, ConvosProvisioned, provisionBody } from "./claim.js"
 
 export interface RuntimeClientOptions {
   /** POOL_API_KEY: instances accept it as their bearer token. */
@@ -44,6 +44,7 @@ export const makeInstanceRuntime = (options: RuntimeClientOptions) =>
   Effect.map(HttpClient.HttpClient, (client): Runtime<ConvosClaim, ConvosProvisioned> => ({
     request: ConvosClaim,
     attributes: convosAttributes,
+    boundAs: convosBoundAs,
     provision: (instance, request) => {
       const instanceId = instance.id
       const unknown = (message: string) => new ProvisionUnknownError({ instanceId, message })
@@ -51,7 +52,7 @@ export const makeInstanceRuntime = (options: RuntimeClientOptions) =>
       return client.execute(
         HttpClientRequest.post(url(instance.url, "/pool/provision")).pipe(
           HttpClientRequest.bearerToken(Redacted.value(options.apiKey)),
-          HttpClientRequest.bodyUnsafeJson({ agentName: request.agentName, instructions: request.instructions, ...(request.joinUrl ? { joinUrl: request.joinUrl } : {}) })
+          HttpClientRequest.bodyUnsafeJson(provisionBody(request))
         )
       ).pipe(
         Effect.mapError((error) => unknown(`request failed: ${error.message}`)),

@@ -8,7 +8,7 @@ import { HealthProbe, type Instance, InstanceRuntime, newInstance } from "@warmp
 import { type EmulatorRequest, startHttpEmulator } from "@warmpool/reconciler/testing"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import type { AddressInfo } from "node:net"
-import { ConvosRuntime } from "../src/index.js"
+import { AWAITS_ACCEPTANCE_MARKER, type ConvosClaim, ConvosRuntime } from "../src/index.js"
 import { startReferenceRuntime } from "../src/reference-runtime/index.js"
 
 const KEY = "pool-key-0123456789"
@@ -19,7 +19,7 @@ const clients = (apiKey = KEY) =>
 const instanceAt = (url: string | null): Instance =>
   newInstance({ id: "inst-1", pool: "pool", name: "convos-agent-1", status: "claiming", url, now: new Date() })
 
-const provision = (url: string | null, request: { agentName: string; instructions: string; joinUrl?: string } = { agentName: "tokyo", instructions: "plan a trip" }) =>
+const provision = (url: string | null, request: ConvosClaim = { agentName: "tokyo", instructions: "plan a trip" }) =>
   Effect.flatMap(InstanceRuntime, (runtime) => runtime.provision(instanceAt(url), request))
 
 const check = (url: string) => Effect.flatMap(HealthProbe, (health) => health.check({ id: "inst-1", url }))
@@ -89,12 +89,34 @@ describe("Convos runtime client, against a misbehaving instance", () => {
       const { requests, server } = yield* emulator
       expect(yield* check(server.url)).toBe("ready")
       const result = yield* provision(server.url)
-      expect(result).toEqual({ conversationId: "conv-1", inviteUrl: null, joined: false })
+      expect(result).toEqual({ conversationId: "conv-1", inviteUrl: null, joined: false, status: null })
       expect(requests.map((r) => [r.method, r.path, r.headers.authorization])).toEqual([
         ["GET", "/pool/health", `Bearer ${KEY}`],
         ["POST", "/pool/provision", `Bearer ${KEY}`]
       ])
       expect(requests[1]!.body).toEqual({ agentName: "tokyo", instructions: "plan a trip" })
+      // The replaced system's later fields go to the runtime as they came.
+      const full = { agentName: "a", instructions: "b", joinUrl: "https://dev.convos.org/v2?i=x", profileImage: "https://img.test/a.png", metadata: { team: "blue" }, source: "web" }
+      yield* provision(server.url, full)
+      expect(requests[2]!.body).toEqual(full)
+    }).pipe(Effect.provide(clients()), Effect.scoped))
+
+  it.live("a join that awaits acceptance: its answer says so, and the claim is bound as pending_acceptance", () =>
+    Effect.gen(function*() {
+      const { url } = yield* referenceRuntime(0)
+      const joinUrl = `https://dev.convos.org/v2?i=${AWAITS_ACCEPTANCE_MARKER}`
+      const answer = yield* provision(url, { agentName: "a", instructions: "", joinUrl })
+      expect(answer).toEqual({ conversationId: null, inviteUrl: joinUrl, joined: false, status: "pending_acceptance" })
+      const runtime = yield* InstanceRuntime
+      expect(runtime.boundAs?.(answer)).toBe("pending_acceptance")
+      // Bound all the same: a second claim is refused.
+      expect((yield* Effect.flip(provision(url))).name).toBe("AlreadyBoundError")
+    }).pipe(Effect.provide(clients()), Effect.scoped))
+
+  it.live("an answer with neither a conversation nor a pending join is an unknown outcome", () =>
+    Effect.gen(function*() {
+      const server = yield* startHttpEmulator(() => ({ status: 200, body: { conversationId: null } }))
+      expect(yield* Effect.flip(provision(server.url))).toMatchObject({ _tag: "ProvisionUnknownError", message: "unexpected answer shape" })
     }).pipe(Effect.provide(clients()), Effect.scoped))
 
   it.live("each failure has the kind the claim flow acts on", () =>

@@ -4,7 +4,7 @@
  * live ones again and reports dead ones as CRASHED (the plan then reaps them). Children are stopped, and waited
  * for, on shutdown.
  */
-import { ComputeProvider, type CreatedService, freePort, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
+import { ComputeProvider, type CreatedService, freePort, InvalidRequestError, NotFoundError, ServiceInfo, ServiceUpgrader, TransientError } from "@warmpool/reconciler"
 import { referenceRuntimeEntry } from "@warmpool/providers-convos/reference-runtime"
 import { Clock, Context, type Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { spawn } from "node:child_process"
@@ -139,10 +139,15 @@ export const make = (
         createdAt: new Date(s.createdAt)
       })
 
-    const spawnRuntime = (name: string, image: string, env: Readonly<Record<string, string>>) =>
+    // What each child of this run was started with: a restart starts the same again (a state file keeps no secrets).
+    const started = new Map<string, Readonly<Record<string, string>>>()
+
+    /** A new child; `same` keeps a service's id and port (a restart: a new container behind the same URL). */
+    const spawnRuntime = (name: string, image: string, env: Readonly<Record<string, string>>, same?: Pick<LocalService, "serviceId" | "port">) =>
       Effect.gen(function*() {
-        const port = yield* freePort.pipe(Effect.mapError((e) => new TransientError({ operation: "local.create", message: e.message })))
-        const serviceId = `local-${randomUUID().slice(0, 8)}`
+        const port = same?.port ?? (yield* freePort.pipe(Effect.mapError((e) => new TransientError({ operation: "local.create", message: e.message }))))
+        const serviceId = same?.serviceId ?? `local-${randomUUID().slice(0, 8)}`
+        started.set(serviceId, env)
         const child = spawn(program.command, program.args, {
           env: {
             PATH: process.env.PATH ?? "",
@@ -195,7 +200,20 @@ export const make = (
       redeploy: (serviceId, request) =>
         lock.withPermits(1)(
           Ref.updateAndGet(state, (all) => all.map((s) => (s.serviceId === serviceId ? { ...s, image: request.image } : s))).pipe(Effect.flatMap(save))
-        )
+        ),
+      restart: (serviceId) =>
+        lock.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+          const found = (yield* Ref.get(state)).find((s) => s.serviceId === serviceId)
+          const env = started.get(serviceId)
+          if (found === undefined) return yield* new NotFoundError({ operation: "local.restart", message: `no service ${serviceId}` })
+          if (env === undefined) {
+            return yield* new InvalidRequestError({ operation: "local.restart", message: `service ${serviceId} was started by an earlier run: its variables are not known here` })
+          }
+          stop(found)
+          yield* exited(found, exits)
+          const fresh = yield* spawnRuntime(found.name, found.image, env, found)
+          yield* Ref.updateAndGet(state, (all) => all.map((s) => (s.serviceId === serviceId ? { ...fresh, createdAt: found.createdAt } : s))).pipe(Effect.flatMap(save))
+        })))
     })
 
     if (options.stopOnShutdown ?? true) {

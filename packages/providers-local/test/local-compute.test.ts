@@ -46,6 +46,42 @@ describe("LocalCompute", () => {
       expect(isAlive(pid)).toBe(false)
     }), 20_000)
 
+  it.live("a restart is a fresh process behind the same URL, unbound again; a service of an earlier run cannot be restarted", () =>
+    Effect.gen(function*() {
+      const dir = dataDir()
+      const clients = ConvosRuntime.layer({ apiKey: Redacted.make(API_KEY), healthTimeout: Duration.seconds(1) }).pipe(Layer.provide(FetchHttpClient.layer))
+      const pidOf = () => JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))[0].pid as number
+      const serviceId = yield* Effect.gen(function*() {
+        const compute = yield* ComputeProvider
+        const runtime = yield* InstanceRuntime
+        const health = yield* HealthProbe
+        const created = yield* compute.create({ name: "convos-agent-reset", image: "reference", env })
+        const instance = newInstance({ id: "reset", pool: "p", name: "convos-agent-reset", status: "claiming", url: created.url, now: new Date() })
+        const ready = health.check({ id: "reset", url: created.url! }).pipe(
+          Effect.filterOrFail((h) => h === "ready"),
+          // A process started through tsx: its start takes a while on a busy machine.
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("20 seconds")))
+        )
+        yield* ready
+        yield* runtime.provision(instance, { agentName: "a", instructions: "b" })
+        const before = pidOf()
+        yield* Effect.flatMap(ServiceUpgrader, (u) => u.restart(created.serviceId))
+        expect(pidOf()).not.toBe(before)
+        expect(isAlive(before)).toBe(false)
+        expect((yield* compute.list("convos-agent-")).map((s) => [s.serviceId, s.url])).toEqual([[created.serviceId, created.url]])
+        // A new container: the conversation it held is gone, so it provisions again.
+        yield* ready
+        expect((yield* runtime.provision(instance, { agentName: "a", instructions: "b" })).joined).toBe(false)
+        return created.serviceId
+      }).pipe(Effect.provide(Layer.merge(LocalCompute.layer({ dataDir: dir, startupDelayMs: 0, stopOnShutdown: false }), clients)), Effect.scoped)
+      // Another run of the provider finds the service but not the variables it was started with.
+      const refused = yield* Effect.flatMap(ServiceUpgrader, (u) => Effect.flip(u.restart(serviceId))).pipe(
+        Effect.provide(LocalCompute.layer({ dataDir: dir, startupDelayMs: 0 })),
+        Effect.scoped
+      )
+      expect(refused).toMatchObject({ _tag: "InvalidRequestError", message: expect.stringContaining("earlier run") })
+    }), 60_000)
+
   it.live("a redeploy records the new image, which a restarted provider still shows; the process keeps running", () =>
     Effect.gen(function*() {
       const dir = dataDir()

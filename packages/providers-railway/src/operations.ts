@@ -78,6 +78,13 @@ export const ServiceVariables = /* GraphQL */ `
   }
 `
 
+/** A fresh deployment of what a service runs now (its image, its variables): a new container. */
+export const ServiceInstanceRedeploy = /* GraphQL */ `
+  mutation ServiceInstanceRedeploy($environmentId: String!, $serviceId: String!) {
+    serviceInstanceRedeploy(environmentId: $environmentId, serviceId: $serviceId)
+  }
+`
+
 export const ServiceDelete = /* GraphQL */ `
   mutation ServiceDelete($id: String!, $environmentId: String) {
     serviceDelete(id: $id, environmentId: $environmentId)
@@ -113,6 +120,7 @@ export const operations = {
   ServiceLaunchBatch: serviceLaunchBatch(2),
   ServiceLaunchBatchNoDomain: serviceLaunchBatch(0),
   ServiceDelete,
+  ServiceInstanceRedeploy,
   ServiceVariables,
   NotificationRules,
   NotificationRuleCreate,

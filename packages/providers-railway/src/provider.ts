@@ -252,7 +252,12 @@ export const upgraderOf = ({ context: { environmentId }, request }: Pick<Railway
         environmentId,
         patch: environmentPatch([{ serviceId, ...template }]),
         commitMessage: `warmpool: upgrade ${serviceId} to ${template.image}`
-      }).pipe(Effect.asVoid, Effect.withSpan("RailwayUpgrader.redeploy", { attributes: { serviceId } }))
+      }).pipe(Effect.asVoid, Effect.withSpan("RailwayUpgrader.redeploy", { attributes: { serviceId } })),
+    restart: (serviceId) =>
+      request("serviceInstanceRedeploy", Ops.ServiceInstanceRedeploy, { environmentId, serviceId }).pipe(
+        Effect.asVoid,
+        Effect.withSpan("RailwayUpgrader.restart", { attributes: { serviceId } })
+      )
   })
 
 export const make = (options: RailwayOptions): Effect.Effect<ComputeProvider["Type"], ProviderError, Scope.Scope> =>

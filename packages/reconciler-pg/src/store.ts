@@ -5,7 +5,7 @@
  */
 import { SqlClient, type SqlError, type Statement } from "@effect/sql"
 import { Effect, FiberRef, Layer, Option, Ref } from "effect"
-import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, oldestFirst, type StringMap, ConflictError, StaleStatusError, StoreError, InstanceStore, type Transition } from "@warmpool/reconciler"
+import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, newestFirst, type StringMap, ConflictError, StaleStatusError, StoreError, InstanceStore, type Transition } from "@warmpool/reconciler"
 import { CurrentFence, fenceHolds } from "./fence.js"
 
 /**
@@ -301,12 +301,12 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = ${claimer}
         WHERE id IN (
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
-          ORDER BY created_at LIMIT ${count} FOR UPDATE SKIP LOCKED
+          ORDER BY created_at DESC, id LIMIT ${count} FOR UPDATE SKIP LOCKED
         )
         RETURNING *`.pipe(
         Effect.mapError(storeError("store.claimIdle")),
-        // RETURNING keeps no order: oldest first, as the caller was promised.
-        Effect.map((rows) => rows.map(toInstance).sort(oldestFirst)),
+        // RETURNING keeps no order: newest first, as the caller was promised.
+        Effect.map((rows) => rows.map(toInstance).sort(newestFirst)),
         Effect.withSpan("PgInstanceStore.claimIdle")
       ),
     remove: (id, from) =>

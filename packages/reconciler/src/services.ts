@@ -57,8 +57,8 @@ export class InstanceStore extends Context.Tag("@warmpool/reconciler/InstanceSto
       changes: ReadonlyArray<Transition>
     ) => Effect.Effect<ReadonlyArray<string>, StoreError>
     /**
-     * Atomically moves the `count` (default 1) oldest idle rows of `pool` to `claiming` and returns them,
-     * oldest first; fewer when fewer are idle. No double claims, ever. `claimer` (an incarnation) is recorded
+     * Atomically moves the `count` (default 1) newest idle rows of `pool` to `claiming` and returns them,
+     * newest first (the freshest image, the least-aged container); fewer when fewer are idle. No double claims, ever. `claimer` (an incarnation) is recorded
      * in each row's `intentBy`, so that a claim its process never finished is known as abandoned (rule 9).
      */
     readonly claimIdle: (pool: string, count?: number, claimer?: string | null) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
@@ -139,7 +139,15 @@ export interface Runtime<Request, Result> {
   readonly provision: (instance: Instance, request: Request) => Effect.Effect<Result, ProvisionError>
   /** What the claimed row keeps of the claim (merged into its `attributes`). None when absent. */
   readonly attributes?: (request: Request, result: Result) => StringMap
+  /**
+   * Whether the provisioned instance is bound now (`claimed`, the default) or awaits the other side's acceptance
+   * (`pending_acceptance`: bound all the same, until the runtime reports the outcome).
+   */
+  readonly boundAs?: (result: Result) => ClaimedStatus
 }
+
+/** The statuses a successful claim leaves a row in. */
+export type ClaimedStatus = "claimed" | "pending_acceptance"
 
 /** The runtime of the pool's instances (a `Runtime` of whatever request and result it has). */
 export class InstanceRuntime extends Context.Tag("@warmpool/reconciler/InstanceRuntime")<
@@ -160,5 +168,9 @@ export interface RedeployRequest {
  */
 export class ServiceUpgrader extends Context.Tag("@warmpool/reconciler/ServiceUpgrader")<
   ServiceUpgrader,
-  { readonly redeploy: (serviceId: string, request: RedeployRequest) => Effect.Effect<void, ProviderError> }
+  {
+    readonly redeploy: (serviceId: string, request: RedeployRequest) => Effect.Effect<void, ProviderError>
+    /** A fresh deployment of what the service runs now (same image, same variables): a new container. */
+    readonly restart: (serviceId: string) => Effect.Effect<void, ProviderError>
+  }
 >() {}

@@ -11,9 +11,9 @@ import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
 import { KubernetesCompute } from "@warmpool/providers-kubernetes"
 import { LocalCompute } from "@warmpool/providers-local"
-import { OpenRouterCredentials } from "@warmpool/providers-openrouter"
+import { OpenRouterCredentials, OpenRouterKeysLive } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
-import { type ComputeProvider, combinedCredentialsLayer, Credentials, type PoolSpec, Pools } from "@warmpool/reconciler"
+import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools } from "@warmpool/reconciler"
 import { type RunningPostgres, startEmbeddedPostgres } from "@warmpool/embedded-postgres"
 import { PgIncarnations, PgLeadership, PgPoolEvents } from "@warmpool/reconciler-pg"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -36,7 +36,10 @@ import { renderPrometheus } from "./http/metrics.js"
 import { kubernetesWatchTriggers } from "./kubernetes/watch-triggers.js"
 import { registrationLayer } from "./railway/registration.js"
 import { railwayWebhookRoute } from "./railway/webhook.js"
-import { GatewayAuthorizationLive, InstanceLive } from "./http/self-destruct.js"
+import { InstanceLive } from "./http/instance-routes.js"
+import { Coordination, inProcessCoordination } from "./coordination/coordination.js"
+import { PgCoordination } from "./coordination/pg-coordination.js"
+import { ImageDigests, ImageDigestsLive } from "./registry/image-digests.js"
 
 /** Request bodies past this are refused (413) before they are read. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -117,6 +120,34 @@ export interface HttpOptions {
 const historyLayer = (options: HttpOptions["dashboard"] = {}) =>
   Layer.unwrapEffect(Effect.map(poolsInContext, (pools) => DashboardHistory.layer({ ...options, pools: pools.all.map((c) => c.spec.name) })))
 
+/** Statuses that hold a conversation: one instance per conversation among them. */
+const holdsConversation = new Set(["claiming", "claimed", "pending_acceptance"])
+
+/**
+ * The Coordination in context (Postgres, on a server), or one within this process for an app that serves a
+ * single replica without one (a conversation's instance found among the pools' rows).
+ */
+const coordinationLayer = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const given = yield* Effect.serviceOption(Coordination)
+    if (Option.isSome(given)) return Layer.succeed(Coordination, given.value)
+    const pools = yield* poolsInContext
+    const store = yield* InstanceStore
+    const activeFor = (joinUrl: string) =>
+      Effect.map(Effect.forEach(pools.all, (c) => store.list(c.spec.name)), (each) =>
+        Option.fromNullable(each.flat().find((row) => row.attributes.inviteUrl === joinUrl && holdsConversation.has(row.status))?.id))
+    return Layer.effect(Coordination, inProcessCoordination(activeFor))
+  })
+)
+
+/** The ImageDigests in context, or the registries' own (IMAGE_REGISTRY_URL) over fetch. */
+const imageDigestsLayer = Layer.unwrapEffect(
+  Effect.map(Effect.serviceOption(ImageDigests), Option.match({
+    onSome: (digests) => Layer.succeed(ImageDigests, digests),
+    onNone: () => ImageDigestsLive.layerConfig.pipe(Layer.provide(FetchHttpClient.layer))
+  }))
+)
+
 /** Any 503 (no idle instance, database down) says when to come back. A pre-response handler, because error answers are rendered by HttpApi after every middleware. */
 const retryAfterOn503: HttpApp.PreResponseHandler = (_, response) =>
   Effect.succeed(response.status === 503 ? HttpServerResponse.setHeader(response, "retry-after", "5") : response)
@@ -165,9 +196,12 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(railwayWebhookRoute(options.webhookSecret ?? webhookSecret({ secret: Option.none() }, options.apiKey))),
     Layer.provide(dashboardRoutes.pipe(Layer.provide(historyLayer(options.dashboard)))),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
-    Layer.provide(HttpApiBuilder.api(PoolApi).pipe(Layer.provide([PublicLive, PoolLive(options.environment), InstanceLive]))),
-    // The bearer checks run per request, around the handlers.
-    Layer.provide([AuthorizationLive(options.apiKey), GatewayAuthorizationLive(options.apiKey)]),
+    Layer.provide(HttpApiBuilder.api(PoolApi).pipe(
+      Layer.provide([PublicLive, PoolLive(options.environment), InstanceLive(options.apiKey)]),
+      Layer.provide([coordinationLayer, imageDigestsLayer])
+    )),
+    // The bearer check runs per request, around the handlers.
+    Layer.provide(AuthorizationLive(options.apiKey)),
     HttpServer.withLogAddress
   )
 
@@ -195,6 +229,10 @@ export const serverLayer = (
     PgIncarnations.layer,
     credentialsLayer,
     ConvosRuntime.layer({ apiKey }).pipe(Layer.provide(FetchHttpClient.layer)),
+    // One top-up, one claim per conversation, one claim per Idempotency-Key: across replicas.
+    PgCoordination.layer,
+    // An instance's own OpenRouter key (its credits), with the management key.
+    OpenRouterKeysLive.layerConfig.pipe(Layer.provide(FetchHttpClient.layer)),
     // Last: what the platform provides besides compute (Kubernetes' health from Ready conditions) wins.
     compute
   ).pipe(Layer.provideMerge(database))

@@ -5,11 +5,18 @@
 import * as Migrator from "@effect/sql/Migrator"
 import { runMigrations } from "@warmpool/reconciler-pg"
 import { Effect } from "effect"
+import { createCoordinationTables, indexConversations } from "./coordination/pg-coordination.js"
 import { addSeedColumns } from "./convos/seed-table.js"
 import { createDashboardSamples } from "./dashboard/pg-history-store.js"
 
 /** Brings every table up to date; safe on every start and from several replicas at once. */
 export const migrateServerTables = Migrator.make({})({
-  loader: Migrator.fromRecord({ "1_seed_columns": addSeedColumns, "2_dashboard_samples": createDashboardSamples }),
+  loader: Migrator.fromRecord({
+    "1_seed_columns": addSeedColumns,
+    "2_dashboard_samples": createDashboardSamples,
+    // The claim's later fields (profile_image, metadata, source): the seed columns again, each added if missing.
+    "4_claim_columns": addSeedColumns,
+    "5_claim_coordination": createCoordinationTables
+  }),
   table: "warmpool_server_migrations"
-}).pipe(Effect.zipRight(runMigrations))
+}).pipe(Effect.zipRight(runMigrations), Effect.zipRight(indexConversations))

@@ -47,7 +47,7 @@ describe("Claims that wait, over HTTP", () => {
       yield* passes(2)
       const answer = yield* Effect.promise(() => claim.answer)
       expect(answer.status).toBe(200)
-      expect(Object.keys(answer.json).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
+      expect(Object.keys(answer.json).sort()).toEqual(["agentName", "conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined", "status"])
       expect((yield* rows).map((r) => [r.id, r.status, r.attributes.agentName ?? null])).toEqual([[answer.json.instanceId, "claimed", "patient"]])
       expect((yield* call("GET", "/metrics", { key: null })).text).toContain('warmpool_claims_waiting{pool="pool"} 0')
     }).pipe(Effect.provide(world("dev", empty))))
@@ -122,7 +122,7 @@ describe("POST /api/pool/claim/stream, read by a real SSE client", () => {
         const events = yield* Effect.promise(() => stream.finished)
         const done = events.at(-1)!
         expect(events.map((e) => e.event)).toEqual(["queued", "claimed", "provisioning", "done"])
-        expect(Object.keys(done.data).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
+        expect(Object.keys(done.data).sort()).toEqual(["agentName", "conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined", "status"])
         expect(events[1]!.data).toEqual({ instanceId: done.data.instanceId })
         expect(events[2]!.data).toEqual({ instanceId: done.data.instanceId })
         const row = (yield* rows).find((r) => r.id === done.data.instanceId)!

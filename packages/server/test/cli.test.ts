@@ -82,7 +82,7 @@ describe.runIf(existsSync(main))("CLI operator commands", () => {
       const claimed = yield* cli(["claim", "--url", url, "--agent-name", "tokyo", "--instructions", "plan a trip"])
       expect(claimed.code).toBe(0)
       const answer = JSON.parse(claimed.stdout)
-      expect(Object.keys(answer).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
+      expect(Object.keys(answer).sort()).toEqual(["agentName", "conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined", "status"])
       const row = (yield* Effect.flatMap(InMemoryStoreControl, (c) => c.rows)).find((r) => r.id === answer.instanceId)
       expect(row).toMatchObject({ status: "claimed", attributes: { agentName: "tokyo", instructions: "plan a trip", conversationId: answer.conversationId } })
       const { stdout } = yield* cli(["status", "--url", url])

@@ -24,7 +24,7 @@ describe("HTTP API", () => {
       yield* fill
       const claim = yield* call("POST", "/api/pool/claim", { body: { agentName: "tokyo-trip-planner", instructions: "plan" } })
       expect(claim.status).toBe(200)
-      expect(Object.keys(claim.json).sort()).toEqual(["conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined"])
+      expect(Object.keys(claim.json).sort()).toEqual(["agentName", "conversationId", "gatewayToken", "gatewayUrl", "instanceId", "inviteUrl", "joined", "status"])
       const status = yield* call("GET", "/api/pool/status")
       expect(status.json.counts).toMatchObject({ claimed: 1, idle: 1 })
       const claimed = status.json.instances.find((i: { id: string }) => i.id === claim.json.instanceId)

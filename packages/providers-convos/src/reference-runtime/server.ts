@@ -1,9 +1,11 @@
 /**
  * A reference runtime: a small real server that keeps the Convos runtime contract (DESIGN §4), so a pool
  * can run end to end on one machine. Not ready during a start-up delay; binds one conversation, then 409.
+ * A join whose URL holds `AWAITS_ACCEPTANCE_MARKER` answers that it awaits acceptance (and stays bound to it).
  */
 import { createServer, type Server } from "node:http"
 import { randomBytes, timingSafeEqual } from "node:crypto"
+import { AWAITS_ACCEPTANCE_MARKER } from "../claim.js"
 
 export interface ReferenceRuntimeOptions {
   readonly port: number
@@ -22,7 +24,7 @@ const authorized = (header: string | undefined, apiKey: string) => {
 
 export const startReferenceRuntime = (options: ReferenceRuntimeOptions): Promise<Server> => {
   const startedAt = Date.now()
-  let conversation: { conversationId: string; inviteUrl: string; joined: boolean } | undefined
+  let conversation: { conversationId: string | null; inviteUrl: string; joined: boolean; status?: string } | undefined
   const server = createServer((req, res) => {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" })
@@ -47,9 +49,11 @@ export const startReferenceRuntime = (options: ReferenceRuntimeOptions): Promise
         }
         if (conversation !== undefined) return send(409, { error: "already bound to a conversation" })
         const conversationId = randomBytes(8).toString("hex")
-        conversation = typeof body.joinUrl === "string"
-          ? { conversationId, inviteUrl: body.joinUrl, joined: true }
-          : { conversationId, inviteUrl: `https://dev.convos.org/v2?i=${conversationId}`, joined: false }
+        conversation = typeof body.joinUrl !== "string"
+          ? { conversationId, inviteUrl: `https://dev.convos.org/v2?i=${conversationId}`, joined: false }
+          : body.joinUrl.includes(AWAITS_ACCEPTANCE_MARKER)
+          ? { conversationId: null, inviteUrl: body.joinUrl, joined: false, status: "pending_acceptance" }
+          : { conversationId, inviteUrl: body.joinUrl, joined: true }
         send(200, { ok: true, ...conversation })
       })
       return

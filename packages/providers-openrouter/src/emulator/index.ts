@@ -1,5 +1,5 @@
 /**
- * An OpenRouter key-management emulator on loopback: `POST/GET /api/v1/keys`, `DELETE /api/v1/keys/{hash}`,
+ * An OpenRouter key-management emulator on loopback: `POST/GET /api/v1/keys`, `GET/PATCH/DELETE /api/v1/keys/{hash}`,
  * with OpenRouter's shapes (see reference/openrouter/openapi.yaml), management-key auth, pages of 100,
  * and the harness's injectable faults (429 with Retry-After, HTML pages, 5xx, slow answers).
  */
@@ -15,6 +15,10 @@ export interface EmulatedKey {
   readonly limit: number | null
   readonly limit_reset: string | null
   readonly created_at: string
+  /** USD spent (set by tests: nothing spends here). */
+  readonly usage: number
+  /** How many times its limit was changed (PATCH): what a top-up race test counts. */
+  readonly limitChanges: number
 }
 
 const error = (status: number, message: string): EmulatorResponse => ({ status, body: { error: { code: status, message } } })
@@ -25,13 +29,13 @@ const publicView = (k: EmulatedKey) => ({
   label: k.label,
   disabled: false,
   limit: k.limit,
-  limit_remaining: k.limit,
+  limit_remaining: k.limit === null ? null : Math.max(0, k.limit - k.usage),
   limit_reset: k.limit_reset,
   include_byok_in_limit: false,
-  usage: 0,
-  usage_daily: 0,
-  usage_weekly: 0,
-  usage_monthly: 0,
+  usage: k.usage,
+  usage_daily: k.usage,
+  usage_weekly: k.usage,
+  usage_monthly: k.usage,
   byok_usage: 0,
   byok_usage_daily: 0,
   byok_usage_weekly: 0,
@@ -63,7 +67,9 @@ export const startOpenRouterEmulator = (options: { readonly managementKey: strin
           key,
           limit: typeof body.limit === "number" ? body.limit : null,
           limit_reset: typeof body.limit_reset === "string" ? body.limit_reset : null,
-          created_at: new Date(Date.UTC(2026, 0, 1) + sequence++ * 1000).toISOString()
+          created_at: new Date(Date.UTC(2026, 0, 1) + sequence++ * 1000).toISOString(),
+          usage: 0,
+          limitChanges: 0
         }
         keys.set(created.hash, created)
         issued.push(key)
@@ -81,6 +87,19 @@ export const startOpenRouterEmulator = (options: { readonly managementKey: strin
         if (!keys.delete(hash)) return error(404, "Key not found")
         return { status: 200, body: { deleted: true } }
       }
+      if (one !== null && request.method === "GET") {
+        const key = keys.get(decodeURIComponent(one[1]!))
+        return key === undefined ? error(404, "Key not found") : { status: 200, body: { data: publicView(key) } }
+      }
+      if (one !== null && request.method === "PATCH") {
+        const key = keys.get(decodeURIComponent(one[1]!))
+        if (key === undefined) return error(404, "Key not found")
+        const body = request.body as { limit?: unknown } | undefined
+        if (body?.limit !== undefined && body.limit !== null && (typeof body.limit !== "number" || body.limit < 0)) return error(400, "limit must be a number ≥ 0")
+        const updated: EmulatedKey = body?.limit === undefined ? key : { ...key, limit: body.limit as number | null, limitChanges: key.limitChanges + 1 }
+        keys.set(key.hash, updated)
+        return { status: 200, body: { data: publicView(updated) } }
+      }
       return error(404, `no route ${request.method} ${request.path}`)
     }
 
@@ -93,6 +112,11 @@ export const startOpenRouterEmulator = (options: { readonly managementKey: strin
       keys: () => [...keys.values()],
       /** Every secret ever handed out (to check none leaked into logs). */
       issuedSecrets: () => [...issued],
+      /** Sets what a key has spent (nothing spends here). */
+      setUsage: (hash: string, usage: number) => {
+        const key = keys.get(hash)
+        if (key !== undefined) keys.set(hash, { ...key, usage })
+      },
       /** Makes a key directly, as an older run or another tool did. */
       seedKey: (name: string) => handle({ method: "POST", path: "/api/v1/keys", query: new URLSearchParams(), headers: { authorization: `Bearer ${options.managementKey}` }, body: { name } })
     }

@@ -70,6 +70,7 @@ const schema = buildSchema(/* GraphQL */ `
     serviceDomainCreate(input: ServiceDomainCreateInput!): ServiceDomain!
     environmentPatchCommit(commitMessage: String, environmentId: String!, patch: EnvironmentConfig): String!
     serviceDelete(environmentId: String, id: String!): Boolean!
+    serviceInstanceRedeploy(environmentId: String!, serviceId: String!): Boolean!
     notificationRuleCreate(input: CreateNotificationRuleInput!): NotificationRule!
     notificationRuleUpdate(id: String!, input: UpdateNotificationRuleInput!): NotificationRule!
   }
@@ -307,6 +308,14 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         })
         for (const service of services) if (service.image !== null) deploy(service)
         return randomUUID()
+      },
+      serviceInstanceRedeploy: ({ environmentId, serviceId }: { environmentId: string; serviceId: string }, caller: Caller) => {
+        authorize(caller)
+        environmentOf(environmentId)
+        const service = serviceOf(serviceId)
+        if (service.image === null) throw new GraphQLError("Service has no deployment to redeploy")
+        deploy(service)
+        return true
       },
       notificationRules: ({ workspaceId: asked }: { workspaceId: string }, caller: Caller) => {
         authorize(caller)

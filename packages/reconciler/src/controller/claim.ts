@@ -1,5 +1,5 @@
 /**
- * Claims: take the oldest idle instance atomically, provision it, record the outcome.
+ * Claims: take the newest idle instance atomically, provision it, record the outcome.
  * An instance whose outcome is unknown or that is already bound never goes back to idle (DESIGN §8):
  * the seed's endless claim loop came from doing exactly that.
  */
@@ -95,11 +95,12 @@ export const makeClaim = <Request, Result>(
           const patch: InstancePatch = runtime.attributes === undefined
             ? { claimedAt: now }
             : { claimedAt: now, attributes: runtime.attributes(request, result) }
-          if (!(yield* recordClaimed({ id: instance.id, from: ["claiming"], to: "claimed", patch }))) {
+          const status = runtime.boundAs?.(result) ?? "claimed"
+          if (!(yield* recordClaimed({ id: instance.id, from: ["claiming"], to: status, patch }))) {
             // Only the plan's claim timeout moves a `claiming` row: this claim outlived it.
             return yield* new ClaimFailedError({ attempts: failures.length + 1, message: `instance ${instance.id} was provisioned after its claim timed out` })
           }
-          return Either.right({ result, instance: applyPatch(instance, patch, { status: "claimed", statusChangedAt: now }) })
+          return Either.right({ result, instance: applyPatch(instance, patch, { status, statusChangedAt: now }) })
         }
         const error = outcome.left
         if (error._tag === "ProvisionRejectedError") {

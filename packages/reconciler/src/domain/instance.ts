@@ -2,6 +2,8 @@ import { Schema } from "effect"
 
 /**
  * Lifecycle of a row: `creating → starting → idle → claiming → claimed`, plus `crashed` and `deleting`.
+ * A claim whose join awaits the conversation's acceptance is `pending_acceptance` until the runtime reports
+ * the outcome: accepted → `claimed`, refused → `tainted` (bound to nobody yet unusable: cleaned up like `crashed`).
  * The seed's five statuses (starting, idle, claiming, claimed, crashed) keep their meaning.
  */
 export const InstanceStatus = Schema.Literal(
@@ -10,6 +12,8 @@ export const InstanceStatus = Schema.Literal(
   "idle",
   "claiming",
   "claimed",
+  "pending_acceptance",
+  "tainted",
   "crashed",
   "deleting"
 )
@@ -20,8 +24,11 @@ export const instanceStatuses: ReadonlyArray<InstanceStatus> = InstanceStatus.li
 /** Statuses that count toward the warm part of the pool (rule 4: in-flight creates count). */
 export const warmStatuses: ReadonlyArray<InstanceStatus> = ["creating", "starting", "idle"]
 
-/** Statuses the reconciler must never delete, drain or mark idle (rule 1). */
-export const boundStatuses: ReadonlyArray<InstanceStatus> = ["claiming", "claimed"]
+/** Statuses the reconciler must never delete, drain or mark idle (rule 1); the pool counts them as claimed. */
+export const boundStatuses: ReadonlyArray<InstanceStatus> = ["claiming", "claimed", "pending_acceptance"]
+
+/** Statuses that stay until an operator (or an API call) dismisses them. */
+export const dismissableStatuses: ReadonlyArray<InstanceStatus> = ["crashed", "tainted"]
 
 const NullableString = Schema.NullOr(Schema.String)
 
@@ -119,8 +126,11 @@ export const newInstance = (fields: {
 /** Counts by status, every status present (zero when none). */
 export type StatusCounts = { readonly [S in InstanceStatus]: number }
 
-/** Claim order: the oldest row first, the id breaking ties. */
+/** Listing order: the oldest row first, the id breaking ties. */
 export const oldestFirst = (a: Instance, b: Instance): number => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)
+
+/** Claim order: the newest row first (the freshest image, the least-aged container), the id breaking ties. */
+export const newestFirst = (a: Instance, b: Instance): number => b.createdAt.getTime() - a.createdAt.getTime() || a.id.localeCompare(b.id)
 
 export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }>): StatusCounts => {
   const counts: Record<InstanceStatus, number> = {
@@ -129,6 +139,8 @@ export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }
     idle: 0,
     claiming: 0,
     claimed: 0,
+    pending_acceptance: 0,
+    tainted: 0,
     crashed: 0,
     deleting: 0
   }

@@ -10,8 +10,10 @@ interface Service {
   readonly image: string
   readonly env: Readonly<Record<string, string>>
   readonly createdAt: number
-  /** When its latest deploy began (creation, or a redeploy). */
+  /** When its latest deploy began (creation, a redeploy or a restart). */
   readonly deployedAt: number
+  /** How many deploys it had: 1 at creation, one more per redeploy or restart. */
+  readonly deployments: number
   /** Set when the platform says so, overriding the deploy progression. */
   readonly override: "CRASHED" | "SLEEPING" | undefined
   /** Left out of listings (the platform has not caught up yet). */
@@ -24,6 +26,7 @@ interface Service {
 export interface InMemoryService {
   readonly info: ServiceInfo
   readonly env: Readonly<Record<string, string>>
+  readonly deployments: number
 }
 
 /** Fault injection and inspection for the in-memory platform. */
@@ -116,6 +119,7 @@ const make = (options: InMemoryComputeOptions) =>
             env: request.env,
             createdAt: now,
             deployedAt: now,
+            deployments: 1,
             override: undefined,
             hidden: false,
             deployTime: options.drawDeployTime === undefined ? undefined : Duration.toMillis(options.drawDeployTime())
@@ -133,7 +137,13 @@ const make = (options: InMemoryComputeOptions) =>
           yield* faults.guard("redeploy")
           const now = yield* Clock.currentTimeMillis
           // A new deploy on the new image; the service's own variables stay, the template's are set over them.
-          yield* update(serviceId, (s) => ({ ...s, image: request.image, env: { ...s.env, ...request.env }, deployedAt: now, override: undefined }))
+          yield* update(serviceId, (s) => ({ ...s, image: request.image, env: { ...s.env, ...request.env }, deployedAt: now, deployments: s.deployments + 1, override: undefined }))
+        }),
+      restart: (serviceId) =>
+        Effect.gen(function*() {
+          yield* faults.guard("restart")
+          const now = yield* Clock.currentTimeMillis
+          yield* update(serviceId, (s) => ({ ...s, deployedAt: now, deployments: s.deployments + 1, override: undefined }))
         })
     }
 
@@ -141,7 +151,7 @@ const make = (options: InMemoryComputeOptions) =>
       failNext: faults.failNext,
       setLatency: faults.setLatency,
       calls: faults.calls,
-      services: snapshot(() => true).pipe(Effect.map((found) => found.map(({ info, service }) => ({ info, env: service.env })))),
+      services: snapshot(() => true).pipe(Effect.map((found) => found.map(({ info, service }) => ({ info, env: service.env, deployments: service.deployments })))),
       crash: (serviceId) => update(serviceId, (s) => ({ ...s, override: "CRASHED" })),
       sleep: (serviceId) => update(serviceId, (s) => ({ ...s, override: "SLEEPING" })),
       hide: (serviceId, hidden = true) => update(serviceId, (s) => ({ ...s, hidden })),

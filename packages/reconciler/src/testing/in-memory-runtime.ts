@@ -1,7 +1,7 @@
 import { Chunk, Context, Effect, HashMap, Layer, Option, Ref, Schema } from "effect"
 import type { Instance, StringMap } from "../domain/instance.js"
 import { AlreadyBoundError, ProvisionRejectedError, ProvisionUnknownError } from "../errors.js"
-import { InstanceRuntime, type Runtime } from "../services.js"
+import { type ClaimedStatus, InstanceRuntime, type Runtime } from "../services.js"
 
 /** How an instance answers its claim-time call. */
 export type RuntimeBehaviour =
@@ -26,6 +26,7 @@ export interface InMemoryRuntimeOptions<Request, Result> {
   readonly request: Schema.Schema<Request, any>
   readonly answer: (instance: Instance, request: Request) => Result
   readonly attributes?: (request: Request, result: Result) => StringMap
+  readonly boundAs?: (result: Result) => ClaimedStatus
 }
 
 /** The default in-memory runtime's claim: an optional label. */
@@ -58,6 +59,7 @@ export const InMemoryRuntime = {
         const runtime: Runtime<Request, Result> = {
           request: options.request,
           ...(options.attributes === undefined ? {} : { attributes: options.attributes }),
+          ...(options.boundAs === undefined ? {} : { boundAs: options.boundAs }),
           provision: (instance, request) =>
             Effect.gen(function*() {
               const instanceId = instance.id

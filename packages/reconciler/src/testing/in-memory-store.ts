@@ -1,5 +1,5 @@
 import { Clock, Context, Effect, Layer, Option, Ref } from "effect"
-import { applyPatch, countByStatus, Instance, type InstanceStatus, oldestFirst } from "../domain/instance.js"
+import { applyPatch, countByStatus, Instance, type InstanceStatus, newestFirst, oldestFirst } from "../domain/instance.js"
 import { ConflictError, StaleStatusError, StoreError } from "../errors.js"
 import { InstanceStore, type Transition } from "../services.js"
 import { type Faults, makeFaults } from "./faults.js"
@@ -89,9 +89,9 @@ const make = Effect.gen(function*() {
         yield* faults.guard("claimIdle")
         const now = yield* Clock.currentTimeMillis
         return yield* Ref.modify(table, (rows) => {
-          const oldest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle").sort(oldestFirst).slice(0, count)
+          const newest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle").sort(newestFirst).slice(0, count)
           const copy = new Map(rows)
-          const claimed = oldest.flatMap((r) => applyTransition(copy, { id: r.id, from: ["idle"], to: "claiming", patch: { intentBy: claimer } }, now) ?? [])
+          const claimed = newest.flatMap((r) => applyTransition(copy, { id: r.id, from: ["idle"], to: "claiming", patch: { intentBy: claimer } }, now) ?? [])
           return [claimed as ReadonlyArray<Instance>, copy] as const
         })
       }),

@@ -3,8 +3,8 @@
  * operator routes. One description serves the handlers, `/openapi.json` and the docs page.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
-import { type Instance, MAX_WAIT_MS } from "@warmpool/reconciler"
-import { Context, Schema } from "effect"
+import { MAX_WAIT_MS } from "@warmpool/reconciler"
+import { Schema } from "effect"
 import { inWords, optionalField, said } from "./in-words.js"
 
 /** Every error answer is `{ _tag, message }`, with the HTTP status its class stands for. */
@@ -35,6 +35,8 @@ const Counts = Schema.Struct({
   idle: Schema.Int,
   claiming: Schema.Int,
   claimed: Schema.Int,
+  pending_acceptance: Schema.Int,
+  tainted: Schema.Int,
   crashed: Schema.Int,
   deleting: Schema.Int
 })
@@ -88,6 +90,9 @@ export const PublicInstance = Schema.Struct({
   claimedAt: Schema.NullOr(Schema.String),
   statusChangedAt: Schema.String,
   sourceBranch: Schema.NullOr(Schema.String),
+  profileImage: Schema.NullOr(Schema.String),
+  metadata: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String })),
+  source: Schema.NullOr(Schema.String),
   runtimeImage: Schema.NullOr(Schema.String),
   templateHash: Schema.NullOr(Schema.String),
   lastError: Schema.NullOr(Schema.String)
@@ -97,6 +102,16 @@ const Status = Schema.Struct({ counts: Counts, pools: Schema.Record({ key: Schem
 
 /** An optional field, as in the replaced system (`null` counts as absent), failing with `words`. */
 const optionalOrNull = <S extends Schema.Schema.All>(schema: S, words: string) => optionalField(said(Schema.NullOr(schema), words))
+
+/** What the replaced system's later clients send besides: stored on the instance and handed to the runtime. */
+const claimExtras = {
+  profileImage: optionalOrNull(Schema.String.pipe(Schema.maxLength(2_000)), "profileImage must be a string of at most 2,000 characters"),
+  metadata: optionalOrNull(
+    Schema.Record({ key: Schema.String, value: Schema.String }).pipe(Schema.filter((m) => JSON.stringify(m).length <= 8_000)),
+    "metadata must be an object of strings, at most 8,000 characters as JSON"
+  ),
+  source: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)), "source must be a string of 1 to 100 characters")
+}
 
 export const ClaimBody = inWords(Schema.Struct({
   agentName: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)), "agentName must be a string of 1 to 200 characters"),
@@ -111,16 +126,46 @@ export const ClaimBody = inWords(Schema.Struct({
   ),
   /** The pool to claim from, by the name the replaced system uses; `pool` says the same. Default: the first pool. */
   runtime: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(63)), "runtime must be a pool name of 1 to 63 characters"),
-  pool: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(63)), "pool must be a pool name of 1 to 63 characters")
+  pool: optionalOrNull(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(63)), "pool must be a pool name of 1 to 63 characters"),
+  ...claimExtras
 }))
 
+/** The claim's answer: the replaced system's fields (`status`, `agentName` included) and the gateway token. */
 export const ClaimAnswer = Schema.Struct({
   inviteUrl: Schema.NullOr(Schema.String),
-  conversationId: Schema.String,
+  /** Null while the join awaits acceptance. */
+  conversationId: Schema.NullOr(Schema.String),
   instanceId: Schema.String,
   joined: Schema.Boolean,
+  status: Schema.Literal("claimed", "pending_acceptance"),
+  agentName: Schema.String,
   gatewayToken: Schema.NullOr(Schema.String),
   gatewayUrl: Schema.NullOr(Schema.String)
+})
+
+/** The conversation already has its instance (claiming, claimed or awaiting acceptance), or a claim for it is running. */
+export class ConversationTaken extends Schema.TaggedError<ConversationTaken>()(
+  "ConversationTaken",
+  { message: Schema.String, instanceId: Schema.NullOr(Schema.String) },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/** A stream of Server-Sent Events. */
+const EventStream = Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" }))
+
+/** `Idempotency-Key`: a retried claim answers as the first one did (for 24 h) instead of claiming again. */
+const ClaimHeaders = Schema.Struct({ "idempotency-key": Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))) })
+
+/** `GET /api/pool/claim/stream`'s query: the claim's fields as the browser's EventSource sends them (metadata as JSON). */
+export const ClaimStreamParams = Schema.Struct({
+  agentName: Schema.optional(Schema.String),
+  instructions: Schema.optional(Schema.String),
+  joinUrl: Schema.optional(Schema.String),
+  profileImage: Schema.optional(Schema.String),
+  source: Schema.optional(Schema.String),
+  runtime: Schema.optional(Schema.String),
+  pool: Schema.optional(Schema.String),
+  metadata: Schema.optional(Schema.String)
 })
 
 const Count = (max: number) => Schema.Int.pipe(Schema.between(1, max, { message: () => `count must be a whole number from 1 to ${max}` }))
@@ -178,20 +223,26 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   .add(
     HttpApiEndpoint.post("claim", "/api/pool/claim")
       .setPayload(ClaimBody)
+      .setHeaders(ClaimHeaders)
       .addSuccess(ClaimAnswer)
       .addError(BadRequest)
+      .addError(ConversationTaken)
       .addError(BadGateway)
       .addError(Unavailable)
       .annotate(
         OpenApi.Description,
-        "Claims an idle instance and provisions its conversation. With `waitMs`, waits up to that long (at most 120,000 ms) for one when none is idle, first come first served. 503 with Retry-After when none is idle (in time); 502 when provisioning failed on every attempt."
+        "Claims an idle instance (the newest) and provisions its conversation. With `waitMs`, waits up to that long (at most 120,000 ms) for one when none is idle, first come first served. 503 with Retry-After when none is idle (in time); 502 when provisioning failed on every attempt; 409 `ConversationTaken` {instanceId} when `joinUrl`'s conversation already has its instance. With `Idempotency-Key`, a retry answers as the first claim did (24 h)."
       )
   )
   .add(
-    HttpApiEndpoint.post("claimStream", "/api/pool/claim/stream")
-      .setPayload(ClaimBody)
-      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
-      .addError(BadRequest)
+    HttpApiEndpoint.get("claimStreamGet", "/api/pool/claim/stream").setUrlParams(ClaimStreamParams).addSuccess(EventStream).addError(BadRequest)
+      .annotate(
+        OpenApi.Description,
+        "The claim for a browser's EventSource (the replaced system's): unnamed events `{type: \"step\", step: claim|provision|convo|cleanup, status: active|ok|fail|skip, message}`, then `{type: \"complete\", ok: true, …the claim's answer}` or `{type: \"complete\", ok: false, error}`. `metadata` is a JSON object."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("claimStream", "/api/pool/claim/stream").setPayload(ClaimBody).addSuccess(EventStream).addError(BadRequest)
       .annotate(
         OpenApi.Description,
         "The claim, as Server-Sent Events: `queued` {position} while it waits, `claimed` {instanceId}, `provisioning` {instanceId}, then `done` (the body /claim answers) or `error` ({status, _tag, message}: the status and body /claim would have answered)."
@@ -240,25 +291,109 @@ export class PoolGroup extends HttpApiGroup.make("pool")
   .annotate(OpenApi.Description, "Needs `Authorization: Bearer <POOL_API_KEY>`.")
 {}
 
-/** The instance that authenticated with its own gateway token. */
-export class CurrentInstance extends Context.Tag("@warmpool/server/CurrentInstance")<CurrentInstance, Instance>() {}
+/**
+ * An instance's own calls, as the replaced runtime makes them: `{instanceId, gatewayToken}` in the JSON body.
+ * Any other JSON value is refused by the handler with the replaced system's 400, so the body is taken as it comes.
+ */
+const InstanceCall = Schema.NullOr(Schema.Struct({
+  instanceId: Schema.optional(Schema.Unknown),
+  gatewayToken: Schema.optional(Schema.Unknown),
+  conversationId: Schema.optional(Schema.Unknown)
+}))
 
-/** `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>` of one instance (never POOL_API_KEY), compared in constant time. */
-export class GatewayAuthorization extends HttpApiMiddleware.Tag<GatewayAuthorization>()("GatewayAuthorization", {
-  failure: Schema.Union(Unauthorized, Unavailable),
-  provides: CurrentInstance,
-  security: { bearer: HttpApiSecurity.bearer }
-}) {}
+/** The replaced system's error bodies on these routes: `{"error": "…"}`, the status by class. */
+const errorBody = { error: Schema.String }
+export class InstanceBadRequest extends Schema.Class<InstanceBadRequest>("InstanceBadRequest")(errorBody) {}
+export class InstanceForbidden extends Schema.Class<InstanceForbidden>("InstanceForbidden")(errorBody) {}
+export class InstanceNotFound extends Schema.Class<InstanceNotFound>("InstanceNotFound")(errorBody) {}
+export class InstanceConflict extends Schema.Class<InstanceConflict>("InstanceConflict")(errorBody) {}
+export class InstanceUpstreamFailed extends Schema.Class<InstanceUpstreamFailed>("InstanceUpstreamFailed")(errorBody) {}
+export class InstanceUnavailable extends Schema.Class<InstanceUnavailable>("InstanceUnavailable")(errorBody) {}
+/** 409 at the limit's maximum: `{error, limit, max}`. */
+export class TopUpAtMaximum extends Schema.Class<TopUpAtMaximum>("TopUpAtMaximum")({ error: Schema.String, limit: Schema.Number, max: Schema.Number }) {}
+
+/** An instance's route: its body, and the replaced system's answers when the credentials are missing or wrong. */
+const instanceRoute = <const Name extends string>(name: Name, path: HttpApiEndpoint.PathSegment) =>
+  HttpApiEndpoint.post(name, path)
+    .setPayload(InstanceCall)
+    .addError(InstanceBadRequest, { status: 400 })
+    .addError(InstanceForbidden, { status: 403 })
+    .addError(InstanceNotFound, { status: 404 })
+    .addError(InstanceUnavailable, { status: 503 })
 
 export class InstanceGroup extends HttpApiGroup.make("instance")
   .add(
-    HttpApiEndpoint.post("selfDestruct", "/api/pool/self-destruct")
-      .addSuccess(Schema.Struct({ instanceId: Schema.String, status: Schema.Literal("deleting") }))
+    instanceRoute("selfDestruct", "/api/pool/self-destruct")
+      .addSuccess(Schema.Union(Schema.Struct({ ok: Schema.Literal(true) }), Schema.Struct({ instanceId: Schema.String, status: Schema.Literal("deleting") })))
+      .addError(Unauthorized)
       .addError(Unavailable)
-      .annotate(OpenApi.Description, "An instance asks to be removed: its row goes to `deleting`, then its key, inbox and service go.")
+      .annotate(
+        OpenApi.Description,
+        "An instance asks to be removed: `{instanceId, gatewayToken}` → `{ok: true}`, answered first; or, as before, `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>` → `{instanceId, status: \"deleting\"}`. Its row goes to `deleting`, then its key, inbox and service go."
+      )
   )
-  .middleware(GatewayAuthorization)
-  .annotate(OpenApi.Description, "For instances: needs `Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>`, the instance's own token.")
+  .add(
+    instanceRoute("selfInfo", "/api/pool/self-info")
+      .addSuccess(Schema.Struct({
+        ok: Schema.Literal(true),
+        instanceId: Schema.String,
+        runtimeVersion: Schema.NullOr(Schema.String),
+        runtimeImage: Schema.NullOr(Schema.String),
+        latestImage: Schema.NullOr(Schema.String)
+      }))
+      .annotate(OpenApi.Description, "The image the instance runs and its pool's current one.")
+  )
+  .add(
+    instanceRoute("selfUpgrade", "/api/pool/self-upgrade")
+      .addSuccess(Schema.Struct({
+        ok: Schema.Literal(true),
+        instanceId: Schema.String,
+        image: Schema.String,
+        deployedImage: Schema.String.annotations({ description: "What was deployed: the image pinned to its digest, or the tag when the registry could not say" }),
+        digest: Schema.NullOr(Schema.String),
+        unresolved: Schema.NullOr(Schema.String).annotations({ description: "Why the tag was deployed as it is (null when pinned)" })
+      }))
+      .addError(InstanceConflict, { status: 409 })
+      .addError(InstanceUpstreamFailed, { status: 502 })
+      .annotate(OpenApi.Description, "Redeploys the instance onto its pool's current image, resolved to a digest so a moved tag is really pulled.")
+  )
+  .add(
+    instanceRoute("selfReset", "/api/pool/self-reset")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), instanceId: Schema.String }))
+      .addError(InstanceConflict, { status: 409 })
+      .addError(InstanceUpstreamFailed, { status: 502 })
+      .annotate(OpenApi.Description, "A fresh deployment of the instance's image: a new container.")
+  )
+  .add(
+    instanceRoute("creditsCheck", "/api/pool/credits-check")
+      .addSuccess(Schema.Struct({ limit: Schema.NullOr(Schema.Number), usage: Schema.Number, remaining: Schema.NullOr(Schema.Number), limitReset: Schema.NullOr(Schema.String) }))
+      .addError(InstanceUpstreamFailed, { status: 502 })
+      .annotate(OpenApi.Description, "The spend of the instance's own OpenRouter key, read from OpenRouter.")
+  )
+  .add(
+    instanceRoute("creditsTopup", "/api/pool/credits-topup")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), previousLimit: Schema.Number, newLimit: Schema.Number }))
+      .addError(TopUpAtMaximum, { status: 409 })
+      .addError(InstanceUpstreamFailed, { status: 502 })
+      .annotate(
+        OpenApi.Description,
+        "Raises the key's limit by OPENROUTER_TOPUP_INCREMENT (20) up to OPENROUTER_TOPUP_MAX (100); 409 `{error, limit, max}` at the maximum. One top-up of a key at a time, on every replica: N at once raise it by exactly min(N × increment, max − limit)."
+      )
+  )
+  .add(
+    instanceRoute("pendingAcceptanceComplete", "/api/pool/pending-acceptance/complete")
+      .addSuccess(Schema.Struct({ ok: Schema.Boolean, instanceId: Schema.String, conversationId: Schema.String }))
+      .annotate(OpenApi.Description, "The join the instance awaited was accepted: `pending_acceptance` → `claimed`, with `conversationId`. `ok: false` when it was not pending.")
+  )
+  .add(
+    instanceRoute("pendingAcceptanceFail", "/api/pool/pending-acceptance/fail")
+      .addSuccess(Schema.Struct({ ok: Schema.Boolean, instanceId: Schema.String }))
+      .annotate(OpenApi.Description, "The join the instance awaited was refused: `pending_acceptance` → `tainted` (dismissed like a crashed one). `ok: false` when it was not pending.")
+  )
+  .annotate(
+    OpenApi.Description,
+    "For instances: `{instanceId, gatewayToken}` in the JSON body (400 `{error}` when either is missing, 403 `{error}` when they match no instance); compared in constant time."
+  )
 {}
 
 export class PoolApi extends HttpApi.make("warmpool")

@@ -23,7 +23,10 @@ export const seedColumns = {
     instructions: "instructions",
     conversationId: "conversation_id",
     inviteUrl: "invite_url",
-    sourceBranch: "source_branch"
+    sourceBranch: "source_branch",
+    profileImage: "profile_image",
+    metadata: "metadata",
+    source: "source"
   }
 } as const
 

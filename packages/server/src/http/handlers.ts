@@ -1,12 +1,27 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
 import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
-import { Effect, Layer, Option, Redacted } from "effect"
-import { Authorization, BadGateway, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
-import { claimEventStream, runClaim } from "./claims.js"
+import { Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Authorization, BadGateway, BadRequest, ClaimBody, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
+import { Coordination } from "../coordination/coordination.js"
+import { claimEventStream, claimOfQuery, idempotentClaim, replacedClaimEventStream, runClaim } from "./claims.js"
 import { digest, matchesDigest } from "./secrets.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
 import { sizingOf } from "./sizing.js"
+
+/** The claim's metadata, kept as JSON in its row. */
+const metadataOf = (row: Instance): Record<string, string> | null => {
+  const kept = row.attributes.metadata
+  if (kept === undefined) return null
+  try {
+    return JSON.parse(kept) as Record<string, string>
+  } catch {
+    return null
+  }
+}
+
+const decodeClaimBody = (input: unknown) =>
+  Schema.decodeUnknown(ClaimBody)(input).pipe(Effect.mapError((error) => new BadRequest({ message: error.message })))
 
 /** The row as the API shows it: no gateway token, no key hash, no inbox id. */
 export const toPublic = (row: Instance) => ({
@@ -24,6 +39,9 @@ export const toPublic = (row: Instance) => ({
   claimedAt: row.claimedAt?.toISOString() ?? null,
   statusChangedAt: row.statusChangedAt.toISOString(),
   sourceBranch: row.attributes.sourceBranch ?? null,
+  profileImage: row.attributes.profileImage ?? null,
+  metadata: metadataOf(row),
+  source: row.attributes.source ?? null,
   runtimeImage: row.runtimeImage,
   templateHash: row.templateHash,
   lastError: row.lastError
@@ -79,16 +97,23 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
       const store = yield* InstanceStore
       const upgrader = yield* Effect.serviceOption(ServiceUpgrader)
       const railway = yield* Effect.serviceOption(Railway)
+      const coordination = yield* Coordination
       return handlers
         .handle("status", ({ urlParams }) =>
           Effect.flatMap(selectPools(pools, urlParams.pool), (selected) =>
             poolStatus(store, pools, selected, toPublic).pipe(Effect.mapError(databaseUnavailable))))
-        .handle("claim", ({ payload }) =>
+        .handle("claim", ({ headers, payload }) =>
           Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
-            runClaim(controller, environment, payload)))
+            idempotentClaim(coordination, headers["idempotency-key"], payload, runClaim(controller, coordination, environment, payload))))
         .handle("claimStream", ({ payload }) =>
           Effect.flatMap(pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined), (controller) =>
-            claimEventStream(controller, environment, payload)))
+            claimEventStream(controller, coordination, environment, payload)))
+        .handle("claimStreamGet", ({ urlParams }) =>
+          Effect.gen(function*() {
+            const payload = yield* claimOfQuery(urlParams, decodeClaimBody)
+            const controller = yield* pickPool(pools, payload.runtime ?? undefined, payload.pool ?? undefined)
+            return yield* replacedClaimEventStream(controller, coordination, environment, payload)
+          }))
         .handle("replenish", ({ payload, urlParams }) =>
           pickPool(pools, urlParams.pool, payload?.pool ?? undefined).pipe(
             Effect.flatMap((controller) => controller.replenish(payload?.count ?? 0)),

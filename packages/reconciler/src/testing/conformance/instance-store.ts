@@ -138,30 +138,30 @@ export const instanceStoreConformance = <E>(
           expect(yield* store.transitionMany([])).toEqual([])
         }))
 
-      it.effect("claimIdle takes the oldest idle row of the pool and marks it claiming", () =>
+      it.effect("claimIdle takes the newest idle row of the pool and marks it claiming", () =>
         Effect.gen(function*() {
           const store = yield* InstanceStore
           const pool = uniquePool()
-          yield* store.insert(row(pool, "new", "idle", 10))
           yield* store.insert(row(pool, "old", "idle", 500))
-          yield* store.insert(row(pool, "older-but-starting", "starting", 900))
-          yield* store.insert(row(uniquePool(), "other-pool", "idle", 1000))
+          yield* store.insert(row(pool, "new", "idle", 10))
+          yield* store.insert(row(pool, "newer-but-starting", "starting", 1))
+          yield* store.insert(row(uniquePool(), "other-pool", "idle", 0))
           const first = yield* store.claimIdle(pool)
-          expect(first.map((r) => [r.id, r.status])).toEqual([[`${pool}-old`, "claiming"]])
+          expect(first.map((r) => [r.id, r.status])).toEqual([[`${pool}-new`, "claiming"]])
           const second = yield* store.claimIdle(pool)
-          expect(second.map((r) => r.id)).toEqual([`${pool}-new`])
+          expect(second.map((r) => r.id)).toEqual([`${pool}-old`])
           expect(yield* store.claimIdle(pool)).toEqual([])
         }))
 
-      it.effect("claimIdle with a count takes that many of the oldest idle rows at once, oldest first", () =>
+      it.effect("claimIdle with a count takes that many of the newest idle rows at once, newest first", () =>
         Effect.gen(function*() {
           const store = yield* InstanceStore
           const pool = uniquePool()
           yield* Effect.forEach([1, 4, 3, 2, 5], (age) => store.insert(row(pool, `aged-${age}`, "idle", age * 100)))
           yield* store.insert(row(pool, "busy", "claimed", 1000))
           const batch = yield* store.claimIdle(pool, 3)
-          expect(batch.map((r) => [r.id, r.status])).toEqual([5, 4, 3].map((age) => [`${pool}-aged-${age}`, "claiming"]))
-          expect((yield* store.claimIdle(pool, 10)).map((r) => r.id)).toEqual([`${pool}-aged-2`, `${pool}-aged-1`])
+          expect(batch.map((r) => [r.id, r.status])).toEqual([1, 2, 3].map((age) => [`${pool}-aged-${age}`, "claiming"]))
+          expect((yield* store.claimIdle(pool, 10)).map((r) => r.id)).toEqual([`${pool}-aged-4`, `${pool}-aged-5`])
           const counts = yield* store.counts(pool)
           expect([counts.idle, counts.claiming, counts.claimed]).toEqual([0, 5, 1])
         }))
@@ -191,10 +191,14 @@ export const instanceStoreConformance = <E>(
           const pool = uniquePool()
           yield* store.insert(row(pool, "a", "deleting"))
           yield* store.insert(row(pool, "b", "claimed"))
+          yield* store.insert(row(pool, "c", "pending_acceptance"))
+          yield* store.insert(row(pool, "d", "tainted"))
           expect(yield* store.remove(`${pool}-b`, ["deleting"])).toBe(false)
           expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(true)
           expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(false)
-          expect(yield* store.counts(pool)).toEqual({ creating: 0, starting: 0, idle: 0, claiming: 0, claimed: 1, crashed: 0, deleting: 0 })
+          expect(yield* store.counts(pool)).toEqual({
+            creating: 0, starting: 0, idle: 0, claiming: 0, claimed: 1, pending_acceptance: 1, tainted: 1, crashed: 0, deleting: 0
+          })
         }))
     })
   })
