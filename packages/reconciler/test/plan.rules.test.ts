@@ -6,7 +6,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as fc from "effect/FastCheck"
 import {
   type Action,
+  boundStatuses,
   deployPhase,
+  dismissableStatuses,
   Instance,
   Listing,
   newInstance,
@@ -43,12 +45,12 @@ describe("plan", () => {
     const actions = plan(world.spec, world.observation)
     for (const action of actions.filter(targetsRow)) {
       const row = rowOf(world, action.id)
-      if (row.status !== "claimed" && row.status !== "claiming") continue
+      if (!boundStatuses.includes(row.status)) continue
       expect(["MarkCrashed", "Refresh"]).toContain(action._tag)
       if (action._tag === "Refresh") expect(action.status).toBe(row.status)
     }
-    // Crashed rows stay until dismissed: no action but by way of `deleting`.
-    for (const action of actions.filter(targetsRow)) expect(rowOf(world, action.id).status).not.toBe("crashed")
+    // Crashed and tainted rows stay until dismissed: no action but by way of `deleting`.
+    for (const action of actions.filter(targetsRow)) expect(dismissableStatuses).not.toContain(rowOf(world, action.id).status)
   }, runs)
 
   it.prop("rule 2: no destructive action on an incomplete observation", { world: arbWorld }, ({ world }) => {

@@ -72,6 +72,23 @@ describe("plan, on the seed's failures", () => {
     expect(actions).toEqual([expect.objectContaining({ _tag: "MarkCrashed", id: "a", from: "claimed", reason: "vanished" })])
   })
 
+  it("counts an instance awaiting acceptance as claimed: never deleted, crashed when its service dies", () => {
+    const pending = row("a", "pending_acceptance", { createdAt: minutesAgo(600), statusChangedAt: minutesAgo(600) })
+    const idle = [row("b", "idle"), row("c", "idle")]
+    const healthy = [service("a", "SUCCESS"), service("b", "SUCCESS"), service("c", "SUCCESS")]
+    // Long past every timeout, beside a full warm part: no action, and no create to replace it.
+    expect(plan(spec, observe([pending, ...idle], healthy))).toEqual([])
+    const dead = plan(spec, observe([pending, ...idle], [service("a", "CRASHED"), ...healthy.slice(1)]))
+    expect(dead).toEqual([expect.objectContaining({ _tag: "MarkCrashed", id: "a", from: "pending_acceptance", reason: "dead" })])
+  })
+
+  it("leaves a tainted instance until dismissed, like a crashed one, and fills the pool beside it", () => {
+    const actions = plan(spec, observe([row("a", "tainted"), row("b", "idle")], [service("a", "SUCCESS"), service("b", "SUCCESS")]))
+    expect(tags(actions)).toEqual(["Create"])
+    const gone = plan(spec, observe([row("a", "tainted"), row("b", "idle"), row("c", "idle")], [service("b", "SUCCESS"), service("c", "SUCCESS")]))
+    expect(gone).toEqual([])
+  })
+
   it("does not create again while its creates are still in flight", () => {
     const first = plan(spec, observe([], []))
     expect(tags(first)).toEqual(["Create", "Create"])

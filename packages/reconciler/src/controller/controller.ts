@@ -72,7 +72,7 @@ export interface ControllerService<Request = unknown, Result = unknown> {
   readonly drain: (count: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** Kills an instance in any status but `deleting` (operator action): → `deleting`, then a pass removes it. */
   readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
-  /** Dismisses a `crashed` instance: → `deleting`, then a pass removes it and its credentials. */
+  /** Dismisses a `crashed` or `tainted` instance: → `deleting`, then a pass removes it and its credentials. */
   readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
   /**
    * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`

@@ -4,7 +4,7 @@
  * trigger or a crashed pass costs latency, never correctness.
  */
 import { Clock, Duration, Effect, Metric, Option, Queue, Ref, type Scope, Stream } from "effect"
-import { type Instance, instanceStatuses } from "../domain/instance.js"
+import { dismissableStatuses, type Instance, instanceStatuses } from "../domain/instance.js"
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { ServiceInfo } from "../domain/service.js"
@@ -348,7 +348,7 @@ export const make = <Request = unknown, Result = unknown>(
           return drained
         }),
       kill: (id) => kill(id, instanceStatuses.filter((s) => s !== "deleting")),
-      dismiss: (id) => kill(id, ["crashed"]),
+      dismiss: (id) => kill(id, dismissableStatuses),
       stop
     }
     return service

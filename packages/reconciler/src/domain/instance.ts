@@ -2,6 +2,8 @@ import { Schema } from "effect"
 
 /**
  * Lifecycle of a row: `creating → starting → idle → claiming → claimed`, plus `crashed` and `deleting`.
+ * A claim whose join awaits the conversation's acceptance is `pending_acceptance` until the runtime reports
+ * the outcome: accepted → `claimed`, refused → `tainted` (bound to nobody yet unusable: cleaned up like `crashed`).
  * The seed's five statuses (starting, idle, claiming, claimed, crashed) keep their meaning.
  */
 export const InstanceStatus = Schema.Literal(
@@ -10,6 +12,8 @@ export const InstanceStatus = Schema.Literal(
   "idle",
   "claiming",
   "claimed",
+  "pending_acceptance",
+  "tainted",
   "crashed",
   "deleting"
 )
@@ -20,8 +24,11 @@ export const instanceStatuses: ReadonlyArray<InstanceStatus> = InstanceStatus.li
 /** Statuses that count toward the warm part of the pool (rule 4: in-flight creates count). */
 export const warmStatuses: ReadonlyArray<InstanceStatus> = ["creating", "starting", "idle"]
 
-/** Statuses the reconciler must never delete, drain or mark idle (rule 1). */
-export const boundStatuses: ReadonlyArray<InstanceStatus> = ["claiming", "claimed"]
+/** Statuses the reconciler must never delete, drain or mark idle (rule 1); the pool counts them as claimed. */
+export const boundStatuses: ReadonlyArray<InstanceStatus> = ["claiming", "claimed", "pending_acceptance"]
+
+/** Statuses that stay until an operator (or an API call) dismisses them. */
+export const dismissableStatuses: ReadonlyArray<InstanceStatus> = ["crashed", "tainted"]
 
 const NullableString = Schema.NullOr(Schema.String)
 
@@ -129,6 +136,8 @@ export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }
     idle: 0,
     claiming: 0,
     claimed: 0,
+    pending_acceptance: 0,
+    tainted: 0,
     crashed: 0,
     deleting: 0
   }

@@ -177,15 +177,17 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         }
         break
       }
-      case "claimed": {
-        // Rule 1: a claimed instance only ever becomes crashed.
-        if (vanished) updates.push(Action.MarkCrashed({ id: row.id, from: "claimed", reason: "vanished" }))
+      case "claimed":
+      case "pending_acceptance": {
+        // Rule 1: a claimed instance (or one awaiting its conversation's acceptance) only ever becomes crashed.
+        if (vanished) updates.push(Action.MarkCrashed({ id: row.id, from: row.status, reason: "vanished" }))
         else if (complete && phase === "dead") {
-          updates.push(Action.MarkCrashed({ id: row.id, from: "claimed", reason: "dead" }))
+          updates.push(Action.MarkCrashed({ id: row.id, from: row.status, reason: "dead" }))
         } else pushRefresh(updates, row, service)
         break
       }
       case "crashed":
+      case "tainted":
         // Stays until dismissed (which marks it `deleting`).
         break
     }

@@ -35,6 +35,8 @@ const Counts = Schema.Struct({
   idle: Schema.Int,
   claiming: Schema.Int,
   claimed: Schema.Int,
+  pending_acceptance: Schema.Int,
+  tainted: Schema.Int,
   crashed: Schema.Int,
   deleting: Schema.Int
 })

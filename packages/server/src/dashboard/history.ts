@@ -181,12 +181,15 @@ export const mergeRecords = (records: ReadonlyArray<IntervalRecord>, intervalMs:
   })
 }
 
-/** Status groups: `creating` is starting from the operator's view, `claiming` is claimed. */
+/**
+ * Status groups: `creating` is starting from the operator's view, `claiming` and `pending_acceptance` are
+ * claimed, `tainted` is crashed (both wait to be dismissed).
+ */
 export const groupCounts = (counts: Readonly<Record<string, number>>): PoolCounts => ({
   idle: counts.idle ?? 0,
   starting: (counts.creating ?? 0) + (counts.starting ?? 0),
-  claimed: (counts.claiming ?? 0) + (counts.claimed ?? 0),
-  crashed: counts.crashed ?? 0
+  claimed: (counts.claiming ?? 0) + (counts.claimed ?? 0) + (counts.pending_acceptance ?? 0),
+  crashed: (counts.crashed ?? 0) + (counts.tainted ?? 0)
 })
 
 /** Where the records are kept: in memory by default, in Postgres on a server (it outlives a restart). */

@@ -86,7 +86,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
 </main>
 <script>
 (() => {
-  const statuses = ["idle", "starting", "creating", "claiming", "claimed", "crashed", "deleting"];
+  const statuses = ["idle", "starting", "creating", "claiming", "claimed", "pending_acceptance", "tainted", "crashed", "deleting"];
   const $ = (id) => document.getElementById(id);
   const key = () => sessionStorage.getItem("warmpool.key");
   const say = (text, bad) => { const m = $("message"); m.textContent = text; m.className = bad ? "bad" : "ok"; };
@@ -134,7 +134,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     cell(instance.status === "claimed" && instance.inviteUrl ? inviteQr(instance.inviteUrl) : "");
     const actions = document.createElement("td");
     if (instance.status === "claimed") actions.append(button("Upgrade", "secondary", () => confirm("Redeploy " + instance.id + " onto its pool's current image?") && act("POST", "/api/pool/instances/" + instance.id + "/upgrade", "Upgraded " + instance.id)));
-    if (instance.status === "crashed") actions.append(button("Dismiss", "secondary", () => act("DELETE", "/api/pool/crashed/" + instance.id, "Dismissed " + instance.id)));
+    if (instance.status === "crashed" || instance.status === "tainted") actions.append(button("Dismiss", "secondary", () => act("DELETE", "/api/pool/crashed/" + instance.id, "Dismissed " + instance.id)));
     if (instance.status !== "deleting") actions.append(button("Kill", "danger", () => confirm("Kill " + instance.id + "?") && act("DELETE", "/api/pool/instances/" + instance.id, "Killing " + instance.id)));
     tr.append(actions);
     return tr;

@@ -191,10 +191,14 @@ export const instanceStoreConformance = <E>(
           const pool = uniquePool()
           yield* store.insert(row(pool, "a", "deleting"))
           yield* store.insert(row(pool, "b", "claimed"))
+          yield* store.insert(row(pool, "c", "pending_acceptance"))
+          yield* store.insert(row(pool, "d", "tainted"))
           expect(yield* store.remove(`${pool}-b`, ["deleting"])).toBe(false)
           expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(true)
           expect(yield* store.remove(`${pool}-a`, ["deleting"])).toBe(false)
-          expect(yield* store.counts(pool)).toEqual({ creating: 0, starting: 0, idle: 0, claiming: 0, claimed: 1, crashed: 0, deleting: 0 })
+          expect(yield* store.counts(pool)).toEqual({
+            creating: 0, starting: 0, idle: 0, claiming: 0, claimed: 1, pending_acceptance: 1, tainted: 1, crashed: 0, deleting: 0
+          })
         }))
     })
   })
