@@ -15,6 +15,7 @@ import {
   nextCreateAllowance,
   type Observation,
   plan,
+  PoolSpec,
   probeTargets,
   ServiceInfo
 } from "../src/index.js"
@@ -247,6 +248,29 @@ describe("plan", () => {
     // Steady state: another pass changes nothing.
     expect(plan(world.spec, observe(state)).filter((a) => a._tag !== "Refresh")).toEqual([])
   }, { fastCheck: { numRuns: 150 } })
+})
+
+describe("plan: protected instances (PROTECTED_INSTANCES)", () => {
+  /** The world with some of its own rows protected, and a template change half of the time (a rollout). */
+  const arbProtected = arbWorld.chain((world) =>
+    fc.record({
+      picked: fc.subarray(mine(world).map((r) => r.id)),
+      newImage: fc.boolean()
+    }).map(({ newImage, picked }) => ({
+      world,
+      spec: newImage ? new PoolSpec({ ...world.spec, template: { ...world.spec.template, image: `${world.spec.template.image}-next` } }) : world.spec,
+      protectedIds: new Set(picked)
+    })))
+
+  it.prop("rule 12: a protected instance is never deleted: not as an orphan, dead, stuck, requested, rolled out or surplus", { input: arbProtected }, ({ input }) => {
+    const { protectedIds, spec, world } = input
+    const actions = plan(spec, { ...world.observation, protectedIds })
+    for (const action of ofTag(actions, "Delete")) expect(protectedIds.has(action.id)).toBe(false)
+    // Without the protection the same world may delete them: the rule, not the world, keeps them.
+    const unguarded = ofTag(plan(spec, world.observation), "Delete").map((a) => a.id)
+    const kept = unguarded.filter((id) => protectedIds.has(id))
+    expect(ofTag(actions, "Delete").map((a) => a.id).filter((id) => kept.includes(id))).toEqual([])
+  }, runs)
 })
 
 describe("probeTargets", () => {
