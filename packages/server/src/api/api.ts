@@ -310,7 +310,18 @@ const PoolAnswer = Schema.Struct({
   templateHash: Schema.String
 })
 
-const eventStream = Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" }))
+/** A long operator action answered as Server-Sent Events (its query in `params`). */
+const progressEndpoint = <const Name extends string, A>(
+  name: Name,
+  path: HttpApiEndpoint.PathSegment,
+  params: Schema.Schema<A, { readonly [key: string]: string | undefined }>,
+  description: string
+) =>
+  HttpApiEndpoint.get(name, path)
+    .setUrlParams(params)
+    .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
+    .addError(BadRequest)
+    .annotate(OpenApi.Description, description)
 
 /** A query parameter holding a whole number from `min` to `max`. */
 const wholeParam = (name: string, min: number, max: number) =>
@@ -360,33 +371,9 @@ export class OperateGroup extends HttpApiGroup.make("operate")
       .addError(Unavailable)
       .annotate(OpenApi.Description, "Instances of every pool by status, oldest first.")
   )
-  .add(
-    HttpApiEndpoint.get("drainStream", "/api/pool/drain/stream")
-      .setUrlParams(Schema.Struct({ count: wholeParam("count", 1, MAX_COUNT), concurrency: wholeParam("concurrency", 1, 10), pool: Schema.optional(Schema.String) }))
-      .addSuccess(eventStream).addError(BadRequest)
-      .annotate(
-        OpenApi.Description,
-        "Drains up to `count` (default 20) idle instances, never a protected one, as Server-Sent Events: `{type: \"step\", instanceNum, instanceId, instanceName, step, status, message}` per instance, then `{type: \"complete\", drained, failed, drainedIds, counts}`."
-      )
-  )
-  .add(
-    HttpApiEndpoint.get("replenishStream", "/api/pool/replenish/stream")
-      .setUrlParams(Schema.Struct({ count: wholeParam("count", 1, 20), pool: Schema.optional(Schema.String) }))
-      .addSuccess(eventStream).addError(BadRequest)
-      .annotate(
-        OpenApi.Description,
-        "Creates `count` (default 1, at most 20) instances as Server-Sent Events: `step` events per instance, `{type: \"instance\", instanceNum, instance}` once its service exists, then `{type: \"complete\", created, failed, counts}`."
-      )
-  )
-  .add(
-    HttpApiEndpoint.get("upgradeStream", "/api/pool/upgrade/stream")
-      .setUrlParams(Schema.Struct({ ids: Schema.optional(Schema.String), image: Schema.optional(Schema.String) }))
-      .addSuccess(eventStream).addError(BadRequest)
-      .annotate(
-        OpenApi.Description,
-        "Redeploys the claimed instances `ids` (comma-separated) onto their pool's image (or `image`) as Server-Sent Events: `info` per instance, `step` events, then `{type: \"complete\", upgraded, failed, total, counts}`."
-      )
-  )
+  .add(progressEndpoint("drainStream", "/api/pool/drain/stream", Schema.Struct({ count: wholeParam("count", 1, MAX_COUNT), concurrency: wholeParam("concurrency", 1, 10), pool: Schema.optional(Schema.String) }), "Drains up to `count` (default 20) idle instances, never a protected one, as Server-Sent Events: `{type: \"step\", instanceNum, instanceId, instanceName, step, status, message}` per instance, then `{type: \"complete\", drained, failed, drainedIds, counts}`."))
+  .add(progressEndpoint("replenishStream", "/api/pool/replenish/stream", Schema.Struct({ count: wholeParam("count", 1, 20), pool: Schema.optional(Schema.String) }), "Creates `count` (default 1, at most 20) instances as Server-Sent Events: `step` events per instance, `{type: \"instance\", instanceNum, instance}` once its service exists, then `{type: \"complete\", created, failed, counts}`."))
+  .add(progressEndpoint("upgradeStream", "/api/pool/upgrade/stream", Schema.Struct({ ids: Schema.optional(Schema.String), image: Schema.optional(Schema.String) }), "Redeploys the claimed instances `ids` (comma-separated) onto their pool's image (or `image`) as Server-Sent Events: `info` per instance, `step` events, then `{type: \"complete\", upgraded, failed, total, counts}`."))
   .middleware(Authorization)
   .annotate(OpenApi.Description, "Operator routes: need `Authorization: Bearer <POOL_API_KEY>` (`/api/pool/scope` takes a claim key too).")
 {}
