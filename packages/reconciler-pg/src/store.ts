@@ -296,11 +296,12 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
           const applied = yield* Effect.forEach([...groups.values()], (group) => applyGroup(group, guard))
           return applied.flat()
         }).pipe(Effect.withSpan("PgInstanceStore.transitionMany")),
-    claimIdle: (pool, count = 1, claimer = null) =>
+    claimIdle: (pool, count = 1, claimer = null, exclude = []) =>
       sql<Row>`
         UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = ${claimer}
         WHERE id IN (
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
+          AND NOT (id = ANY(${exclude}::text[]))
           ORDER BY created_at DESC, id LIMIT ${count} FOR UPDATE SKIP LOCKED
         )
         RETURNING *`.pipe(

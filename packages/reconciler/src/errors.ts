@@ -146,3 +146,23 @@ export class UnknownPoolError extends Schema.TaggedError<UnknownPoolError>()("Un
   known: Schema.Array(Schema.String),
   message: Schema.String
 }) {}
+
+/** An operator protects this instance (PROTECTED_INSTANCES): it is never claimed, killed, drained, rolled out or deleted. */
+export class ProtectedInstanceError extends Schema.TaggedError<ProtectedInstanceError>()("ProtectedInstanceError", {
+  id: Schema.String,
+  message: Schema.String
+}) {
+  get retryable() {
+    return false
+  }
+}
+
+/** A live change of a pool's spec that would make it another pool (its name or service prefix). */
+export class SpecChangeError extends Schema.TaggedError<SpecChangeError>()("SpecChangeError", {
+  pool: Schema.String,
+  message: Schema.String
+}) {
+  get retryable() {
+    return false
+  }
+}

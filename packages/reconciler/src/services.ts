@@ -60,8 +60,14 @@ export class InstanceStore extends Context.Tag("@warmpool/reconciler/InstanceSto
      * Atomically moves the `count` (default 1) newest idle rows of `pool` to `claiming` and returns them,
      * newest first (the freshest image, the least-aged container); fewer when fewer are idle. No double claims, ever. `claimer` (an incarnation) is recorded
      * in each row's `intentBy`, so that a claim its process never finished is known as abandoned (rule 9).
+     * Rows whose id is in `exclude` (protected instances) are never taken.
      */
-    readonly claimIdle: (pool: string, count?: number, claimer?: string | null) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
+    readonly claimIdle: (
+      pool: string,
+      count?: number,
+      claimer?: string | null,
+      exclude?: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<Instance>, StoreError>
     /** Deletes the row if it is in `from`. Returns whether a row was deleted. */
     readonly remove: (id: string, from: ReadonlyArray<InstanceStatus>) => Effect.Effect<boolean, StoreError>
     readonly counts: (pool: string) => Effect.Effect<StatusCounts, StoreError>

@@ -15,6 +15,7 @@ import {
   nextCreateAllowance,
   type Observation,
   plan,
+  PoolSpec,
   probeTargets,
   ServiceInfo
 } from "../src/index.js"
@@ -247,6 +248,30 @@ describe("plan", () => {
     // Steady state: another pass changes nothing.
     expect(plan(world.spec, observe(state)).filter((a) => a._tag !== "Refresh")).toEqual([])
   }, { fastCheck: { numRuns: 150 } })
+})
+
+describe("plan: protected instances (PROTECTED_INSTANCES)", () => {
+  /** The world with some of its own rows protected, and a template change half of the time (a rollout). */
+  const arbProtected = arbWorld.chain((world) =>
+    fc.record({
+      picked: fc.subarray(mine(world).map((r) => r.id)),
+      newImage: fc.boolean()
+    }).map(({ newImage, picked }) => ({
+      world,
+      spec: newImage ? new PoolSpec({ ...world.spec, template: { ...world.spec.template, image: `${world.spec.template.image}-next` } }) : world.spec,
+      protectedIds: new Set(picked)
+    })))
+
+  it.prop("rule 12: a protected instance is never deleted: not as an orphan, dead, stuck, requested, rolled out or surplus", { input: arbProtected }, ({ input }) => {
+    const { protectedIds, spec, world } = input
+    const actions = plan(spec, { ...world.observation, protectedIds })
+    for (const action of ofTag(actions, "Delete")) expect(protectedIds.has(action.id)).toBe(false)
+    // The rest of the plan goes on: every delete the unprotected world plans for an unprotected row that still
+    // fits the batch is planned.
+    const unguarded = ofTag(plan(spec, world.observation), "Delete").filter((a) => !protectedIds.has(a.id) && a.reason !== "rollout" && a.reason !== "surplus")
+    const planned = new Set(ofTag(actions, "Delete").map((a) => a.id))
+    if (ofTag(actions, "Delete").length < spec.deleteBatch) for (const action of unguarded) expect(planned.has(action.id)).toBe(true)
+  }, runs)
 })
 
 describe("probeTargets", () => {

@@ -12,7 +12,8 @@ import {
   plan,
   PoolSpec,
   probeTargets,
-  ServiceInfo
+  ServiceInfo,
+  currentTemplate
 } from "../src/index.js"
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0)
@@ -170,5 +171,28 @@ describe("plan, on the seed's failures", () => {
     const rows = [row("a", "starting"), row("b", "starting"), row("c", "starting"), row("d", "idle")]
     const services = [service("a", "SLEEPING"), service("b", "BUILDING"), service("c", "SUCCESS"), service("d", "SUCCESS")]
     expect(probeTargets(spec, Listing.Complete({ services }), rows).map((t) => t.id)).toEqual(["a", "c"])
+  })
+})
+
+describe("plan, with protected instances (PROTECTED_INSTANCES)", () => {
+  it("does not count a protected idle instance as warm: the pool fills beside it", () => {
+    const rows = [row("kept", "idle"), row("a", "idle")]
+    const actions = plan(spec, { ...observe(rows, [service("kept", "SUCCESS"), service("a", "SUCCESS")]), protectedIds: new Set(["kept"]) })
+    expect(tags(actions)).toEqual(["Create"])
+  })
+
+  it("leaves a protected instance whose service vanished, died or never became healthy", () => {
+    const rows = [row("gone", "idle"), row("dead", "idle"), row("stuck", "starting", { createdAt: minutesAgo(60) })]
+    const world = observe(rows, [service("dead", "FAILED"), service("stuck", "DEPLOYING")])
+    expect(tags(plan(spec, world)).filter((t) => t === "Delete")).toHaveLength(3)
+    expect(tags(plan(spec, { ...world, protectedIds: new Set(["gone", "dead", "stuck"]) }))).not.toContain("Delete")
+  })
+
+  it("does not roll out a protected instance of an old template, and the rollout ends without it", () => {
+    const next = new PoolSpec({ ...spec, template: { image: "runtime:next", env: {} } })
+    const rows = [row("old", "idle", { templateHash: "old" }), row("b", "idle"), row("c", "idle")].map((r) =>
+      r.id === "old" ? r : new Instance({ ...r, templateHash: currentTemplate(next).hash }))
+    const world = { ...observe(rows, ["old", "b", "c"].map((id) => service(id, "SUCCESS"))), protectedIds: new Set(["old"]) }
+    expect(plan(next, world)).toEqual([])
   })
 })

@@ -15,13 +15,13 @@ import { OpenRouterCredentials, OpenRouterKeysLive } from "@warmpool/providers-o
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
 import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools } from "@warmpool/reconciler"
 import { type RunningPostgres, startEmbeddedPostgres } from "@warmpool/embedded-postgres"
-import { PgIncarnations, PgLeadership, PgPoolEvents } from "@warmpool/reconciler-pg"
+import { PgIncarnations, PgPoolEvents } from "@warmpool/reconciler-pg"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
 import { join } from "node:path"
 import { PoolApi } from "./api/api.js"
-import type { ServerSettings } from "./config.js"
+import type { Deployment, ServerSettings } from "./config.js"
 import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
 import { SeedInstanceStore } from "./convos/seed-table.js"
@@ -40,6 +40,8 @@ import { InstanceLive } from "./http/instance-routes.js"
 import { Coordination, inProcessCoordination } from "./coordination/coordination.js"
 import { PgCoordination } from "./coordination/pg-coordination.js"
 import { ImageDigests, ImageDigestsLive } from "./registry/image-digests.js"
+import { AboutLive, OperateLive } from "./http/operate.js"
+import { settledPoolsLayer } from "./settings/pool-settings.js"
 
 /** Request bodies past this are refused (413) before they are read. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -110,6 +112,10 @@ const isJson = (text: string) => {
 export interface HttpOptions {
   readonly environment: ServerSettings["environment"]
   readonly apiKey: Redacted.Redacted<string>
+  /** POOL_CLAIM_KEYS: keys that may claim, nothing else. */
+  readonly claimKeys?: ReadonlyArray<Redacted.Redacted<string>>
+  /** What `/api/pool/info` and `/version` say. Default: the environment, branch "unknown", no service id. */
+  readonly deployment?: Deployment
   /** The secret of `/webhooks/railway/:secret`. Default: derived from the API key. */
   readonly webhookSecret?: Redacted.Redacted<string>
   /** The dashboard's history: sample interval, retention, the platform's request limit (its pools: the controller's). */
@@ -197,11 +203,17 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(dashboardRoutes.pipe(Layer.provide(historyLayer(options.dashboard)))),
     Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(
-      Layer.provide([PublicLive, PoolLive(options.environment), InstanceLive(options.apiKey)]),
+      Layer.provide([
+        PublicLive,
+        PoolLive(options.environment),
+        InstanceLive(options.apiKey),
+        AboutLive(options.deployment ?? { environment: options.environment, branch: "unknown", railwayServiceId: "" }),
+        OperateLive
+      ]),
       Layer.provide([coordinationLayer, imageDigestsLayer])
     )),
-    // The bearer check runs per request, around the handlers.
-    Layer.provide(AuthorizationLive(options.apiKey)),
+    // The bearer checks run per request, around the handlers.
+    Layer.provide(AuthorizationLive(options.apiKey, options.claimKeys)),
     HttpServer.withLogAddress
   )
 
@@ -237,15 +249,24 @@ export const serverLayer = (
     compute
   ).pipe(Layer.provideMerge(database))
   const grace = Duration.millis(settings.shutdownGraceMs)
-  const controllers = Pools.layerWith(
-    specs,
-    (spec) => PgLeadership.make({ name: spec.name }),
-    { tickInterval: Duration.millis(settings.pool.tickIntervalMs) }
-  )
+  // The pools start from the settings changed at run time (kept in Postgres), over the declared ones.
+  const controllers = settledPoolsLayer(specs, {
+    tickInterval: Duration.millis(settings.pool.tickIntervalMs),
+    protectedInstances: settings.protectedInstances
+  })
   const secret = webhookSecret(settings.webhooks, apiKey)
   // On Railway the dashboard draws the requests used against the client's hourly limit (RAILWAY_RATE_PER_HOUR).
   const requestLimit = settings.provider === "railway" ? Effect.map(RailwayConfig, (c) => ({ requestLimitPerHour: c.ratePerHour })) : Effect.succeed({})
-  const http = Layer.unwrapEffect(Effect.map(requestLimit, (dashboard) => httpLayer({ port: settings.port, environment: settings.environment, apiKey, webhookSecret: secret, dashboard })))
+  const http = Layer.unwrapEffect(Effect.map(requestLimit, (dashboard) =>
+    httpLayer({
+      port: settings.port,
+      environment: settings.environment,
+      apiKey,
+      claimKeys: settings.claimKeys,
+      deployment: settings.deployment,
+      webhookSecret: secret,
+      dashboard
+    })))
   return gracefulStop(grace).pipe(
     Layer.provideMerge(http),
     Layer.merge(registrationLayer(settings.webhooks, secret)),

@@ -3,7 +3,7 @@
  * warmpool's few. An invalid value stops the process at start with one line per problem.
  */
 import { RailwayWebhookConfig, type WebhookSettings } from "@warmpool/providers-railway"
-import { Config, ConfigError, Either, Option, type Redacted } from "effect"
+import { Config, ConfigError, Either, Option, Redacted } from "effect"
 
 export type Provider = "railway" | "local" | "kubernetes"
 
@@ -40,7 +40,35 @@ export interface ServerSettings {
   readonly webhooks: WebhookSettings
   /** Passed into every instance's environment (DESIGN §4). */
   readonly agentEnv: Readonly<Record<string, string>>
+  /** PROTECTED_INSTANCES: ids never claimed, killed, drained, rolled out or deleted. */
+  readonly protectedInstances: ReadonlyArray<string>
+  /** POOL_CLAIM_KEYS: keys that may claim (and read counts), nothing else. */
+  readonly claimKeys: ReadonlyArray<Redacted.Redacted<string>>
+  /** What `GET /api/pool/info` and `/version` say of this deployment, from the platform's variables. */
+  readonly deployment: Deployment
 }
+
+export interface Deployment {
+  /** POOL_ENVIRONMENT, else RAILWAY_ENVIRONMENT_NAME, else "local" (as the replaced system says). */
+  readonly environment: string
+  /** RAILWAY_SOURCE_BRANCH, else RAILWAY_GIT_BRANCH, else "unknown". */
+  readonly branch: string
+  /** RAILWAY_SERVICE_ID, else "". */
+  readonly railwayServiceId: string
+}
+
+/** A comma-separated list: blanks around items and empty items dropped. */
+const commaList = (name: string) =>
+  Config.string(name).pipe(
+    Config.withDefault(""),
+    Config.map((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""))
+  )
+
+/** The first of `names` that is set and not empty, else `fallback`. */
+const firstSet = (names: ReadonlyArray<string>, fallback: string) =>
+  Config.all(names.map((name) => Config.option(Config.string(name)))).pipe(
+    Config.map((values) => values.flatMap((v) => (Option.isSome(v) && v.value !== "" ? [v.value] : []))[0] ?? fallback)
+  )
 
 const whole = (name: string, min: number) =>
   Config.integer(name).pipe(Config.validate({ message: `must be a whole number ≥ ${min}`, validation: (n) => n >= min }))
@@ -91,7 +119,14 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   webhooks: RailwayWebhookConfig,
   shutdownGraceMs: wholeNumber("SHUTDOWN_GRACE_MS", 20_000, 0),
   runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
-  agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))])))
+  agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))]))),
+  protectedInstances: commaList("PROTECTED_INSTANCES"),
+  claimKeys: commaList("POOL_CLAIM_KEYS").pipe(Config.map((keys) => keys.map((key) => Redacted.make(key)))),
+  deployment: Config.all({
+    environment: firstSet(["POOL_ENVIRONMENT", "RAILWAY_ENVIRONMENT_NAME"], "local"),
+    branch: firstSet(["RAILWAY_SOURCE_BRANCH", "RAILWAY_GIT_BRANCH"], "unknown"),
+    railwayServiceId: firstSet(["RAILWAY_SERVICE_ID"], "")
+  })
 }).pipe(
   Config.map(({ agentEnv, pool, providerChoice, railwayToken, ...rest }): ServerSettings => {
     const provider = Option.getOrElse(providerChoice, () => (Option.isSome(railwayToken) ? "railway" : "local" as const))

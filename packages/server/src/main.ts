@@ -15,6 +15,7 @@ import { enrich } from "./enrich.js"
 import { SeedInstanceStore } from "./convos/seed-table.js"
 import { configErrorLines, ServerConfig, type ServerSettings } from "./config.js"
 import { ObservabilityConfig, observabilityLayer } from "./observability.js"
+import { SERVER_VERSION } from "./version.js"
 
 class StartupError extends Error {
   constructor(readonly lines: ReadonlyArray<string>) {
@@ -177,7 +178,7 @@ const railwayCheck = Command.make("railway:check", {
 
 const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, enrichCommand, status, claim, drain, railwayCheck]))
 
-Command.run(cli, { name: "warmpool", version: "0.1.0" })(process.argv).pipe(
+Command.run(cli, { name: "warmpool", version: SERVER_VERSION })(process.argv).pipe(
   Effect.catchAll((error) =>
     Effect.gen(function*() {
       const lines = error instanceof StartupError ? error.lines : [String(error)]

@@ -103,8 +103,29 @@ describe("HTTP API", () => {
       expect(metrics.text).toContain("# TYPE warmpool_passes_total counter")
       const openapi = yield* call("GET", "/openapi.json", { key: null })
       expect(Object.keys(openapi.json.paths)).toEqual(
-        expect.arrayContaining(["/api/pool/claim", "/api/pool/claim/stream", "/api/pool/self-destruct", "/api/pool/status", "/api/pool/crashed/{id}"])
+        expect.arrayContaining([
+          "/api/pool/claim",
+          "/api/pool/claim/stream",
+          "/api/pool/self-destruct",
+          "/api/pool/status",
+          "/api/pool/crashed/{id}",
+          "/api/pool/settings",
+          "/api/pool/pools/{name}",
+          "/api/pool/recheck/{id}",
+          "/api/pool/agents",
+          "/api/pool/drain/stream",
+          "/api/pool/replenish/stream",
+          "/api/pool/upgrade/stream",
+          "/api/pool/info",
+          "/api/pool/scope",
+          "/version"
+        ])
       )
+      expect(Object.keys(openapi.json.paths["/api/pool/settings"])).toEqual(["get", "put"])
+      // Without the server's Postgres there is no settings table: said, not a crash.
+      const noTable = yield* call("GET", "/api/pool/settings")
+      expect(noTable.status).toBe(501)
+      expect(noTable.json.message).toMatch(/Postgres/)
       expect((yield* call("GET", "/docs", { key: null })).status).toBe(200)
       const page = yield* call("GET", "/", { key: null })
       expect(page.status).toBe(200)

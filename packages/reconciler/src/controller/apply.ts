@@ -59,12 +59,12 @@ export const transitionOf = (action: Action): Transition | undefined => {
   }
 }
 
-export const makeApplier = (spec: PoolSpec) =>
+/** `specOf` gives the pool's spec as it is now: a live change (a new image) applies to the next create. */
+export const makeApplier = (specOf: () => PoolSpec) =>
   Effect.gen(function*() {
     const compute = yield* ComputeProvider
     const store = yield* InstanceStore
     const credentials = yield* Credentials
-    const hash = templateHash(spec.template)
     // Every intent this run writes says who wrote it, so the next leader knows at once if it was abandoned.
     const { self } = yield* Incarnations
 
@@ -90,6 +90,7 @@ export const makeApplier = (spec: PoolSpec) =>
     /** The create after its intent row: credentials, then the service, then `starting`. */
     const complete = (intent: Instance) =>
       Effect.gen(function*() {
+        const spec = specOf()
         const issued = yield* credentials.issue(intent).pipe(Effect.tapError((error) => undoCreate(intent, error)))
         const row = Object.keys(issued.handles).length === 0
           ? intent
@@ -102,7 +103,7 @@ export const makeApplier = (spec: PoolSpec) =>
           image: row.runtimeImage ?? spec.template.image,
           env: { ...spec.template.env, ...issued.env },
           pool: spec.name,
-          templateHash: row.templateHash ?? hash
+          templateHash: row.templateHash ?? templateHash(spec.template)
         }).pipe(
           Effect.tapError((error) =>
             // A transient failure (timeout, 5xx) leaves it unknown whether the service exists: keep the intent,
@@ -119,6 +120,7 @@ export const makeApplier = (spec: PoolSpec) =>
       })
 
     const create = Effect.fn("Controller.create")(function*() {
+      const spec = specOf()
       const id = newInstanceId()
       const now = new Date(yield* Clock.currentTimeMillis)
       const intent = newInstance({
@@ -128,7 +130,7 @@ export const makeApplier = (spec: PoolSpec) =>
         status: "creating",
         now,
         runtimeImage: spec.template.image,
-        templateHash: hash,
+        templateHash: templateHash(spec.template),
         intentBy: self
       })
       // Intent first: the row exists before anything is made, so a crash leaves something to finish.
@@ -164,6 +166,7 @@ export const makeApplier = (spec: PoolSpec) =>
 
     const adopt = Effect.fn("Controller.adopt")(function*(action: Extract<Action, { _tag: "Adopt" }>) {
       const { service } = action
+      const spec = specOf()
       const suffix = service.name.slice(spec.namePrefix.length)
       const patch: InstancePatch = {
         serviceId: service.serviceId,

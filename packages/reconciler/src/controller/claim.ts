@@ -28,10 +28,13 @@ export const makeClaim = <Request, Result>(
     readonly timeout: Duration.DurationInput
     readonly trigger: Effect.Effect<void>
     readonly room: WaitingRoom
+    /** Never taken by a claim (PROTECTED_INSTANCES). */
+    readonly protectedIds: ReadonlySet<string>
   }
 ) =>
   Effect.gen(function*() {
     const store = yield* InstanceStore
+    const exclude = [...options.protectedIds]
     const runtime = yield* InstanceRuntime
     // The request is the runtime's Type (decoded by the caller, e.g. from JSON): checked, not transformed again.
     const validate = Schema.validate(runtime.request)
@@ -42,7 +45,7 @@ export const makeClaim = <Request, Result>(
     // Claims that arrive together take their rows in one statement and record their outcomes in another.
     const takeIdle = yield* makeGroupCommit(
       (requests: ReadonlyArray<void>) =>
-        Effect.map(store.claimIdle(spec.name, requests.length, self), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
+        Effect.map(store.claimIdle(spec.name, requests.length, self, exclude), (rows) => requests.map((_, i) => Option.fromNullable(rows[i]))),
       {
         maxBatch: 64,
         // Its claimer went away before it was provisioned: it is as idle as it was.

@@ -4,7 +4,9 @@ import type {
   InvalidClaimError,
   NoIdleInstanceError,
   NotFoundError,
+  ProtectedInstanceError,
   ProvisionRejectedError,
+  SpecChangeError,
   StaleStatusError,
   StoreError
 } from "../errors.js"
@@ -46,7 +48,15 @@ export type ClaimError = InvalidClaimError | NoIdleInstanceError | ClaimFailedEr
  * Passes never overlap; triggers coalesce. `Request` and `Result` are the pool runtime's claim types.
  */
 export interface ControllerService<Request = unknown, Result = unknown> {
+  /** The pool's spec as it is now (see `updateSpec`). */
   readonly spec: PoolSpec
+  /**
+   * Changes the spec live: sizes apply at the next pass (triggered now), a new template (image, env) starts a
+   * rollout. The name and namePrefix cannot change (`SpecChangeError`).
+   */
+  readonly updateSpec: (next: PoolSpec) => Effect.Effect<void, SpecChangeError>
+  /** Instances never claimed, killed, drained, rolled out or deleted (PROTECTED_INSTANCES). */
+  readonly protectedIds: ReadonlySet<string>
   /** Runs a pass now (after the one in progress, if any) and returns its summary. */
   readonly runPass: Effect.Effect<PassSummary>
   /** Asks for a pass soon and returns at once. A burst of triggers gives one extra pass. */
@@ -68,12 +78,12 @@ export interface ControllerService<Request = unknown, Result = unknown> {
   readonly claim: (request: Request, options?: ClaimOptions) => Effect.Effect<ClaimResult<Result>, ClaimError>
   /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */
   readonly replenish: (count?: number) => Effect.Effect<PassSummary>
-  /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one) and runs a pass. */
+  /** Marks up to `count` idle instances `deleting` (atomically: never a claimed one, never a protected one) and runs a pass. */
   readonly drain: (count: number) => Effect.Effect<ReadonlyArray<string>, StoreError>
   /** Kills an instance in any status but `deleting` (operator action): → `deleting`, then a pass removes it. */
-  readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+  readonly kill: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError | ProtectedInstanceError>
   /** Dismisses a `crashed` or `tainted` instance: → `deleting`, then a pass removes it and its credentials. */
-  readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError>
+  readonly dismiss: (id: string) => Effect.Effect<Instance, StoreError | StaleStatusError | NotFoundError | ProtectedInstanceError>
   /**
    * A graceful stop: no new pass, create or claim (claims fail with NoIdleInstanceError); waits up to `grace`
    * for the pass and the claims in flight. What is still unfinished stays an intent the next leader resolves.

@@ -8,7 +8,7 @@ import { dismissableStatuses, type Instance, instanceStatuses } from "../domain/
 import { type Action, actionKinds, type ActionKind, Listing, type Observation, type PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { ServiceInfo } from "../domain/service.js"
-import { NoIdleInstanceError, NotFoundError } from "../errors.js"
+import { NoIdleInstanceError, NotFoundError, ProtectedInstanceError, SpecChangeError } from "../errors.js"
 import { isOutdated } from "../domain/template.js"
 import { initialCreateAllowance, nextCreateAllowance, plan, probeTargets } from "../plan/plan.js"
 import { currentTemplate } from "../plan/rollout.js"
@@ -40,6 +40,8 @@ export interface ControllerOptions {
   readonly readinessInterval?: Duration.DurationInput
   /** A pass that only refills (after a claim) reuses a complete listing up to this old. Default: the tick interval. */
   readonly recentListingMaxAge?: Duration.DurationInput
+  /** Instances never claimed, killed, drained, rolled out or deleted (PROTECTED_INSTANCES): by id. */
+  readonly protectedInstances?: ReadonlyArray<string>
 }
 
 export type ControllerRequirements =
@@ -58,10 +60,13 @@ const zeroByKind = (): Record<ActionKind, number> =>
   Object.fromEntries(actionKinds.map((k) => [k, 0])) as Record<ActionKind, number>
 
 export const make = <Request = unknown, Result = unknown>(
-  spec: PoolSpec,
+  declared: PoolSpec,
   options: ControllerOptions = {}
 ): Effect.Effect<ControllerService<Request, Result>, never, ControllerRequirements | Scope.Scope> =>
   Effect.gen(function*() {
+    // The spec as it is now: `updateSpec` changes it live (sizes, image, env); each pass plans with the one it reads.
+    let spec = declared
+    const protectedIds: ReadonlySet<string> = new Set(options.protectedInstances ?? [])
     const compute = yield* ComputeProvider
     const store = yield* InstanceStore
     const health = yield* HealthProbe
@@ -69,7 +74,7 @@ export const make = <Request = unknown, Result = unknown>(
     const incarnations = yield* Incarnations
     const concurrency = options.concurrency ?? 8
     const listTimeout = options.listTimeout ?? Duration.seconds(20)
-    const { apply } = yield* makeApplier(spec)
+    const { apply } = yield* makeApplier(() => spec)
     const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
     const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
     const background = options.background ?? true
@@ -98,7 +103,7 @@ export const make = <Request = unknown, Result = unknown>(
     const trigger = Ref.update(state, (s) => ({ ...s, freshWanted: true })).pipe(Effect.zipRight(Queue.offer(wakeups, undefined)), Effect.asVoid)
     // A pass that may only refill (after a claim): it reuses a recent complete listing instead of listing again.
     const triggerRefill = Queue.offer(wakeups, undefined).pipe(Effect.asVoid)
-    const room = yield* makeWaitingRoom(spec, { trigger: triggerRefill })
+    const room = yield* makeWaitingRoom(spec, { trigger: triggerRefill, protectedIds })
     const readiness = background
       ? yield* makeReadiness(spec, { interval: Duration.decode(options.readinessInterval ?? Duration.seconds(1)), concurrency, onIdle: room.announceIdle })
       : undefined
@@ -153,13 +158,14 @@ export const make = <Request = unknown, Result = unknown>(
         waitingClaims: yield* room.demand,
         ...(sizing === undefined ? {} : { warmTarget: sizing.target }),
         incarnation: incarnations.self,
-        alive
+        alive,
+        protectedIds
       }
       return observation
     })
 
-    const template = currentTemplate(spec)
     const recordInstances = (observation: Observation, actions: ReadonlyArray<Action>) => {
+      const template = currentTemplate(spec)
       // Counts as they will be after this pass's status changes, approximately: gauges are for dashboards.
       const counts = Object.fromEntries(instanceStatuses.map((s) => [s, 0])) as Record<string, number>
       for (const row of observation.rows) counts[row.status]!++
@@ -282,7 +288,8 @@ export const make = <Request = unknown, Result = unknown>(
       attempts: options.claimAttempts ?? 3,
       timeout: options.provisionTimeout ?? Duration.seconds(60),
       trigger: triggerRefill,
-      room
+      room,
+      protectedIds
     })
     const refuseWhileStopping = Effect.flatMap(Ref.get(stopping), (stopped) =>
       stopped ? new NoIdleInstanceError({ pool: spec.name, message: "this server is shutting down; another replica (or its successor) serves claims" }) : Effect.void)
@@ -310,8 +317,14 @@ export const make = <Request = unknown, Result = unknown>(
           : Effect.logWarning(`stopped after ${Duration.format(grace)} with work in flight: the next leader finishes what it left`)
       }).pipe(Effect.annotateLogs({ pool: spec.name }))
 
+    const refuseProtected = (id: string, what: string) =>
+      protectedIds.has(id)
+        ? Effect.fail(new ProtectedInstanceError({ id, message: `instance ${id} is protected (PROTECTED_INSTANCES): it cannot be ${what}` }))
+        : Effect.void
+
     const kill = (id: string, from: ReadonlyArray<(typeof instanceStatuses)[number]>) =>
       Effect.gen(function*() {
+        yield* refuseProtected(id, "killed or dismissed")
         const row = yield* store.get(id)
         if (Option.isNone(row)) {
           return yield* new NotFoundError({ operation: "controller.kill", message: `no instance ${id}` })
@@ -322,7 +335,16 @@ export const make = <Request = unknown, Result = unknown>(
       })
 
     const service: ControllerService<Request, Result> = {
-      spec,
+      get spec() {
+        return spec
+      },
+      updateSpec: (next) =>
+        next.name !== spec.name || next.namePrefix !== spec.namePrefix
+          ? Effect.fail(new SpecChangeError({ pool: spec.name, message: `pool ${spec.name}: its name and namePrefix cannot change while it runs` }))
+          : Effect.sync(() => {
+            spec = next
+          }).pipe(Effect.zipRight(trigger)),
+      protectedIds,
       runPass,
       trigger,
       triggerRefill,
@@ -341,7 +363,7 @@ export const make = <Request = unknown, Result = unknown>(
         ),
       drain: (count) =>
         Effect.gen(function*() {
-          const idle = (yield* store.list(spec.name)).filter((r) => r.status === "idle").slice(0, Math.max(0, count))
+          const idle = (yield* store.list(spec.name)).filter((r) => r.status === "idle" && !protectedIds.has(r.id)).slice(0, Math.max(0, count))
           // Compare-and-set: an instance claimed since the listing stays claimed.
           const drained = yield* store.transitionMany(idle.map((r) => ({ id: r.id, from: ["idle"], to: "deleting", patch: { intentBy: incarnations.self } })))
           if (drained.length > 0) yield* trigger

@@ -6,11 +6,14 @@ import { Effect, Option } from "effect"
 import type { Instance } from "../domain/instance.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { NotFoundError, StaleStatusError } from "../errors.js"
-import { currentTemplate } from "../plan/rollout.js"
+import { templateHash } from "../domain/template.js"
 import { InstanceStore, ServiceUpgrader } from "../services.js"
 
-/** Redeploys claimed instance `id` of `spec`'s pool onto the pool's template; one already on it is left as it is. */
-export const upgradeInstance = Effect.fn("Controller.upgrade")(function*(spec: PoolSpec, id: string) {
+/**
+ * Redeploys claimed instance `id` of `spec`'s pool onto the pool's template (with `image` instead of the
+ * template's when given); one already on it is left as it is.
+ */
+export const upgradeInstance = Effect.fn("Controller.upgrade")(function*(spec: PoolSpec, id: string, image?: string) {
   const store = yield* InstanceStore
   const upgrader = yield* ServiceUpgrader
   const found = yield* store.get(id)
@@ -25,9 +28,10 @@ export const upgradeInstance = Effect.fn("Controller.upgrade")(function*(spec: P
       message: `instance ${id} is ${row.status}${row.serviceId === null ? " and has no service" : ""}: only claimed instances are upgraded by hand; unclaimed ones are rolled by the pool`
     })
   }
-  const current = currentTemplate(spec)
+  const template = image === undefined ? spec.template : { ...spec.template, image }
+  const current = { hash: templateHash(template), image: template.image }
   if (row.templateHash === current.hash) return row
-  yield* upgrader.redeploy(row.serviceId, { image: spec.template.image, env: spec.template.env })
+  yield* upgrader.redeploy(row.serviceId, { image: template.image, env: template.env })
   // Compare-and-set: an instance killed meanwhile is not revived by its upgrade.
   return yield* store.transition({ id, from: ["claimed"], to: "claimed", patch: { runtimeImage: current.image, templateHash: current.hash } })
 })

@@ -61,6 +61,8 @@ export const makeWaitingRoom = (
   options: {
     /** Asks for a pass: more claims wait than before, the leader may need to create. */
     readonly trigger: Effect.Effect<void>
+    /** Never handed to a waiting claim (PROTECTED_INSTANCES). */
+    readonly protectedIds?: ReadonlySet<string>
   }
 ): Effect.Effect<WaitingRoom, never, InstanceStore | Scope.Scope> =>
   Effect.gen(function*() {
@@ -70,6 +72,7 @@ export const makeWaitingRoom = (
     )
     const replica = randomBytes(8).toString("hex")
     const pool = spec.name
+    const exclude = [...(options.protectedIds ?? [])]
     const waitingGauge = Metric.tagged(metrics.claimsWaiting, "pool", pool)
 
     const waiters = yield* Ref.make<ReadonlyArray<Waiter>>([])
@@ -112,7 +115,7 @@ export const makeWaitingRoom = (
     const serve = Effect.gen(function*() {
       const line = yield* Ref.get(waiters)
       if (line.length === 0) return
-      const rows = yield* store.claimIdle(pool, line.length)
+      const rows = yield* store.claimIdle(pool, line.length, null, exclude)
       if (rows.length === 0) return
       const served = new Set(line.slice(0, rows.length).map((w) => w.ticket))
       yield* Ref.update(waiters, (all) => all.filter((w) => !served.has(w.ticket)))

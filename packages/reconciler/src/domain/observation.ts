@@ -37,6 +37,11 @@ export interface Observation {
    * and drains idle instances above it. Absent: a fixed pool of `minIdle`. Never below `minIdle` either way.
    */
   readonly warmTarget?: number
+  /**
+   * Instances an operator protects (PROTECTED_INSTANCES): never deleted for any reason, never drained or rolled
+   * out, and not counted as warm (a claim never takes them). They still count toward `maxTotal`.
+   */
+  readonly protectedIds?: ReadonlySet<string>
   /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
   readonly incarnation: string
   /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */

@@ -93,6 +93,7 @@ export const initialCreateAllowance = (spec: PoolSpec): number => spec.createBat
 export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Action> => {
   const { now } = observation
   const rows = ownRows(spec, observation.rows)
+  const isProtected = (row: Instance) => observation.protectedIds?.has(row.id) === true
   const matching = match(spec, observation.listing)
   const { complete } = matching
   const current = currentTemplate(spec)
@@ -202,14 +203,16 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   // during a rollout its surge is not surplus: the rollout's own drains bring the pool back to the target.
   const target = Math.max(spec.minIdle, observation.warmTarget ?? spec.minIdle)
   const waiting = Math.max(0, observation.waitingClaims ?? 0)
-  const rolling = rows.some((row) => warmStatuses.includes(row.status) && isOutdated(row, current))
+  const rolling = rows.some((row) => warmStatuses.includes(row.status) && isOutdated(row, current) && !isProtected(row))
   if (complete && observation.warmTarget !== undefined && !rolling) {
-    const surplus = surplusIdle(rows, target + waiting, new Set(deleteCandidates.map((c) => c.row.id)))
+    const surplus = surplusIdle(rows.filter((row) => !isProtected(row)), target + waiting, new Set(deleteCandidates.map((c) => c.row.id)))
     for (const row of surplus) deleteCandidates.push({ row, reason: "surplus", serviceId: row.serviceId })
   }
 
-  // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
+  // Rule 12: a protected instance is never deleted, whatever the reason.
   const deletes = deleteCandidates
+    .filter((c) => !isProtected(c.row))
+    // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
     .sort((a, b) => deleteOrder[a.reason] - deleteOrder[b.reason])
     .slice(0, spec.deleteBatch)
     .map(({ reason, row, serviceId }) => Action.Delete({ id: row.id, from: row.status, serviceId, reason }))
@@ -219,7 +222,8 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   let warm = 0
   const idle: Array<Instance> = []
   for (const row of rows) {
-    if ((row.status === "creating" || row.status === "starting" || row.status === "idle") && !leaving.has(row.id)) {
+    // A protected instance serves no claim: it is not part of the warm pool (rule 12).
+    if ((row.status === "creating" || row.status === "starting" || row.status === "idle") && !leaving.has(row.id) && !isProtected(row)) {
       warm++
       if (row.status === "idle") idle.push(row)
     }
@@ -228,7 +232,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   // Rule 10: old idle ones drained while idle stays at the target (minIdle, or autoscaling's), new ones made up to
   // maxSurge beyond it.
-  const outdatedLeft = deleteCandidates.filter((c) => c.reason === "rollout" && !leaving.has(c.row.id)).length
+  const outdatedLeft = deleteCandidates.filter((c) => c.reason === "rollout" && !leaving.has(c.row.id) && !isProtected(c.row)).length
   const rollout = complete
     ? rolloutStep(spec, target, current, idle, warm, outdatedLeft, spec.deleteBatch - deletes.length)
     : { drain: [], surge: 0 }

@@ -84,12 +84,12 @@ const make = Effect.gen(function*() {
           return [applied, copy] as const
         })
       }),
-    claimIdle: (pool, count = 1, claimer = null) =>
+    claimIdle: (pool, count = 1, claimer = null, exclude = []) =>
       Effect.gen(function*() {
         yield* faults.guard("claimIdle")
         const now = yield* Clock.currentTimeMillis
         return yield* Ref.modify(table, (rows) => {
-          const newest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle").sort(newestFirst).slice(0, count)
+          const newest = [...rows.values()].filter((r) => r.pool === pool && r.status === "idle" && !exclude.includes(r.id)).sort(newestFirst).slice(0, count)
           const copy = new Map(rows)
           const claimed = newest.flatMap((r) => applyTransition(copy, { id: r.id, from: ["idle"], to: "claiming", patch: { intentBy: claimer } }, now) ?? [])
           return [claimed as ReadonlyArray<Instance>, copy] as const

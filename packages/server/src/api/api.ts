@@ -4,7 +4,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { MAX_WAIT_MS } from "@warmpool/reconciler"
-import { Schema } from "effect"
+import { Context, Schema } from "effect"
 import { inWords, optionalField, said } from "./in-words.js"
 
 /** Every error answer is `{ _tag, message }`, with the HTTP status its class stands for. */
@@ -17,15 +17,25 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields,
 export class BadGateway extends Schema.TaggedError<BadGateway>()("BadGateway", fields, HttpApiSchema.annotations({ status: 502 })) {}
 /** The platform cannot do what was asked (e.g. redeploy a service). */
 export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImplemented", fields, HttpApiSchema.annotations({ status: 501 })) {}
+/** The key is valid but its scope does not cover this route (a POOL_CLAIM_KEYS key outside claims). */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields, HttpApiSchema.annotations({ status: 403 })) {}
 /** No idle instance now, or the database is unreachable. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
 
 /** A store error as the API answers it: 503, come back later. */
 export const databaseUnavailable = (error: { readonly message: string }) => new Unavailable({ message: `database unavailable: ${error.message}` })
 
-/** `Authorization: Bearer <POOL_API_KEY>`, compared in constant time. */
+/** What the key in use may do: everything (POOL_API_KEY), or claim only (a POOL_CLAIM_KEYS key). */
+export type Scope = "operator" | "claim"
+export class KeyScope extends Context.Tag("@warmpool/server/KeyScope")<KeyScope, Scope>() {}
+
+/**
+ * `Authorization: Bearer <POOL_API_KEY>` (or, on the claim routes, a POOL_CLAIM_KEYS key), compared in
+ * constant time. A claim key anywhere else is a 403.
+ */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, Forbidden),
+  provides: KeyScope,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
@@ -396,9 +406,116 @@ export class InstanceGroup extends HttpApiGroup.make("instance")
   )
 {}
 
+/** The replaced system's `/api/pool/info`: where this server runs. */
+const Info = Schema.Struct({ environment: Schema.String, branch: Schema.String, railwayServiceId: Schema.String })
+
+export class AboutGroup extends HttpApiGroup.make("about")
+  .add(
+    HttpApiEndpoint.get("info", "/api/pool/info").addSuccess(Info)
+      .annotate(OpenApi.Description, "The deployment: POOL_ENVIRONMENT (or RAILWAY_ENVIRONMENT_NAME), the branch (RAILWAY_SOURCE_BRANCH or RAILWAY_GIT_BRANCH) and RAILWAY_SERVICE_ID.")
+  )
+  .add(
+    HttpApiEndpoint.get("version", "/version").addSuccess(Schema.Struct({ version: Schema.String, environment: Schema.String }))
+      .annotate(OpenApi.Description, "The server's version and environment.")
+  )
+  .annotate(OpenApi.Description, "Open to all: what runs where.")
+{}
+
+/** An instance as `/api/pool/agents` lists it: as the status shows it, with the instructions it was claimed with. */
+const Agent = Schema.Struct({ ...PublicInstance.fields, instructions: Schema.NullOr(Schema.String) })
+
+/** The seed's settings: `{"target_idle": "3"}`. */
+const Settings = Schema.Record({ key: Schema.String, value: Schema.String })
+
+/** A refused settings change: the settings as they stay, and why (the replaced system's 400 body). */
+export const SettingsRefused = Schema.Struct(
+  { errors: Schema.Array(Schema.String) },
+  Schema.Record({ key: Schema.String, value: Schema.Union(Schema.String, Schema.Array(Schema.String)) })
+).annotations(HttpApiSchema.annotations({ status: 400 }))
+
+const PoolAnswer = Schema.Struct({
+  name: Schema.String,
+  default: Schema.Boolean,
+  minIdle: Schema.Int,
+  maxTotal: Schema.Int,
+  maxSurge: Schema.Int,
+  image: Schema.String,
+  templateHash: Schema.String
+})
+
+/** A long operator action answered as Server-Sent Events (its query in `params`). */
+const progressEndpoint = <const Name extends string, A>(
+  name: Name,
+  path: HttpApiEndpoint.PathSegment,
+  params: Schema.Schema<A, { readonly [key: string]: string | undefined }>,
+  description: string
+) =>
+  HttpApiEndpoint.get(name, path)
+    .setUrlParams(params)
+    .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
+    .addError(BadRequest)
+    .annotate(OpenApi.Description, description)
+
+/** A query parameter holding a whole number from `min` to `max`. */
+const wholeParam = (name: string, min: number, max: number) =>
+  Schema.optional(said(Schema.NumberFromString.pipe(Schema.int(), Schema.between(min, max)), `${name} must be a whole number from ${min} to ${max}`))
+
+export class OperateGroup extends HttpApiGroup.make("operate")
+  .add(
+    HttpApiEndpoint.get("scope", "/api/pool/scope").addSuccess(Schema.Struct({ scope: Schema.Literal("operator", "claim") }))
+      .annotate(OpenApi.Description, "What the key in use may do: `operator` (POOL_API_KEY: everything) or `claim` (a POOL_CLAIM_KEYS key: claims and counts). Open to both.")
+  )
+  .add(
+    HttpApiEndpoint.get("settings", "/api/pool/settings").addSuccess(Settings).addError(NotImplemented)
+      .annotate(OpenApi.Description, "The replaced system's settings: `{\"target_idle\": \"3\"}`, the default pool's minimum idle now.")
+  )
+  .add(
+    HttpApiEndpoint.put("putSettings", "/api/pool/settings").setPayload(Schema.Unknown).addSuccess(Settings)
+      .addError(SettingsRefused).addError(NotImplemented).addError(Unavailable)
+      .annotate(
+        OpenApi.Description,
+        "`{\"target_idle\": \"5\"}` (a string, \"0\" to \"50\") sets the default pool's minimum idle live, kept in Postgres (`pool_settings`) and applied by every replica. Unknown keys or bad values: 400 `{...settings, errors}`, nothing changed."
+      )
+  )
+  .add(
+    HttpApiEndpoint.put("putPool", "/api/pool/pools/:name").setPath(Schema.Struct({ name: Schema.String })).setPayload(Schema.Unknown)
+      .addSuccess(PoolAnswer).addError(BadRequest).addError(NotFound).addError(NotImplemented).addError(Unavailable)
+      .annotate(
+        OpenApi.Description,
+        "Changes a pool live: any of `minIdle`, `maxTotal`, `image`, `env` (validated as `POOLS` entries; `null` restores the declared value). A new image or env starts a rollout. Kept in Postgres, applied by every replica."
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("recheck", "/api/pool/recheck/:id").setPath(Schema.Struct({ id: Schema.String }))
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), id: Schema.String, status: Schema.String, changed: Schema.Boolean, reason: Schema.String }))
+      .addError(NotFound).addError(Unavailable)
+      .annotate(OpenApi.Description, "Probes the instance's health now and reconciles its status (a ready `starting` one becomes `idle`).")
+  )
+  .add(
+    HttpApiEndpoint.get("agents", "/api/pool/agents")
+      .addSuccess(Schema.Struct({
+        claimed: Schema.Array(Agent),
+        pendingAcceptance: Schema.Array(Agent),
+        tainted: Schema.Array(Agent),
+        crashed: Schema.Array(Agent),
+        idle: Schema.Array(Agent),
+        starting: Schema.Array(Agent)
+      }))
+      .addError(Unavailable)
+      .annotate(OpenApi.Description, "Instances of every pool by status, oldest first.")
+  )
+  .add(progressEndpoint("drainStream", "/api/pool/drain/stream", Schema.Struct({ count: wholeParam("count", 1, MAX_COUNT), concurrency: wholeParam("concurrency", 1, 10), pool: Schema.optional(Schema.String) }), "Drains up to `count` (default 20) idle instances, never a protected one, as Server-Sent Events: `{type: \"step\", instanceNum, instanceId, instanceName, step, status, message}` per instance, then `{type: \"complete\", drained, failed, drainedIds, counts}`."))
+  .add(progressEndpoint("replenishStream", "/api/pool/replenish/stream", Schema.Struct({ count: wholeParam("count", 1, 20), pool: Schema.optional(Schema.String) }), "Creates `count` (default 1, at most 20) instances as Server-Sent Events: `step` events per instance, `{type: \"instance\", instanceNum, instance}` once its service exists, then `{type: \"complete\", created, failed, counts}`."))
+  .add(progressEndpoint("upgradeStream", "/api/pool/upgrade/stream", Schema.Struct({ ids: Schema.optional(Schema.String), image: Schema.optional(Schema.String) }), "Redeploys the claimed instances `ids` (comma-separated) onto their pool's image (or `image`) as Server-Sent Events: `info` per instance, `step` events, then `{type: \"complete\", upgraded, failed, total, counts}`."))
+  .middleware(Authorization)
+  .annotate(OpenApi.Description, "Operator routes: need `Authorization: Bearer <POOL_API_KEY>` (`/api/pool/scope` takes a claim key too).")
+{}
+
 export class PoolApi extends HttpApi.make("warmpool")
   .add(PublicGroup)
   .add(PoolGroup)
   .add(InstanceGroup)
+  .add(AboutGroup)
+  .add(OperateGroup)
   .annotate(OpenApi.Title, "warmpool: the Convos agent pool manager")
 {}

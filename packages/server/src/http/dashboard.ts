@@ -68,6 +68,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     <form id="replenish"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button>Add</button></form>
     <form id="drain" style="margin-top:8px"><input name="count" type="number" min="1" max="100" value="1" style="width:80px"><button class="secondary">Drain idle</button></form>
     <form id="reconcile" style="margin-top:8px"><button class="secondary">Reconcile now</button></form>
+    <form id="settings" style="margin-top:8px"><label class="muted">Min idle (default pool, kept across restarts) <input name="target_idle" type="number" min="0" max="50" style="width:80px"></label><button class="secondary">Save</button></form>
   </section>
   <section id="claimbox" hidden>
     <h2>Claim</h2>
@@ -89,6 +90,8 @@ export const dashboardHtml = /* html */ `<!doctype html>
   const statuses = ["idle", "starting", "creating", "claiming", "claimed", "pending_acceptance", "tainted", "crashed", "deleting"];
   const $ = (id) => document.getElementById(id);
   const key = () => sessionStorage.getItem("warmpool.key");
+  // What the key may do (GET /api/pool/scope): "operator" sees and does everything, "claim" (POOL_CLAIM_KEYS) only claims.
+  let scope = null;
   const say = (text, bad) => { const m = $("message"); m.textContent = text; m.className = bad ? "bad" : "ok"; };
   const age = (iso) => { const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000); return s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : (s / 3600).toFixed(1) + " h"; };
   const text = (value) => document.createTextNode(value == null ? "" : String(value));
@@ -98,8 +101,8 @@ export const dashboardHtml = /* html */ `<!doctype html>
     if (key()) headers.authorization = "Bearer " + key();
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const data = await response.json().catch(() => ({}));
-    if (response.status === 401) { sessionStorage.removeItem("warmpool.key"); show(); throw new Error("The API key was refused."); }
-    if (!response.ok) throw new Error(data.message || ("HTTP " + response.status));
+    if (response.status === 401) { sessionStorage.removeItem("warmpool.key"); scope = null; show(); throw new Error("The API key was refused."); }
+    if (!response.ok) throw new Error(data.message || (data.errors && data.errors.join("; ")) || ("HTTP " + response.status));
     return data;
   }
 
@@ -155,7 +158,8 @@ export const dashboardHtml = /* html */ `<!doctype html>
 
   async function refresh() {
     try {
-      if (key()) {
+      if (key() && scope === null) { scope = (await api("GET", "/api/pool/scope")).scope; show(); }
+      if (key() && scope === "operator") {
         const status = await api("GET", "/api/pool/status");
         renderCounts(status.counts); renderPools(status.pools);
         const sizing = Object.entries(status.pools).filter(([, p]) => p.sizing).map(([name, p]) => "Autoscaling " + name + ": " + p.sizing.summary);
@@ -168,13 +172,17 @@ export const dashboardHtml = /* html */ `<!doctype html>
     } catch (e) { say(e.message, true); }
   }
 
+  // Only what the key may do is shown: a claim key gets the claim form and the counts, nothing else.
   function show() {
-    const has = Boolean(key());
+    const has = Boolean(key()), operator = has && scope === "operator";
     $("keybox").hidden = has;
-    for (const id of ["operate", "claimbox", "instancesbox"]) $(id).hidden = !has;
+    $("claimbox").hidden = !has || scope === null;
+    for (const id of ["operate", "instancesbox"]) $(id).hidden = !operator;
+    if (operator) api("GET", "/api/pool/settings").then((s) => { $("settings").elements.target_idle.value = s.target_idle; }).catch(() => {});
   }
 
-  $("keyform").onsubmit = (e) => { e.preventDefault(); sessionStorage.setItem("warmpool.key", $("key").value); $("key").value = ""; show(); refresh(); };
+  $("keyform").onsubmit = (e) => { e.preventDefault(); sessionStorage.setItem("warmpool.key", $("key").value); $("key").value = ""; scope = null; show(); refresh(); };
+  $("settings").onsubmit = (e) => { e.preventDefault(); act("PUT", "/api/pool/settings", (s) => "Min idle of the default pool: " + s.target_idle, { target_idle: String(new FormData(e.target).get("target_idle")) }); };
   $("replenish").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/replenish", (s) => "Pass " + s.pass + ": " + s.planned.Create + " create(s)", { count, pool: pool() }); };
   $("drain").onsubmit = (e) => { e.preventDefault(); const count = Number(new FormData(e.target).get("count")); act("POST", "/api/pool/drain", (r) => "Draining " + r.drained.length + " instance(s)", { count, pool: pool() }); };
   $("reconcile").onsubmit = (e) => { e.preventDefault(); act("POST", "/api/pool/reconcile" + (pool() ? "?pool=" + encodeURIComponent(pool()) : ""), (s) => "Pass " + s.pass + " took " + s.durationMs + " ms" + (s.errors.length ? "; " + s.errors.length + " failed" : "")); };

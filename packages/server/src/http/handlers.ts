@@ -1,8 +1,8 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, HttpRouter } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
 import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Authorization, BadGateway, BadRequest, ClaimBody, Conflict, databaseUnavailable, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
+import { Authorization, BadGateway, BadRequest, ClaimBody, Conflict, databaseUnavailable, Forbidden, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
 import { Coordination } from "../coordination/coordination.js"
 import { claimEventStream, claimOfQuery, idempotentClaim, replacedClaimEventStream, runClaim } from "./claims.js"
 import { digest, matchesDigest } from "./secrets.js"
@@ -47,6 +47,9 @@ export const toPublic = (row: Instance) => ({
   lastError: row.lastError
 })
 
+/** Why an operator action on a protected instance is refused. */
+export const protectedMessage = (id: string, what: string) => `instance ${id} is protected (PROTECTED_INSTANCES): it cannot be ${what}`
+
 const toSummary = (summary: PassSummary) => ({ ...summary, startedAt: summary.startedAt.toISOString() })
 
 const describeAction = (action: Action) => {
@@ -69,14 +72,27 @@ const describeAction = (action: Action) => {
   }
 }
 
-export const AuthorizationLive = (apiKey: Redacted.Redacted<string>) => {
+/** Routes a POOL_CLAIM_KEYS key may call (by method and route pattern); counts need no key at all. */
+const claimRoutes = new Set(["POST /api/pool/claim", "POST /api/pool/claim/stream", "GET /api/pool/claim/stream", "GET /api/pool/scope"])
+
+export const AuthorizationLive = (apiKey: Redacted.Redacted<string>, claimKeys: ReadonlyArray<Redacted.Redacted<string>> = []) => {
   // Digested once, not per request: every authenticated request (every claim) checks it.
   const expected = digest(Redacted.value(apiKey))
+  const claimDigests = claimKeys.map((key) => digest(Redacted.value(key)))
   return Layer.succeed(Authorization, {
     bearer: (token) =>
-      matchesDigest(Redacted.value(token), expected)
-        ? Effect.void
-        : Effect.fail(new Unauthorized({ message: "missing or wrong bearer token (POOL_API_KEY)" }))
+      Effect.gen(function*() {
+        const given = Redacted.value(token)
+        if (matchesDigest(given, expected)) return "operator" as const
+        // Every claim key is compared, none skipped: the timing says nothing of which one matched.
+        const claimKey = claimDigests.reduce((found, key) => matchesDigest(given, key) || found, false)
+        if (!claimKey) return yield* new Unauthorized({ message: "missing or wrong bearer token (POOL_API_KEY)" })
+        const { route } = yield* HttpRouter.RouteContext
+        if (!claimRoutes.has(`${route.method} ${route.path}`)) {
+          return yield* new Forbidden({ message: "this key (POOL_CLAIM_KEYS) may only claim and read counts; this route needs POOL_API_KEY" })
+        }
+        return "claim" as const
+      })
   })
 }
 
@@ -144,6 +160,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
           Effect.gen(function*() {
             if (Option.isNone(upgrader)) return yield* new NotImplemented({ message: "this compute provider cannot redeploy services" })
             const controller = yield* controllerOf(pools, store, path.id).pipe(Effect.catchTag("StoreError", databaseUnavailable))
+            if (controller.protectedIds.has(path.id)) return yield* new Conflict({ message: protectedMessage(path.id, "upgraded") })
             const upgraded = yield* upgradeInstance(controller.spec, path.id).pipe(
               Effect.provideService(ServiceUpgrader, upgrader.value),
               Effect.mapError((e) => {
@@ -172,6 +189,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
               StaleStatusError: () => new Conflict({ message: `instance ${path.id} is already being deleted` }),
+              ProtectedInstanceError: (e) => new Conflict({ message: e.message }),
               StoreError: databaseUnavailable
             })
           ))
@@ -181,6 +199,7 @@ export const PoolLive = (environment: "staging" | "dev" | "production") =>
             Effect.catchTags({
               NotFoundError: () => new NotFound({ message: `no instance ${path.id}` }),
               StaleStatusError: () => new Conflict({ message: `instance ${path.id} is not crashed` }),
+              ProtectedInstanceError: (e) => new Conflict({ message: e.message }),
               StoreError: databaseUnavailable
             })
           ))

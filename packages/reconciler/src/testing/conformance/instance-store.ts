@@ -166,6 +166,17 @@ export const instanceStoreConformance = <E>(
           expect([counts.idle, counts.claiming, counts.claimed]).toEqual([0, 5, 1])
         }))
 
+      it.effect("claimIdle never takes an excluded (protected) row, however many are asked for", () =>
+        Effect.gen(function*() {
+          const store = yield* InstanceStore
+          const pool = uniquePool()
+          yield* Effect.forEach(["a", "b", "c"], (id, i) => store.insert(row(pool, id, "idle", (i + 1) * 100)))
+          const taken = yield* store.claimIdle(pool, 10, null, [`${pool}-b`])
+          expect(taken.map((r) => r.id).sort()).toEqual([`${pool}-a`, `${pool}-c`])
+          expect(yield* store.claimIdle(pool, 10, null, [`${pool}-b`])).toEqual([])
+          expect((yield* store.counts(pool)).idle).toBe(1)
+        }))
+
       it.effect("concurrent claims never hand one row to two callers", () =>
         Effect.gen(function*() {
           const store = yield* InstanceStore
