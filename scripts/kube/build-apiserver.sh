@@ -50,7 +50,7 @@ package tools
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
 go mod tidy -e >&2 || true
-nice -n 19 go build -p "${BUILD_PARALLELISM}" -trimpath -ldflags "-s -w" -o "${out_dir}/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver >&2
+nice -n 19 go build -p "${BUILD_PARALLELISM}" -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION}" -o "${out_dir}/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver >&2
 mv "${out_dir}/kube-apiserver.partial" "${out_dir}/kube-apiserver"
 
 # etcd: a few lines around go.etcd.io/etcd/server/v3/embed (etcd-main.go beside this script).

@@ -46,9 +46,9 @@ describe("LocalCompute", () => {
       expect(isAlive(pid)).toBe(false)
     }), 20_000)
 
-  it.live("a restart is a fresh process behind the same URL, unbound again; a service of an earlier run cannot be restarted", () =>
-    Effect.gen(function*() {
-      const dir = dataDir()
+  it.live("a restart is a fresh process behind the same URL, unbound again; a service of an earlier run cannot be restarted", () => {
+    const dir = dataDir()
+    return Effect.gen(function*() {
       const clients = ConvosRuntime.layer({ apiKey: Redacted.make(API_KEY), healthTimeout: Duration.seconds(1) }).pipe(Layer.provide(FetchHttpClient.layer))
       const pidOf = () => JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))[0].pid as number
       const serviceId = yield* Effect.gen(function*() {
@@ -80,7 +80,17 @@ describe("LocalCompute", () => {
         Effect.scoped
       )
       expect(refused).toMatchObject({ _tag: "InvalidRequestError", message: expect.stringContaining("earlier run") })
-    }), 60_000)
+    }).pipe(
+      // Left running on purpose for the second provider (stopOnShutdown: false): stopped whatever happened.
+      Effect.ensuring(Effect.sync(() => {
+        try {
+          process.kill(JSON.parse(readFileSync(join(dir, "local-services.json"), "utf8"))[0].pid)
+        } catch {
+          // already stopped by the second provider
+        }
+      }))
+    )
+  }, 60_000)
 
   it.live("a redeploy records the new image, which a restarted provider still shows; the process keeps running", () =>
     Effect.gen(function*() {

@@ -148,6 +148,8 @@ export const apiServerCluster = (assets: string): Effect.Effect<TestCluster, Err
       `--secure-port=${securePort}`,
       "--bind-address=127.0.0.1",
       "--advertise-address=127.0.0.1",
+      // No kubernetes Service endpoints to keep (a loopback address may not be one): envtest does the same.
+      "--endpoint-reconciler-type=none",
       "--service-cluster-ip-range=10.0.0.0/24",
       "--allow-privileged=true",
       "--authorization-mode=AlwaysAllow",
@@ -162,7 +164,7 @@ export const apiServerCluster = (assets: string): Effect.Effect<TestCluster, Err
     const api = kubeConfigFrom(direct).makeApiClient(CoreV1Api)
     // Ready once it answers and the default namespace exists (its bootstrap controller made it).
     yield* Effect.tryPromise(() => api.readNamespace({ name: "default" })).pipe(
-      Effect.retry(Schedule.spaced("500 millis").pipe(Schedule.upTo("90 seconds"))),
+      Effect.retry(Schedule.spaced("500 millis").pipe(Schedule.upTo("90 seconds"), Schedule.whileInput(() => apiserver.exitCode === null))),
       Effect.mapError(() => new Error(`kube-apiserver did not become ready (exit ${apiserver.exitCode}); last output:\n${logs.slice(-20).join("")}`))
     )
     let next = 0
