@@ -62,10 +62,12 @@ export const registerWebhook = (
   options: { readonly workspaceId: string; readonly url: string; readonly sameHookPrefix: string }
 ): Effect.Effect<Registration, ProviderError> =>
   Effect.gen(function*() {
+    // The shared project's events; with projects of the pool's own, the whole workspace's (every project it makes).
+    const projectOfRule = platform.context.placement._tag === "shared" ? platform.context.projectId : undefined
     const { notificationRules } = yield* platform.request<{ notificationRules: ReadonlyArray<Rule> }>(
       "notificationRules",
       Ops.NotificationRules,
-      { workspaceId: options.workspaceId, projectId: platform.context.projectId }
+      { workspaceId: options.workspaceId, projectId: projectOfRule }
     )
     const urls = (rule: Rule) => rule.channels.map((c) => urlOf(c.config)).filter((u) => u !== undefined)
     const channelConfigs = [{ type: "webhook", url: options.url }]
@@ -77,7 +79,7 @@ export const registerWebhook = (
       return "updated" as const
     }
     yield* platform.request("notificationRuleCreate", Ops.NotificationRuleCreate, {
-      input: { workspaceId: options.workspaceId, projectId: platform.context.projectId, eventTypes: DEPLOYMENT_EVENTS, channelConfigs }
+      input: { workspaceId: options.workspaceId, ...(projectOfRule === undefined ? {} : { projectId: projectOfRule }), eventTypes: DEPLOYMENT_EVENTS, channelConfigs }
     })
     return "created" as const
   }).pipe(Effect.withSpan("Railway.registerWebhook"))
