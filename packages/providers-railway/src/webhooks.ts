@@ -92,7 +92,7 @@ export interface WebhookSettings {
   readonly secret: Option.Option<Redacted.Redacted<string>>
   /** POOL_PUBLIC_URL: where Railway reaches this server (no trailing slash). */
   readonly publicUrl: Option.Option<string>
-  /** RAILWAY_WORKSPACE_ID: notification rules belong to a workspace. */
+  /** RAILWAY_WORKSPACE_ID (else RAILWAY_TEAM_ID): notification rules belong to a workspace. */
   readonly workspaceId: Option.Option<string>
 }
 
@@ -105,7 +105,8 @@ export const RailwayWebhookConfig: Config.Config<WebhookSettings> = Config.all({
     Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/[^\s/]+/.test(u) }),
     Config.map((u) => u.replace(/\/+$/, ""))
   )),
-  workspaceId: Config.option(Config.nonEmptyString("RAILWAY_WORKSPACE_ID"))
+  // The workspace the pool's projects are made in is the one whose events it hears.
+  workspaceId: Config.option(Config.nonEmptyString("RAILWAY_WORKSPACE_ID").pipe(Config.orElse(() => Config.nonEmptyString("RAILWAY_TEAM_ID"))))
 })
 
 /**

@@ -5,8 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ComputeProvider, Controller, InstanceStore, LocalIncarnations, PoolSpec, ServiceUpgrader, SingleLeader } from "@warmpool/reconciler"
 import { InMemoryCredentials, InMemoryHealth, InMemoryRuntime, InMemoryStore } from "@warmpool/reconciler/testing"
-import { Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
-import { type Placement, Railway, RAILWAY_PROJECT_HANDLE, RAILWAY_VOLUME_HANDLE, RailwayCompute, type RailwayOptions } from "../src/index.js"
+import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Redacted } from "effect"
+import { type Placement, Railway, RAILWAY_PROJECT_HANDLE, RAILWAY_VOLUME_HANDLE, RailwayCompute, RailwayConfig, type RailwayOptions } from "../src/index.js"
 import { type RailwayEmulatorOptions, startRailwayEmulator } from "../src/emulator/index.js"
 
 type RailwayEmulator = Effect.Effect.Success<ReturnType<typeof startRailwayEmulator>>
@@ -272,4 +272,38 @@ describe("a pool fills, claims, rolls out and drains in each placement", () => {
       volumeCreateEveryMs: 50
     })))), 30_000)
   }
+})
+
+describe("configuration", () => {
+  const fromEnv = (env: Record<string, string>) => Effect.withConfigProvider(RailwayConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))
+  it.effect("reads RAILWAY_PLACEMENT, RAILWAY_TEAM_ID, RAILWAY_SERVICES_PER_PROJECT, RAILWAY_API_TOKENS, the cooldown and the volume; refuses what cannot work", () =>
+    Effect.gen(function*() {
+      const shared = yield* fromEnv({ RAILWAY_API_TOKEN: "t", RAILWAY_PROJECT_ID: "p", RAILWAY_ENVIRONMENT_NAME: "production" })
+      expect(shared.placement).toEqual({ _tag: "shared" })
+      expect(shared.volume).toBeUndefined()
+      expect(Duration.toMillis(Duration.decode(shared.tokenCooldown!))).toBe(30_000)
+      const sharded = yield* fromEnv({
+        RAILWAY_API_TOKENS: "a, b ,c",
+        RAILWAY_PLACEMENT: "sharded",
+        RAILWAY_TEAM_ID: "team-1",
+        RAILWAY_SERVICES_PER_PROJECT: "10",
+        RAILWAY_TOKEN_COOLDOWN_MS: "5000",
+        RAILWAY_VOLUME_MOUNT_PATH: "/data",
+        RAILWAY_VOLUME_SIZE_MB: "1024",
+        RAILWAY_ENVIRONMENT_NAME: "production"
+      })
+      expect(sharded.placement).toEqual({ _tag: "sharded", workspaceId: "team-1", servicesPerProject: 10, projectPrefix: "warmpool-shard-" })
+      expect(sharded.tokens!.map(Redacted.value)).toEqual(["a", "b", "c"])
+      expect(Redacted.value(sharded.token)).toBe("a")
+      expect(sharded.volume).toEqual({ mountPath: "/data", sizeMB: Option.some(1024) })
+      expect(Duration.toMillis(Duration.decode(sharded.tokenCooldown!))).toBe(5_000)
+      const perInstanceConfig = yield* fromEnv({ RAILWAY_API_TOKEN: "t", RAILWAY_PLACEMENT: "project-per-instance", RAILWAY_TEAM_ID: "team-1", RAILWAY_ENVIRONMENT_NAME: "production" })
+      expect(perInstanceConfig.placement).toEqual({ _tag: "project-per-instance", workspaceId: "team-1" })
+      const refused = (env: Record<string, string>) => Effect.map(Effect.flip(fromEnv({ RAILWAY_ENVIRONMENT_NAME: "production", ...env })), String)
+      expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PLACEMENT: "sharded" })).toContain("RAILWAY_TEAM_ID")
+      expect(yield* refused({ RAILWAY_API_TOKEN: "t" })).toContain("RAILWAY_PROJECT_ID")
+      expect(yield* refused({ RAILWAY_PROJECT_ID: "p" })).toContain("RAILWAY_API_TOKENS")
+      expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PROJECT_ID: "p", RAILWAY_PLACEMENT: "galaxy" })).toContain("RAILWAY_PLACEMENT")
+      expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PROJECT_ID: "p", RAILWAY_VOLUME_MOUNT_PATH: "data" })).toContain("absolute path")
+    }))
 })
