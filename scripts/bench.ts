@@ -14,10 +14,11 @@ const modules = [
   "../packages/reconciler/bench/waiting-claim.ts",
   "../packages/reconciler/bench/autoscale.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
-  "../packages/providers-railway/bench/placement.ts",
+  "../packages/providers-railway/bench/railway-placement.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",
-  "../packages/server/bench/railway-at-scale.ts"
+  "../packages/server/bench/railway-at-scale.ts",
+  "../packages/server/bench/railway-placement.ts"
 ]
 
 const only = process.argv.slice(2)
