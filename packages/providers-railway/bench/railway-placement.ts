@@ -7,9 +7,8 @@
  *   1 s standing for Railway's 30 s, and the count over ten cooldowns is scaled back to a minute of 30 s
  *   cooldowns (the limit allows 6). Target ≥ 5.5.
  */
-import { Controller, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
-import { InMemoryCredentials, InMemoryHealth, InMemoryRuntime, InMemoryStore } from "@warmpool/reconciler/testing"
-import { ComputeProvider } from "@warmpool/reconciler"
+import { ComputeProvider, PoolSpec } from "@warmpool/reconciler"
+import { measureSteadyPass } from "./calls-per-pass.js"
 import { Context, Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { RailwayCompute } from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
@@ -33,31 +32,7 @@ const shardedSteadyPass = Effect.gen(function*() {
     ratePerHour: 1_000_000,
     timeout: Duration.seconds(10)
   }))
-  return yield* Effect.gen(function*() {
-    const store = yield* InstanceStore
-    for (const service of services) {
-      yield* store.insert(newInstance({
-        id: service.name.slice("convos-agent-".length),
-        pool: "bench",
-        name: service.name,
-        status: "idle",
-        serviceId: service.id,
-        url: `https://${service.domain}`,
-        deployStatus: "SUCCESS",
-        now: new Date(service.createdAt)
-      }))
-    }
-    const controller = yield* Controller
-    yield* controller.runPass
-    emulator.resetCounts()
-    const summary = yield* controller.runPass
-    if (summary.listing !== "complete") throw new Error("bench pass did not list")
-    return Object.values(emulator.operations()).reduce((a, b) => a + b, 0)
-  }).pipe(
-    Effect.provide(Controller.layer(spec, { background: false }).pipe(
-      Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
-    ))
-  )
+  return yield* Effect.map(measureSteadyPass(emulator, spec, services, compute), (m) => m.calls)
 }).pipe(Effect.scoped)
 
 const SCALED_COOLDOWN_MS = 1_000
