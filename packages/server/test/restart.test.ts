@@ -5,7 +5,7 @@
  * restart, or a standby replica — finishes what was left, and the pool is full again within seconds.
  */
 import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { type RailwayEmulatorOptions, startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
@@ -30,7 +30,7 @@ interface Row {
 }
 
 /** A database, the emulators, and the servers started on them; all of it gone after each test. */
-const makeWorld = async () => {
+const makeWorld = async (railwayOptions: RailwayEmulatorOptions = {}) => {
   const scope = Effect.runSync(Scope.make())
   const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
   const postgres = inject("postgresUrl")
@@ -41,6 +41,7 @@ const makeWorld = async () => {
   ))
   const url = databaseUrl(postgres, name)
   const railway = await inScope(startRailwayEmulator({
+    ...railwayOptions,
     deployMs: 1_000,
     instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
   }))
@@ -147,8 +148,8 @@ afterEach(async () => {
 })
 
 /** Runs `body`, adding the servers' output to any failure. */
-const withOutput = async (body: (world: World) => Promise<void>) => {
-  world = await makeWorld()
+const withOutput = async (body: (world: World) => Promise<void>, railwayOptions: RailwayEmulatorOptions = {}) => {
+  world = await makeWorld(railwayOptions)
   try {
     await body(world)
   } catch (error) {
@@ -179,6 +180,34 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const rows = await world.rows()
       for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
     }), 150_000)
+
+  it("SIGKILL mid-projectCreate (a project per instance), then a restart: no project left behind, none twinned", () =>
+    withOutput(async (world) => {
+      const perInstance = { RAILWAY_PLACEMENT: "project-per-instance", RAILWAY_TEAM_ID: world.railway.workspaceId, RAILWAY_TOKEN_COOLDOWN_MS: "100" }
+      const ours = () => world.railway.projects().filter((p) => p.name.startsWith("convos-agent-")).map((p) => p.name).sort()
+      const first = await world.start(perInstance)
+      await wholeWithin(world, Date.now(), 45_000)
+      // The projects exist at once; their answers never come back to this server.
+      world.railway.delayProjectCreate(60_000)
+      const claims = await Promise.all(["first", "second"].map((agent) => claim(first, agent)))
+      expect(claims.map((c) => c.status)).toEqual([200, 200])
+      const inFlight = await until("projectCreate in flight", async () => {
+        const creating = (await world.rows()).filter((r) => r.status === "creating")
+        // One token: the second create waits for it while the first's project is in flight.
+        const made = creating.filter((r) => ours().includes(r.name))
+        return made.length >= 1 ? made : undefined
+      }, 10_000)
+      first.child.kill("SIGKILL")
+      await within("the killed server to exit", first.exited, 5_000)
+      world.railway.delayProjectCreate(0)
+
+      await world.start(perInstance)
+      await wholeWithin(world, Date.now(), 45_000)
+      // Every project is an instance's, once: the half-made ones were finished (or removed), none made twice.
+      const names = (await world.rows()).map((r) => r.name).sort()
+      expect(ours()).toEqual(names)
+      for (const row of inFlight) expect(names).toContain(row.name)
+    }, { projectCreateEveryMs: 100 }), 150_000)
 
   it("SIGTERM mid-create and mid-claim: the server finishes both, answers new claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
     withOutput(async (world) => {
