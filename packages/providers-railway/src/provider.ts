@@ -185,7 +185,7 @@ interface LaunchTarget extends CreateServiceRequest {
   readonly url: string | null
   readonly home: Home
   readonly volumeId: string | null
-  /** A volume made for it now, to be named after it. */
+  /** Its volume is to be named after it (made now, or made by a run that died before naming it). */
   readonly newVolume: boolean
 }
 
@@ -589,9 +589,15 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         }
         // Never a first deploy without its volume: the services that have none get one first.
         const volumes = yield* makeVolumes(targets.filter((t) => t.volumeId === null))
+        // A volume made by a run that died before naming it is named now, so that it is known as the pool's.
+        const volumeNames = new Map(listing.volumes.flatMap((v) => (v.serviceId === null ? [] : [[v.serviceId, v.name] as const])))
         const launched = targets.length === 0
           ? []
-          : yield* launch(targets.map((t) => ({ ...t, volumeId: t.volumeId ?? volumes.get(t.serviceId) ?? null, newVolume: volumes.has(t.serviceId) })))
+          : yield* launch(targets.map((t) => ({
+            ...t,
+            volumeId: t.volumeId ?? volumes.get(t.serviceId) ?? null,
+            newVolume: volumes.has(t.serviceId) || (t.volumeId !== null && volumeNames.get(t.serviceId) !== t.name)
+          })))
         launched.forEach((created, i) => results.set(targets[i]!.name, created))
         return items.map((item) => results.get(item.name)!)
       }).pipe(retryRemote())

@@ -185,6 +185,28 @@ describe("volumes", () => {
       expect(emulator.volumes().some((v) => v.id === ownerless.id)).toBe(false)
     }).pipe(Effect.provide(world({ volume: { mountPath: "/data", sizeMB: Option.some(2_048) } }))))
 
+  it.live("a create resumed after a crash between volumeCreate and the launch uses the volume there is and names it", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      // What a dead run left: the service (never deployed) and its volume, not yet named after it.
+      const bare = yield* Effect.promise(() =>
+        fetch(emulator.apiUrl, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${TOKENS[0]}` },
+          body: JSON.stringify({
+            query: "mutation M($i: ServiceCreateInput!) { serviceCreate(input: $i) { id } }",
+            variables: { i: { projectId: emulator.projectId, environmentId: emulator.environments[0]!.id, name: "convos-agent-half" } }
+          })
+        }).then((r) => r.json() as Promise<{ data: { serviceCreate: { id: string } } }>)
+      )
+      const left = emulator.addVolume("volume-7", emulator.projectId, bare.data.serviceCreate.id)
+      const created = yield* compute.create(request("convos-agent-half"))
+      expect(created.serviceId).toBe(bare.data.serviceCreate.id)
+      expect(emulator.volumes().map((v) => [v.id, v.name])).toEqual([[left.id, "convos-agent-half"]])
+      expect(emulator.services()[0]!.deployments.map((d) => d.volume)).toEqual(["/data"])
+    }).pipe(Effect.provide(world({ volume: { mountPath: "/data", sizeMB: Option.none() } }))))
+
   it.live("no first deploy without its volume: while Railway refuses volumes (429), the service waits undeployed", () =>
     Effect.gen(function*() {
       const emulator = yield* Emulator
