@@ -212,8 +212,8 @@ export interface RailwayPlatform {
   readonly request: <A>(operation: string, document: string, variables: object, requestOptions?: RequestOptions) => Effect.Effect<A, ProviderError>
   /** Whether a webhook event of this environment may concern the pool (every environment of its projects does). */
   readonly ownsEnvironment: (environmentId: string) => boolean
-  /** The environment a service of the pool's lives in (its project's, or the shared one). */
-  readonly environmentOf: (serviceId: string) => Effect.Effect<string, ProviderError>
+  /** Where a service of the pool's lives: its project and environment (the shared ones, or its own project's). */
+  readonly homeOf: (serviceId: string) => Effect.Effect<{ readonly projectId: string; readonly environmentId: string }, ProviderError>
 }
 
 /** The number a sharded project's name ends with, or null when it is not one of the pool's. */
@@ -665,13 +665,13 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
       usage,
       request,
       ownsEnvironment: (environmentId) => placement._tag !== "shared" || environmentId === context.environmentId,
-      environmentOf: (serviceId) =>
+      homeOf: (serviceId) =>
         placement._tag === "shared"
-          ? Effect.succeed(context.environmentId)
+          ? Effect.succeed(sharedHome)
           : Effect.flatMap(whereIs(serviceId), (known) =>
             known === undefined
-              ? new NotFoundError({ operation: "railway.environmentOf", message: `service ${serviceId} is in none of the pool's projects` })
-              : Effect.succeed(known.home.environmentId))
+              ? new NotFoundError({ operation: "railway.homeOf", message: `service ${serviceId} is in none of the pool's projects` })
+              : Effect.succeed(known.home))
     }
   })
 
@@ -680,10 +680,10 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
  * commit (image and variables together, one deploy); its own variables (per-instance secrets) stay. Its requests
  * share the platform's limiter and budget.
  */
-export const upgraderOf = ({ environmentOf, request }: Pick<RailwayPlatform, "request" | "environmentOf">): ServiceUpgrader["Type"] =>
+export const upgraderOf = ({ homeOf, request }: Pick<RailwayPlatform, "request" | "homeOf">): ServiceUpgrader["Type"] =>
   ServiceUpgrader.of({
     redeploy: (serviceId, template) =>
-      Effect.flatMap(environmentOf(serviceId), (environmentId) => request("environmentPatchCommit", Ops.serviceLaunchBatch(0), {
+      Effect.flatMap(homeOf(serviceId), ({ environmentId }) => request("environmentPatchCommit", Ops.serviceLaunchBatch(0), {
         e0: environmentId,
         p0: environmentPatch([{ serviceId, ...template }]),
         commitMessage: `warmpool: upgrade ${serviceId} to ${template.image}`
@@ -703,14 +703,15 @@ export class ServiceVariables extends Context.Tag("@warmpool/providers-railway/S
 >() {}
 
 const makeVariables = (options: RailwayOptions) =>
-  Effect.map(connect(options), ({ context, request }) =>
+  Effect.map(makePlatform(options), ({ homeOf, request }) =>
     ServiceVariables.of({
       read: (serviceId) =>
-        request<{ variables: Record<string, string> }>("serviceVariables", Ops.ServiceVariables, {
-          projectId: context.projectId,
-          environmentId: context.environmentId,
-          serviceId
-        }).pipe(Effect.map((r) => r.variables))
+        homeOf(serviceId).pipe(
+          Effect.flatMap(({ environmentId, projectId }) =>
+            request<{ variables: Record<string, string> }>("serviceVariables", Ops.ServiceVariables, { projectId, environmentId, serviceId })
+          ),
+          Effect.map((r) => r.variables)
+        )
     }))
 
 export const RailwayServiceVariables = {
