@@ -16,9 +16,11 @@ const modules = [
   "../packages/reconciler/bench/autoscale.ts",
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/providers-kubernetes/bench/requests.ts",
+  "../packages/providers-railway/bench/railway-placement.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",
   "../packages/server/bench/railway-at-scale.ts",
+  "../packages/server/bench/railway-placement.ts",
   "./bench/package.ts"
 ]
 

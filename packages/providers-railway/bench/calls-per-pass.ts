@@ -3,14 +3,54 @@
  * the real Controller, the Railway provider on the emulator, rows in memory. Target: ceil(services / page)
  * list calls and zero mutations.
  */
-import { Controller, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { type ComputeProvider, Controller, InstanceStore, LocalIncarnations, newInstance, PoolSpec, type ProviderError, SingleLeader } from "@warmpool/reconciler"
 import { InMemoryCredentials, InMemoryHealth, InMemoryRuntime, InMemoryStore } from "@warmpool/reconciler/testing"
 import { Duration, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 import { RailwayCompute } from "../src/index.js"
 import { startRailwayEmulator } from "../src/emulator/index.js"
 
 const PAGE_SIZE = 100
-const MUTATIONS = ["ServiceCreateBatch", "ServiceLaunchBatch", "ServiceDelete"]
+const MUTATIONS = ["ServiceCreateBatch", "ServiceLaunchBatch", "ServiceDelete", "ProjectCreate", "ProjectDelete", "VolumeCreate", "VolumeDelete"]
+
+type RailwayEmulator = Effect.Effect.Success<ReturnType<typeof startRailwayEmulator>>
+
+/**
+ * Calls and mutations of one steady pass: a row for every service (idle, as listed), one pass to settle what
+ * the rows and the platform disagree on, then the pass counted.
+ */
+export const measureSteadyPass = (
+  emulator: RailwayEmulator,
+  spec: PoolSpec,
+  services: ReadonlyArray<ReturnType<RailwayEmulator["addService"]>>,
+  compute: Layer.Layer<ComputeProvider, ProviderError>
+) =>
+  Effect.gen(function*() {
+    const store = yield* InstanceStore
+    for (const service of services) {
+      yield* store.insert(newInstance({
+        id: service.name.slice(spec.namePrefix.length),
+        pool: spec.name,
+        name: service.name,
+        status: "idle",
+        serviceId: service.id,
+        url: `https://${service.domain}`,
+        deployStatus: "SUCCESS",
+        now: new Date(service.createdAt)
+      }))
+    }
+    const controller = yield* Controller
+    yield* controller.runPass
+    emulator.resetCounts()
+    const summary = yield* controller.runPass
+    const operations = emulator.operations()
+    const mutations = MUTATIONS.reduce((n, name) => n + (operations[name] ?? 0), 0)
+    if (summary.listing !== "complete") throw new Error("bench pass did not list")
+    return { calls: Object.values(operations).reduce((a, b) => a + b, 0), mutations }
+  }).pipe(
+    Effect.provide(Controller.layer(spec, { background: false }).pipe(
+      Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
+    ))
+  )
 
 const steadyPass = (size: number) =>
   Effect.gen(function*() {
@@ -29,33 +69,7 @@ const steadyPass = (size: number) =>
       pageSize: PAGE_SIZE,
       timeout: Duration.seconds(10)
     })
-    return yield* Effect.gen(function*() {
-      const store = yield* InstanceStore
-      for (const service of services) {
-        yield* store.insert(newInstance({
-          id: service.name.slice("convos-agent-".length),
-          pool: "bench",
-          name: service.name,
-          status: "idle",
-          serviceId: service.id,
-          url: `https://${service.domain}`,
-          deployStatus: "SUCCESS",
-          now: new Date(service.createdAt)
-        }))
-      }
-      const controller = yield* Controller
-      yield* controller.runPass // settles anything the rows and the platform disagree on
-      emulator.resetCounts()
-      const summary = yield* controller.runPass
-      const operations = emulator.operations()
-      const mutations = MUTATIONS.reduce((n, name) => n + (operations[name] ?? 0), 0)
-      if (summary.listing !== "complete") throw new Error("bench pass did not list")
-      return { calls: Object.values(operations).reduce((a, b) => a + b, 0), mutations }
-    }).pipe(
-      Effect.provide(Controller.layer(spec, { background: false }).pipe(
-        Layer.provideMerge(Layer.mergeAll(compute, InMemoryStore.layer, InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer(), SingleLeader, LocalIncarnations.layer()))
-      ))
-    )
+    return yield* measureSteadyPass(emulator, spec, services, compute)
   }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 
 export const run = async (): Promise<Record<string, number>> => {

@@ -40,19 +40,37 @@ export const webhookRegistrationConfig = Effect.gen(function*() {
 export const railwayCheck = (options: RailwayOptions, register?: WebhookRegistration) =>
   Effect.gen(function*() {
     const { context, request, requestWithHeaders } = yield* connect(options)
+    const { placement } = context
+    type Page = { readonly edges: ReadonlyArray<unknown>; readonly pageInfo: { readonly hasNextPage: boolean } }
     // One page of the listing, for its headers and a count (counting past it would cost a call per page).
-    const answer = yield* requestWithHeaders<{ environment: { serviceInstances: { edges: ReadonlyArray<unknown>; pageInfo: { hasNextPage: boolean } } } }>(
-      "listServiceInstances",
-      Ops.ListServiceInstances,
-      { environmentId: context.environmentId, first: options.pageSize, after: null }
-    )
-    const page = answer.data.environment.serviceInstances
+    const { page, rateLimit } = placement._tag === "shared"
+      ? yield* Effect.map(
+        requestWithHeaders<{ environment: { serviceInstances: Page } }>("listServiceInstances", Ops.ListServiceInstances, {
+          environmentId: context.environmentId,
+          first: options.pageSize,
+          after: null,
+          volumes: false
+        }),
+        (answer) => ({ page: answer.data.environment.serviceInstances, rateLimit: answer.rateLimit })
+      )
+      : yield* Effect.map(
+        requestWithHeaders<{ workspace: { projects: Page } }>("listWorkspaceProjects", Ops.ListWorkspaceProjects, {
+          workspaceId: placement.workspaceId,
+          first: options.pageSize,
+          after: null,
+          services: 1,
+          volumes: false
+        }),
+        (answer) => ({ page: answer.data.workspace.projects, rateLimit: answer.rateLimit })
+      )
     const report: RailwayCheckReport = {
       tokenKind: context.kind === "project" ? "project token (Project-Access-Token)" : "account or workspace token (Bearer)",
-      project: `${context.projectName} (${context.projectId})`,
-      environment: `${context.environmentName} (${context.environmentId})`,
-      services: page.edges.length,
-      rateLimit: answer.rateLimit
+      project: placement._tag === "shared"
+        ? `${context.projectName} (${context.projectId})`
+        : `${placement._tag}: projects of workspace ${placement.workspaceId} (${page.edges.length}${page.pageInfo.hasNextPage ? "+" : ""} in it)`,
+      environment: placement._tag === "shared" ? `${context.environmentName} (${context.environmentId})` : `${context.environmentName} (in each project)`,
+      services: placement._tag === "shared" ? page.edges.length : 0,
+      rateLimit
     }
     if (register === undefined) return { report, more: page.pageInfo.hasNextPage }
     const registered = yield* registerPoolWebhook({ context, request }, register.settings, register.secret)

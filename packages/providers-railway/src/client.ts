@@ -18,11 +18,16 @@ import {
 import { Clock, Duration, Effect, Option, RateLimiter, Redacted, Ref, type Scope } from "effect"
 import { ClientError, GraphQLClient } from "graphql-request"
 import type { TokenKind } from "./config.js"
+import { type LimitedCreation, makeTokenPool } from "./tokens.js"
 import { makeUsageTracker, type RailwayUsage } from "./usage.js"
 
 export interface RailwayClientOptions {
   readonly apiUrl: string
   readonly token: Redacted.Redacted<string>
+  /** Every token (RAILWAY_API_TOKENS); `token` alone when absent. Limited creations are spread over them. */
+  readonly tokens?: ReadonlyArray<Redacted.Redacted<string>>
+  /** How long a token rests after creating a project (or a volume) before it creates another. Default 30 s. */
+  readonly tokenCooldown?: Duration.DurationInput
   readonly ratePerSecond: number
   readonly ratePerHour: number
   readonly timeout: Duration.Duration
@@ -35,6 +40,11 @@ export interface RequestOptions {
   readonly retry?: boolean
   /** A question whose "no" is an answer (which kind of token is this?): no retries, no unauthorized hold. */
   readonly probe?: boolean
+  /**
+   * A creation Railway limits per token (projectCreate, volumeCreate): sent on a token free for it, waiting in
+   * line while all cool; a 429 cools that token only (nobody else pauses), and is not retried on the same token.
+   */
+  readonly creation?: LimitedCreation
 }
 
 export interface RailwayAnswer<A> {
@@ -70,7 +80,7 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
     kind: TokenKind,
     requestOptions?: RequestOptions
   ) => Effect.Effect<RailwayAnswer<A>, ProviderError>
-  /** What has been spent of the API budget. */
+  /** What has been spent of the API budget, and how the tokens stand. */
   readonly usage: Effect.Effect<RailwayUsage>
 }, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -83,16 +93,19 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
     const unauthorizedUntil = yield* Ref.make<Option.Option<{ until: number; error: UnauthorizedError }>>(Option.none())
     const cooldown = Duration.toMillis(options.unauthorizedCooldown ?? Duration.minutes(1))
     const client = new GraphQLClient(options.apiUrl, { errorPolicy: "none" })
-    const secret = Redacted.value(options.token)
-    const scrub = (text: string) => text.split(secret).join("[redacted]")
+    const tokens = options.tokens !== undefined && options.tokens.length > 0 ? options.tokens : [options.token]
+    const pool = yield* makeTokenPool(tokens, options.tokenCooldown ?? Duration.seconds(30))
+    const secrets = tokens.map(Redacted.value)
+    const scrub = (text: string) => secrets.reduce((t, secret) => t.split(secret).join("[redacted]"), text)
 
-    const send = <A>(operation: string, document: string, variables: object, kind: TokenKind, probe: boolean) =>
+    const send = <A>(operation: string, document: string, variables: object, kind: TokenKind, probe: boolean, token: Redacted.Redacted<string>, index: number | null) =>
       Effect.gen(function*() {
         const blocked = yield* Ref.get(unauthorizedUntil)
         const now = yield* Clock.currentTimeMillis
         if (!probe && Option.isSome(blocked) && blocked.value.until > now) return yield* blocked.value.error
         const wait = (yield* Ref.get(pausedUntil)) - now
         if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
+        const secret = Redacted.value(token)
         const headers: Record<string, string> = kind === "project" ? { "Project-Access-Token": secret } : { Authorization: `Bearer ${secret}` }
         yield* tracker.sent(operation)
         // The rate-limit headers of a refused answer, recorded like those of an accepted one.
@@ -123,11 +136,14 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
         Effect.tapError((error) =>
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            if (error._tag === "RateLimitedError") {
+            // A limited creation's 429 (index null) is that token's alone: the token pool cools it.
+            if (error._tag === "RateLimitedError" && index !== null) {
               const delay = Option.getOrElse(error.retryAfter, () => Duration.seconds(1))
               yield* Ref.update(pausedUntil, (until) => Math.max(until, now + Duration.toMillis(delay)))
             }
-            if (error._tag === "UnauthorizedError" && !probe) {
+            // Another token takes over from a refused one while there is one; only the last is held.
+            const droppedIt = error._tag === "UnauthorizedError" && !probe && index !== null && (yield* pool.refused(index, error))
+            if (error._tag === "UnauthorizedError" && !probe && index !== null && !droppedIt) {
               const first = Option.isNone(yield* Ref.getAndSet(unauthorizedUntil, Option.some({ until: now + cooldown, error })))
               if (first) {
                 yield* Effect.logError(
@@ -139,12 +155,27 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
         )
       )
 
+    /** An ordinary call on the current token; once more on the next one when Railway refused and dropped it. */
+    const onCurrentToken = <A>(operation: string, document: string, variables: object, kind: TokenKind, probe: boolean) =>
+      Effect.flatMap(pool.current, ({ index, token }) =>
+        perSecond(perHour(send<A>(operation, document, variables, kind, probe, token, index))).pipe(
+          Effect.catchTag("UnauthorizedError", (error) =>
+            Effect.flatMap(pool.current, (next) =>
+              next.index !== index && !probe ? perSecond(perHour(send<A>(operation, document, variables, kind, probe, next.token, next.index))) : Effect.fail(error)))
+        ))
+
     return {
       request: <A>(operation: string, document: string, variables: object, kind: TokenKind, requestOptions: RequestOptions = {}) => {
-        const once = perSecond(perHour(send<A>(operation, document, variables, kind, requestOptions.probe === true)))
-        const retried = requestOptions.retry === false || requestOptions.probe === true ? once : retryRemote()(once)
+        const { creation, probe = false } = requestOptions
+        if (creation !== undefined) {
+          return pool.withToken(creation, (token) => perSecond(perHour(send<A>(operation, document, variables, kind, false, token, null)))).pipe(
+            Effect.withSpan(`railway.${operation}`)
+          )
+        }
+        const once = onCurrentToken<A>(operation, document, variables, kind, probe)
+        const retried = requestOptions.retry === false || probe ? once : retryRemote()(once)
         return retried.pipe(Effect.withSpan(`railway.${operation}`))
       },
-      usage: tracker.usage
+      usage: Effect.zipWith(tracker.usage, pool.states, (usage, tokens) => ({ ...usage, tokens }))
     }
   })

@@ -16,17 +16,106 @@ const InstanceFields = /* GraphQL */ `
   }
 `
 
-/** Services of one environment; one page. */
+/** What the pool reads of a volume: which service it belongs to, by name, and how big it is. */
+const VolumeFields = /* GraphQL */ `
+  fragment VolumeFields on VolumeInstance {
+    volumeId
+    serviceId
+    mountPath
+    sizeMB
+    createdAt
+    volume { name }
+  }
+`
+
+/** Services of one environment, and its volumes when asked; one page of each. */
 export const ListServiceInstances = /* GraphQL */ `
-  query ListServiceInstances($environmentId: String!, $first: Int!, $after: String) {
+  query ListServiceInstances($environmentId: String!, $first: Int!, $after: String, $volumes: Boolean!, $volumesAfter: String) {
     environment(id: $environmentId) {
       serviceInstances(first: $first, after: $after) {
         edges { node { ...InstanceFields } }
         pageInfo { hasNextPage endCursor }
       }
+      volumeInstances(first: $first, after: $volumesAfter) @include(if: $volumes) {
+        edges { node { ...VolumeFields } }
+        pageInfo { hasNextPage endCursor }
+      }
     }
   }
   ${InstanceFields}
+  ${VolumeFields}
+`
+
+/**
+ * The pool's projects with their services (and volumes), one page of the workspace's projects per request:
+ * one listing across all projects, not one per project. A project with more services than `$services`
+ * continues with `ListServiceInstances` on its environment.
+ */
+export const ListWorkspaceProjects = /* GraphQL */ `
+  query ListWorkspaceProjects($workspaceId: String!, $first: Int!, $after: String, $services: Int!, $volumes: Boolean!) {
+    workspace(workspaceId: $workspaceId) {
+      projects(first: $first, after: $after) {
+        edges {
+          node {
+            id
+            name
+            createdAt
+            environments(first: 5) {
+              edges {
+                node {
+                  id
+                  name
+                  serviceInstances(first: $services) {
+                    edges { node { ...InstanceFields } }
+                    pageInfo { hasNextPage endCursor }
+                  }
+                  volumeInstances(first: $services) @include(if: $volumes) {
+                    edges { node { ...VolumeFields } }
+                    pageInfo { hasNextPage endCursor }
+                  }
+                }
+              }
+            }
+          }
+        }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+  ${InstanceFields}
+  ${VolumeFields}
+`
+
+/** A project in the workspace, with the environment it starts with (named after the pool's environment). */
+export const ProjectCreate = /* GraphQL */ `
+  mutation ProjectCreate($input: ProjectCreateInput!) {
+    projectCreate(input: $input) {
+      id
+      name
+      createdAt
+      environments { edges { node { id name } } }
+    }
+  }
+`
+
+/** A project and everything in it (services, volumes). */
+export const ProjectDelete = /* GraphQL */ `
+  mutation ProjectDelete($id: String!) {
+    projectDelete(id: $id)
+  }
+`
+
+/** A volume attached to a service that has not deployed yet, so that its first deploy mounts it. */
+export const VolumeCreate = /* GraphQL */ `
+  mutation VolumeCreate($input: VolumeCreateInput!) {
+    volumeCreate(input: $input) { id name }
+  }
+`
+
+export const VolumeDelete = /* GraphQL */ `
+  mutation VolumeDelete($volumeId: String!) {
+    volumeDelete(volumeId: $volumeId)
+  }
 `
 
 /** The project's name and environments (to resolve RAILWAY_ENVIRONMENT_NAME). */
@@ -60,16 +149,27 @@ export const serviceCreateBatch = (count: number) => /* GraphQL */ `
 `
 
 /**
- * Step 2, for many services in one request: the public domains they lack (alias `d<i>`), then one atomic
- * environment commit that gives each its image and variables and deploys each once. GraphQL runs a
- * request's mutations in order, so every first deploy starts with its variables and its domain.
+ * Step 2, for many services in one request: the public domains they lack (alias `d<i>`), their volumes named
+ * after them (alias `v<i>`: a volume is known as the pool's by its name), then one atomic environment commit
+ * per environment (alias `c<i>`) that gives each service its image and variables and deploys each once.
+ * GraphQL runs a request's mutations in order, so every first deploy starts with its variables, its domain and
+ * its volume.
  */
-export const serviceLaunchBatch = (domains: number) => /* GraphQL */ `
-  mutation ServiceLaunchBatch($environmentId: String!, $patch: EnvironmentConfig, $commitMessage: String${domains > 0 ? ", " : ""}${aliases(domains, (i) => `$d${i}: ServiceDomainCreateInput!`).split("\n").join(", ")}) {
+export const serviceLaunchBatch = (domains: number, commits = 1, volumes = 0) => {
+  const parameters = [
+    ...aliases(commits, (i) => `$e${i}: String!, $p${i}: EnvironmentConfig`).split("\n"),
+    "$commitMessage: String",
+    ...aliases(domains, (i) => `$d${i}: ServiceDomainCreateInput!`).split("\n"),
+    ...aliases(volumes, (i) => `$v${i}: String!, $vn${i}: VolumeUpdateInput!`).split("\n")
+  ].filter((p) => p !== "")
+  return /* GraphQL */ `
+  mutation ServiceLaunchBatch(${parameters.join(", ")}) {
     ${aliases(domains, (i) => `d${i}: serviceDomainCreate(input: $d${i}) { domain }`)}
-    commit: environmentPatchCommit(environmentId: $environmentId, patch: $patch, commitMessage: $commitMessage)
+    ${aliases(volumes, (i) => `v${i}: volumeUpdate(volumeId: $v${i}, input: $vn${i}) { id }`)}
+    ${aliases(commits, (i) => `c${i}: environmentPatchCommit(environmentId: $e${i}, patch: $p${i}, commitMessage: $commitMessage)`)}
   }
 `
+}
 
 /** A service's variables (for `db:enrich`: gateway token and inbox id of rows that lack them). */
 export const ServiceVariables = /* GraphQL */ `
@@ -119,6 +219,12 @@ export const operations = {
   ServiceCreateBatch: serviceCreateBatch(2),
   ServiceLaunchBatch: serviceLaunchBatch(2),
   ServiceLaunchBatchNoDomain: serviceLaunchBatch(0),
+  ServiceLaunchBatchAcrossProjects: serviceLaunchBatch(2, 2, 2),
+  ListWorkspaceProjects,
+  ProjectCreate,
+  ProjectDelete,
+  VolumeCreate,
+  VolumeDelete,
   ServiceDelete,
   ServiceInstanceRedeploy,
   ServiceVariables,

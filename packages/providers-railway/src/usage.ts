@@ -4,6 +4,7 @@
  * dashboard, and the create batcher (which waits longer for company when the budget runs low).
  */
 import { Clock, Effect, Metric, Ref } from "effect"
+import type { TokenStates } from "./tokens.js"
 
 export interface RailwayUsage {
   /** Requests sent in the last hour (every HTTP request, retries included). */
@@ -18,6 +19,8 @@ export interface RailwayUsage {
   readonly rateLimited: number
   /** The last answer's `x-ratelimit-*` headers. */
   readonly lastHeaders: Readonly<Record<string, string>>
+  /** The API tokens: free, cooling after a project or volume creation, dropped after a refusal. */
+  readonly tokens: TokenStates
 }
 
 const requests = Metric.counter("warmpool_railway_requests_total", { description: "Railway API requests, by operation", incremental: true })
@@ -84,7 +87,7 @@ export const makeUsageTracker = (configuredHourlyLimit: number) =>
         }
       })
 
-    const usage: Effect.Effect<RailwayUsage> = Effect.gen(function*() {
+    const usage: Effect.Effect<Omit<RailwayUsage, "tokens">> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const s = yield* Ref.get(state)
       const count = inLastHour(s.sent, now).length

@@ -62,10 +62,12 @@ export const registerWebhook = (
   options: { readonly workspaceId: string; readonly url: string; readonly sameHookPrefix: string }
 ): Effect.Effect<Registration, ProviderError> =>
   Effect.gen(function*() {
+    // The shared project's events; with projects of the pool's own, the whole workspace's (every project it makes).
+    const projectOfRule = platform.context.placement._tag === "shared" ? platform.context.projectId : undefined
     const { notificationRules } = yield* platform.request<{ notificationRules: ReadonlyArray<Rule> }>(
       "notificationRules",
       Ops.NotificationRules,
-      { workspaceId: options.workspaceId, projectId: platform.context.projectId }
+      { workspaceId: options.workspaceId, projectId: projectOfRule }
     )
     const urls = (rule: Rule) => rule.channels.map((c) => urlOf(c.config)).filter((u) => u !== undefined)
     const channelConfigs = [{ type: "webhook", url: options.url }]
@@ -77,7 +79,7 @@ export const registerWebhook = (
       return "updated" as const
     }
     yield* platform.request("notificationRuleCreate", Ops.NotificationRuleCreate, {
-      input: { workspaceId: options.workspaceId, projectId: platform.context.projectId, eventTypes: DEPLOYMENT_EVENTS, channelConfigs }
+      input: { workspaceId: options.workspaceId, ...(projectOfRule === undefined ? {} : { projectId: projectOfRule }), eventTypes: DEPLOYMENT_EVENTS, channelConfigs }
     })
     return "created" as const
   }).pipe(Effect.withSpan("Railway.registerWebhook"))
@@ -90,7 +92,7 @@ export interface WebhookSettings {
   readonly secret: Option.Option<Redacted.Redacted<string>>
   /** POOL_PUBLIC_URL: where Railway reaches this server (no trailing slash). */
   readonly publicUrl: Option.Option<string>
-  /** RAILWAY_WORKSPACE_ID: notification rules belong to a workspace. */
+  /** RAILWAY_WORKSPACE_ID (else RAILWAY_TEAM_ID): notification rules belong to a workspace. */
   readonly workspaceId: Option.Option<string>
 }
 
@@ -103,7 +105,8 @@ export const RailwayWebhookConfig: Config.Config<WebhookSettings> = Config.all({
     Config.validate({ message: "must be an http(s) URL", validation: (u) => /^https?:\/\/[^\s/]+/.test(u) }),
     Config.map((u) => u.replace(/\/+$/, ""))
   )),
-  workspaceId: Config.option(Config.nonEmptyString("RAILWAY_WORKSPACE_ID"))
+  // The workspace the pool's projects are made in is the one whose events it hears.
+  workspaceId: Config.option(Config.nonEmptyString("RAILWAY_WORKSPACE_ID").pipe(Config.orElse(() => Config.nonEmptyString("RAILWAY_TEAM_ID"))))
 })
 
 /**

@@ -14,8 +14,8 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { RailwayCompute } from "@warmpool/providers-railway"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { RailwayCompute, type RailwayOptions } from "@warmpool/providers-railway"
+import { type RailwayEmulatorOptions, startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { Controller, HealthProbe, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
 import { InMemoryCredentials, InMemoryStore, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
@@ -25,9 +25,9 @@ import { httpApiLayer, WEBHOOK_TICK_INTERVAL_MS } from "../src/index.js"
 
 const KEY = "bench-key"
 const DEPLOY_MS = 3_000
-const CLAIMS = 24
-const CLAIM_EVERY_MS = 1_500
-const spec = new PoolSpec({ name: "default", namePrefix: "convos-agent-", minIdle: 3, maxTotal: 50, template: { image: "img", env: { PORT: "8080" } } })
+export const CLAIMS = 24
+export const CLAIM_EVERY_MS = 1_500
+export const spec = new PoolSpec({ name: "default", namePrefix: "convos-agent-", minIdle: 3, maxTotal: 50, template: { image: "img", env: { PORT: "8080" } } })
 
 type RailwayEmulator = Effect.Effect.Success<ReturnType<typeof startRailwayEmulator>>
 class Emulator extends Context.Tag("bench/RailwayEmulator")<Emulator, RailwayEmulator>() {}
@@ -41,19 +41,20 @@ const emulatedHealth = Layer.effect(HealthProbe, Effect.map(Emulator, (emulator)
     })
 })))
 
-const railway = Layer.unwrapEffect(Effect.map(Emulator, (emulator) => RailwayCompute.layer(emulator.providerOptions({ runtimeImage: "img" }))))
+const railwayWith = (overrides: Partial<RailwayOptions>) =>
+  Layer.unwrapEffect(Effect.map(Emulator, (emulator) => RailwayCompute.layer(emulator.providerOptions({ runtimeImage: "img", ...overrides }))))
 
-const servicesWith = (spent: number) =>
-  Layer.mergeAll(railway, emulatedHealth, InMemoryStore.layer, InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer()).pipe(
-    Layer.provideMerge(Layer.scoped(Emulator, startRailwayEmulator({ deployMs: DEPLOY_MS, spent })))
+const servicesWith = (spent: number, overrides: Partial<RailwayOptions> = {}, emulatorOptions: RailwayEmulatorOptions = {}) =>
+  Layer.mergeAll(railwayWith(overrides), emulatedHealth, InMemoryStore.layer, InMemoryCredentials.layer, InMemoryConvosRuntime.layer(), SingleLeader, LocalIncarnations.layer()).pipe(
+    Layer.provideMerge(Layer.scoped(Emulator, startRailwayEmulator({ deployMs: DEPLOY_MS, spent, ...emulatorOptions })))
   )
 const services = servicesWith(0)
 
-const serverWith = (pool: PoolSpec, tickMs: number, spent = 0) =>
+export const serverWith = (pool: PoolSpec, tickMs: number, spent = 0, overrides: Partial<RailwayOptions> = {}, emulatorOptions: RailwayEmulatorOptions = {}) =>
   httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY) }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Controller.layer(pool, { tickInterval: Duration.millis(tickMs) })),
-    Layer.provideMerge(servicesWith(spent))
+    Layer.provideMerge(servicesWith(spent, overrides, emulatorOptions))
   )
 const server = serverWith(spec, 30_000)
 
@@ -82,7 +83,7 @@ const watchUntil = (ok: Effect.Effect<boolean, never, InMemoryStoreControl>, idl
     throw new Error(`bench: condition not reached within ${limitMs} ms`)
   })
 
-const steadyClaims = (pool: PoolSpec, claimCount: number, everyMs: number) => Effect.gen(function*() {
+export const steadyClaims = (pool: PoolSpec, claimCount: number, everyMs: number) => Effect.gen(function*() {
   const emulator = yield* Emulator
   const idleSince = new Map<string, number>()
   yield* watchUntil(Effect.map(idleCount, (n) => n === pool.minIdle), idleSince, 30_000)

@@ -93,7 +93,8 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(3001)),
   apiKey: Config.option(Config.redacted("POOL_API_KEY")),
   environment: Config.literal("staging", "dev", "production")("POOL_ENVIRONMENT").pipe(Config.withDefault("dev" as const)),
-  railwayToken: Config.option(Config.redacted("RAILWAY_API_TOKEN")),
+  // Either token variable picks Railway: RAILWAY_API_TOKENS alone is enough.
+  railwayToken: Config.option(Config.redacted("RAILWAY_API_TOKEN").pipe(Config.orElse(() => Config.redacted("RAILWAY_API_TOKENS")))),
   providerChoice: Config.option(Config.literal("railway", "local", "kubernetes")("POOL_PROVIDER")),
   databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
   dataDir: Config.string("WARMPOOL_DATA_DIR").pipe(Config.withDefault(".warmpool")),

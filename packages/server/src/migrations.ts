@@ -6,7 +6,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import { runMigrations } from "@warmpool/reconciler-pg"
 import { Effect } from "effect"
 import { createCoordinationTables, indexConversations } from "./coordination/pg-coordination.js"
-import { addSeedColumns } from "./convos/seed-table.js"
+import { addRailwayColumns, addSeedColumns } from "./convos/seed-table.js"
 import { createDashboardSamples } from "./dashboard/pg-history-store.js"
 import { createPoolSettings } from "./settings/pool-settings.js"
 
@@ -18,7 +18,9 @@ export const migrateServerTables = Migrator.make({})({
     "3_pool_settings": createPoolSettings,
     // The claim's later fields (profile_image, metadata, source): the seed columns again, each added if missing.
     "4_claim_columns": addSeedColumns,
-    "5_claim_coordination": createCoordinationTables
+    "5_claim_coordination": createCoordinationTables,
+    // Where a Railway instance lives: its project and volume (RAILWAY_PLACEMENT, RAILWAY_VOLUME_MOUNT_PATH).
+    "6_railway_columns": addRailwayColumns
   }),
   table: "warmpool_server_migrations"
 }).pipe(Effect.zipRight(runMigrations), Effect.zipRight(indexConversations))

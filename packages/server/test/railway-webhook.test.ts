@@ -112,7 +112,7 @@ describe("POST /webhooks/railway/:secret", () => {
       yield* claimedOne
       const url = yield* base
       const budget = yield* Effect.promise(() => fetch(`${url}/api/pool/budget`, { headers: { authorization: `Bearer ${KEY}` } }).then((r) => r.json()))
-      expect(budget).toMatchObject({ provider: "railway", hourlyLimit: 1000, rateLimited: 0 })
+      expect(budget).toMatchObject({ provider: "railway", hourlyLimit: 1000, rateLimited: 0, tokens: { healthy: 1, cooling: 0, dropped: 0 } })
       expect(budget.requestsLastHour).toBeGreaterThanOrEqual(4)
       expect(budget.byOperation).toMatchObject({ listServiceInstances: 1, serviceCreateBatch: expect.any(Number), notificationRules: 1, notificationRuleCreate: 1 })
       // The same on /metrics, with Railway's last rate-limit headers.
@@ -122,5 +122,7 @@ describe("POST /webhooks/railway/:secret", () => {
       expect(metrics).toMatch(/warmpool_railway_rate_limit_limit 1000/)
       expect(metrics).toMatch(/warmpool_railway_rate_limit_remaining \d+/)
       expect(metrics).toMatch(/warmpool_railway_requests_last_hour [1-9]/)
+      expect(metrics).toMatch(/warmpool_railway_tokens\{state="healthy"\} 1/)
+      expect(metrics).toMatch(/warmpool_railway_tokens\{state="dropped"\} 0/)
     }).pipe(Effect.provide(world(Duration.hours(1)))))
 })

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs"
 import { afterEach, describe, expect, it } from "vitest"
 import { emulatedPlatform } from "./support/emulated-platform.js"
+import type { RailwayEmulatorOptions } from "@warmpool/providers-railway/emulator"
 import { main, type ServerProcess, startServer, stop, until, within } from "./support/process.js"
 
 const API_KEY = "restart-test-key"
@@ -22,8 +23,8 @@ interface Row {
 }
 
 /** A database, the emulators, and the servers started on them; all of it gone after each test. */
-const makeWorld = async () => {
-  const platform = await emulatedPlatform({ databasePrefix: "warmpool_restart", deployMs: 1_000, managementKey: MANAGEMENT_KEY })
+const makeWorld = async (railwayOptions: RailwayEmulatorOptions = {}) => {
+  const platform = await emulatedPlatform({ databasePrefix: "warmpool_restart", deployMs: 1_000, managementKey: MANAGEMENT_KEY, railway: railwayOptions })
   const { railway, openrouter, query } = platform
   const servers: Array<ServerProcess> = []
   const env = (extra: Record<string, string>) => ({
@@ -109,8 +110,8 @@ afterEach(async () => {
 })
 
 /** Runs `body`, adding the servers' output to any failure. */
-const withOutput = async (body: (world: World) => Promise<void>) => {
-  world = await makeWorld()
+const withOutput = async (body: (world: World) => Promise<void>, railwayOptions: RailwayEmulatorOptions = {}) => {
+  world = await makeWorld(railwayOptions)
   try {
     await body(world)
   } catch (error) {
@@ -141,6 +142,34 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       const rows = await world.rows()
       for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
     }), 150_000)
+
+  it("SIGKILL mid-projectCreate (a project per instance), then a restart: no project left behind, none twinned", () =>
+    withOutput(async (world) => {
+      const perInstance = { RAILWAY_PLACEMENT: "project-per-instance", RAILWAY_TEAM_ID: world.railway.workspaceId, RAILWAY_TOKEN_COOLDOWN_MS: "100" }
+      const ours = () => world.railway.projects().filter((p) => p.name.startsWith("convos-agent-")).map((p) => p.name).sort()
+      const first = await world.start(perInstance)
+      await wholeWithin(world, Date.now(), 45_000)
+      // The projects exist at once; their answers never come back to this server.
+      world.railway.delayProjectCreate(60_000)
+      const claims = await Promise.all(["first", "second"].map((agent) => claim(first, agent)))
+      expect(claims.map((c) => c.status)).toEqual([200, 200])
+      const inFlight = await until("projectCreate in flight", async () => {
+        const creating = (await world.rows()).filter((r) => r.status === "creating")
+        // One token: the second create waits for it while the first's project is in flight.
+        const made = creating.filter((r) => ours().includes(r.name))
+        return made.length >= 1 ? made : undefined
+      }, 10_000)
+      first.child.kill("SIGKILL")
+      await within("the killed server to exit", first.exited, 5_000)
+      world.railway.delayProjectCreate(0)
+
+      await world.start(perInstance)
+      await wholeWithin(world, Date.now(), 45_000)
+      // Every project is an instance's, once: the half-made ones were finished (or removed), none made twice.
+      const names = (await world.rows()).map((r) => r.name).sort()
+      expect(ours()).toEqual(names)
+      for (const row of inFlight) expect(names).toContain(row.name)
+    }, { projectCreateEveryMs: 100 }), 150_000)
 
   it("SIGTERM mid-create and mid-claim: the server finishes both, answers new claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
     withOutput(async (world) => {

@@ -5,10 +5,11 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
-import { Controller, Credentials, InstanceStore, LocalIncarnations, PoolSpec, SingleLeader } from "@warmpool/reconciler"
+import { RAILWAY_PROJECT_HANDLE, RAILWAY_VOLUME_HANDLE } from "@warmpool/providers-railway"
+import { Controller, Credentials, InstanceStore, LocalIncarnations, newInstance, PoolSpec, SingleLeader } from "@warmpool/reconciler"
 import { freshDatabase } from "@warmpool/reconciler-pg/testing"
 import { InMemoryCompute, InMemoryHealth } from "@warmpool/reconciler/testing"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { inject } from "vitest"
 import { SeedInstanceStore, seedColumns } from "../src/convos/seed-table.js"
 import { migrateServerTables } from "../src/migrations.js"
@@ -56,6 +57,25 @@ describe("the seed's instances table", () => {
       })
       expect([...(yield* columnsOf(sql))]).toEqual(expect.arrayContaining(["runtime_image", "pool", "handles", "attributes"]))
     }).pipe(Effect.provide(freshDatabase(inject("postgresUrl"), { migrate: false }))))
+
+  it.effect("a row records its Railway project and volume in columns of their own, added by migration", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* migrateServerTables
+      expect([...(yield* columnsOf(sql))]).toEqual(expect.arrayContaining(["railway_project_id", "volume_id"]))
+      const store = yield* Effect.provide(InstanceStore, SeedInstanceStore)
+      yield* store.insert(newInstance({
+        id: "p1",
+        pool: "default",
+        name: "convos-agent-p1",
+        status: "starting",
+        now: new Date(),
+        handles: { [RAILWAY_PROJECT_HANDLE]: "project-9", [RAILWAY_VOLUME_HANDLE]: "volume-9" }
+      }))
+      const [stored] = yield* sql<{ railway_project_id: string; volume_id: string }>`SELECT railway_project_id, volume_id FROM instances WHERE id = 'p1'`
+      expect(stored).toEqual({ railway_project_id: "project-9", volume_id: "volume-9" })
+      expect((yield* store.get("p1")).pipe(Option.map((r) => r.handles))).toEqual(Option.some({ [RAILWAY_PROJECT_HANDLE]: "project-9", [RAILWAY_VOLUME_HANDLE]: "volume-9" }))
+    }).pipe(Effect.scoped, Effect.provide(freshDatabase(inject("postgresUrl"), { migrate: false }))))
 
   it.effect("on a fresh database: the seed's columns exist, and a claim and its credentials are written to them", () =>
     Effect.gen(function*() {

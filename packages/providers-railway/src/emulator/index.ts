@@ -45,10 +45,24 @@ const schema = buildSchema(/* GraphQL */ `
   type Environment {
     id: ID! name: String! projectId: String!
     serviceInstances(after: String, before: String, first: Int, last: Int): EnvironmentServiceInstancesConnection!
+    volumeInstances(after: String, before: String, first: Int, last: Int): EnvironmentVolumeInstancesConnection!
   }
   type ProjectEnvironmentsConnectionEdge { cursor: String! node: Environment! }
   type ProjectEnvironmentsConnection { edges: [ProjectEnvironmentsConnectionEdge!]! pageInfo: PageInfo! }
-  type Project { id: ID! name: String! environments(after: String, before: String, first: Int, last: Int): ProjectEnvironmentsConnection! }
+  type Project {
+    id: ID! name: String! createdAt: DateTime! workspaceId: String
+    environments(after: String, before: String, first: Int, last: Int): ProjectEnvironmentsConnection!
+  }
+  type WorkspaceProjectsConnectionEdge { cursor: String! node: Project! }
+  type WorkspaceProjectsConnection { edges: [WorkspaceProjectsConnectionEdge!]! pageInfo: PageInfo! }
+  type Workspace { id: ID! name: String! projects(after: String, before: String, first: Int, last: Int): WorkspaceProjectsConnection! }
+  input ProjectCreateInput { defaultEnvironmentName: String description: String isPublic: Boolean name: String workspaceId: String }
+  type Volume { id: ID! name: String! projectId: String! createdAt: DateTime! }
+  input VolumeCreateInput { environmentId: String mountPath: String! projectId: String! region: String serviceId: String }
+  input VolumeUpdateInput { name: String }
+  type VolumeInstance { id: ID! volumeId: String! serviceId: String environmentId: String! mountPath: String! sizeMB: Int! createdAt: DateTime! volume: Volume! }
+  type EnvironmentVolumeInstancesConnectionEdge { cursor: String! node: VolumeInstance! }
+  type EnvironmentVolumeInstancesConnection { edges: [EnvironmentVolumeInstancesConnectionEdge!]! pageInfo: PageInfo! }
   type ProjectToken { projectId: String! environmentId: String! }
   type Service { id: ID! name: String! createdAt: DateTime! projectId: String! }
   input ServiceSourceInput { image: String repo: String }
@@ -64,6 +78,7 @@ const schema = buildSchema(/* GraphQL */ `
     serviceInstance(environmentId: String!, serviceId: String!): ServiceInstance!
     variables(environmentId: String!, projectId: String!, serviceId: String, unrendered: Boolean): EnvironmentVariables!
     notificationRules(projectId: String, workspaceId: String!): [NotificationRule!]!
+    workspace(workspaceId: String!): Workspace!
   }
   type Mutation {
     serviceCreate(input: ServiceCreateInput!): Service!
@@ -73,6 +88,11 @@ const schema = buildSchema(/* GraphQL */ `
     serviceInstanceRedeploy(environmentId: String!, serviceId: String!): Boolean!
     notificationRuleCreate(input: CreateNotificationRuleInput!): NotificationRule!
     notificationRuleUpdate(id: String!, input: UpdateNotificationRuleInput!): NotificationRule!
+    projectCreate(input: ProjectCreateInput!): Project!
+    projectDelete(id: String!): Boolean!
+    volumeCreate(input: VolumeCreateInput!): Volume!
+    volumeUpdate(input: VolumeUpdateInput!, volumeId: String!): Volume!
+    volumeDelete(volumeId: String!): Boolean!
   }
 `)
 
@@ -83,6 +103,8 @@ export interface EmulatedDeployment {
   readonly image: string | null
   readonly variables: Readonly<Record<string, string>>
   readonly domain: string | null
+  /** The volume mounted when it started (its mount path), if any. */
+  readonly volume: string | null
   /** Set by a test: CRASHED, SLEEPING, … overrides the progression. */
   override?: string
 }
@@ -90,6 +112,7 @@ export interface EmulatedDeployment {
 export interface EmulatedService {
   readonly id: string
   readonly name: string
+  readonly projectId: string
   readonly createdAt: number
   image: string | null
   variables: Record<string, string>
@@ -97,8 +120,30 @@ export interface EmulatedService {
   readonly deployments: Array<EmulatedDeployment>
 }
 
+export interface EmulatedProject {
+  readonly id: string
+  readonly name: string
+  readonly workspaceId: string
+  readonly createdAt: number
+  readonly environments: ReadonlyArray<{ readonly id: string; readonly name: string }>
+}
+
+export interface EmulatedVolume {
+  readonly id: string
+  name: string
+  readonly projectId: string
+  readonly environmentId: string
+  /** The service it is attached to; null once that service is gone (the volume stays, as on Railway). */
+  serviceId: string | null
+  readonly mountPath: string
+  sizeMB: number
+  readonly createdAt: number
+}
+
 export interface RailwayEmulatorOptions {
   readonly accountToken?: string
+  /** More account/workspace tokens the emulator accepts (RAILWAY_API_TOKENS). */
+  readonly moreAccountTokens?: ReadonlyArray<string>
   readonly projectToken?: string
   readonly projectId?: string
   readonly projectName?: string
@@ -114,8 +159,18 @@ export interface RailwayEmulatorOptions {
   readonly spent?: number
   /** `serviceCreate` makes the service at once but answers this much later (a create in flight). Default 0. */
   readonly serviceCreateDelayMs?: number
+  /** `projectCreate` makes the project at once but answers this much later. Default 0. */
+  readonly projectCreateDelayMs?: number
   /** Serve the services' instances over HTTPS on loopback (see `instances.ts`); domains then point there. */
   readonly instances?: InstanceTls
+  /** Services one project may hold (Railway caps them per project). Default 100. */
+  readonly maxServicesPerProject?: number
+  /** One `projectCreate` per token per this long, as Railway allows ("Only one project can be created per user…"). Default 30 s. */
+  readonly projectCreateEveryMs?: number
+  /** One `volumeCreate` per token per this long ("You are creating volumes too quickly"). Default 30 s. */
+  readonly volumeCreateEveryMs?: number
+  /** A new volume's size (Railway's plan default). Default 5,000 MB (Hobby). */
+  readonly volumeSizeMB?: number
 }
 
 /** A deployment event as Railway's webhooks deliver it. */
@@ -148,10 +203,35 @@ interface EmulatedRule {
   channels: ReadonlyArray<{ readonly id: string; readonly config: { readonly type?: string; readonly url?: string } }>
 }
 
+/** Railway's words when a token creates projects or volumes faster than it allows. */
+export const PROJECT_CREATE_LIMITED = "Only one project can be created per user every 30 seconds. Please try again later."
+export const VOLUME_CREATE_LIMITED = "You are creating volumes too quickly. Please try again later."
+
 const statusAt = (deployment: EmulatedDeployment, now: number, deployMs: number) => {
   if (deployment.override !== undefined) return deployment.override
   const progress = deployMs === 0 ? 1 : (now - deployment.createdAt) / deployMs
   return progress >= 1 ? "SUCCESS" : progress >= 0.66 ? "DEPLOYING" : progress >= 0.33 ? "BUILDING" : "QUEUED"
+}
+
+/** A Relay page of `all` after the opaque cursor `after` (an index), as Railway's connections page. */
+const pageOf = <A, B>(all: ReadonlyArray<A>, first: number | undefined, after: string | undefined | null, maxPageSize: number, view: (a: A) => B) => {
+  const size = Math.min(first ?? maxPageSize, maxPageSize)
+  const start = after === undefined || after === null ? 0 : Number(Buffer.from(after, "base64url").toString()) + 1
+  const page = all.slice(start, start + size)
+  const cursor = (i: number) => Buffer.from(String(start + i)).toString("base64url")
+  return {
+    start,
+    size,
+    connection: {
+      edges: page.map((a, i) => ({ cursor: cursor(i), node: view(a) })),
+      pageInfo: {
+        hasNextPage: start + size < all.length,
+        hasPreviousPage: start > 0,
+        startCursor: page.length > 0 ? cursor(0) : null,
+        endCursor: page.length > 0 ? cursor(page.length - 1) : null
+      }
+    }
+  }
 }
 
 export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
@@ -160,23 +240,44 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     const projectToken = options.projectToken ?? "project-token"
     const projectId = options.projectId ?? "project-1"
     const environments = options.environments ?? [{ id: "env-production", name: "production" }, { id: "env-scaling", name: "Scaling" }]
+    const workspaceId = options.workspaceId ?? "workspace-1"
     const state = {
       deployMs: options.deployMs ?? 300,
       maxPageSize: options.maxPageSize ?? 100,
       /** A page index (0-based) whose request fails with an internal error. */
       failPage: undefined as number | undefined,
+      projects: new Map<string, EmulatedProject>([[projectId, {
+        id: projectId,
+        name: options.projectName ?? "convos-agents",
+        workspaceId,
+        createdAt: Date.now(),
+        environments
+      }]]),
       services: new Map<string, EmulatedService>(),
+      volumes: new Map<string, EmulatedVolume>(),
       operations: {} as Record<string, number>,
       remaining: (options.hourlyLimit ?? 1000) - (options.spent ?? 0),
       rules: [] as Array<EmulatedRule>,
       /** Webhook deliveries to drop (a lost webhook). */
       dropWebhooks: 0,
-      delivered: [] as Array<{ readonly url: string; readonly event: EmulatedWebhookEvent; readonly dropped: boolean }>
+      delivered: [] as Array<{ readonly url: string; readonly event: EmulatedWebhookEvent; readonly dropped: boolean }>,
+      accountTokens: new Set([accountToken, ...(options.moreAccountTokens ?? [])]),
+      revoked: new Set<string>(),
+      /** When each token may next create a project / a volume (epoch ms). */
+      nextProjectCreate: new Map<string, number>(),
+      nextVolumeCreate: new Map<string, number>(),
+      /** Every accepted projectCreate / volumeCreate: which token, when. */
+      creations: [] as Array<{ readonly kind: "project" | "volume"; readonly token: string; readonly at: number }>
     }
-    const workspaceId = options.workspaceId ?? "workspace-1"
+    const limits = {
+      maxServicesPerProject: options.maxServicesPerProject ?? 100,
+      projectCreateEveryMs: options.projectCreateEveryMs ?? 30_000,
+      volumeCreateEveryMs: options.volumeCreateEveryMs ?? 30_000,
+      volumeSizeMB: options.volumeSizeMB ?? 5_000
+    }
     const timers = new Set<ReturnType<typeof setTimeout>>()
     yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
-    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, provisionMs: 0 }
+    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, projectCreateMs: options.projectCreateDelayMs ?? 0, provisionMs: 0 }
     const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
       const service = [...state.services.values()].find((s) => s.name === name)
       const latest = service?.deployments.at(-1)
@@ -185,13 +286,20 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
     const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`
 
-    type Caller = { readonly kind: "account" | "project" | "none" }
+    type Caller = { readonly kind: "account" | "project" | "none"; readonly token: string | null }
     const authorize = (caller: Caller) => {
       if (caller.kind === "none") throw new GraphQLError("Not Authorized")
     }
     const environmentOf = (id: string) => {
-      const found = environments.find((e) => e.id === id)
-      if (found === undefined) throw new GraphQLError(`Environment ${id} not found`)
+      for (const project of state.projects.values()) {
+        const found = project.environments.find((e) => e.id === id)
+        if (found !== undefined) return { ...found, projectId: project.id }
+      }
+      throw new GraphQLError(`Environment ${id} not found`)
+    }
+    const projectOf = (id: string) => {
+      const found = state.projects.get(id)
+      if (found === undefined) throw new GraphQLError(`Project ${id} not found`)
       return found
     }
     const serviceOf = (id: string) => {
@@ -199,6 +307,12 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       if (found === undefined) throw new GraphQLError(`Service ${id} not found`)
       return found
     }
+    const volumeOf = (id: string) => {
+      const found = state.volumes.get(id)
+      if (found === undefined) throw new GraphQLError(`Volume ${id} not found`)
+      return found
+    }
+    const attachedVolume = (serviceId: string) => [...state.volumes.values()].find((v) => v.serviceId === serviceId)
     const instanceView = (service: EmulatedService, environmentId: string) => {
       const latest = service.deployments.at(-1)
       return {
@@ -214,6 +328,39 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         domains: { serviceDomains: service.domain === null ? [] : [{ id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }] }
       }
     }
+    const volumeView = (volume: EmulatedVolume) => ({ id: volume.id, name: volume.name, projectId: volume.projectId, createdAt: new Date(volume.createdAt).toISOString() })
+    const environmentView = (environment: { readonly id: string; readonly name: string; readonly projectId: string }) => ({
+      ...environment,
+      serviceInstances: ({ after, first }: { first?: number; after?: string }) => {
+        const all = [...state.services.values()]
+          .filter((s) => s.projectId === environment.projectId)
+          .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+        const { connection, size, start } = pageOf(all, first, after, state.maxPageSize, (s) => instanceView(s, environment.id))
+        if (state.failPage !== undefined && Math.floor(start / size) === state.failPage) throw new GraphQLError("Internal server error")
+        return connection
+      },
+      volumeInstances: ({ after, first }: { first?: number; after?: string }) => {
+        const all = [...state.volumes.values()].filter((v) => v.environmentId === environment.id).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+        return pageOf(all, first, after, state.maxPageSize, (v) => ({
+          id: `${v.id}:${v.environmentId}`,
+          volumeId: v.id,
+          serviceId: v.serviceId,
+          environmentId: v.environmentId,
+          mountPath: v.mountPath,
+          sizeMB: v.sizeMB,
+          createdAt: new Date(v.createdAt).toISOString(),
+          volume: volumeView(v)
+        })).connection
+      }
+    })
+    const projectView = (project: EmulatedProject) => ({
+      id: project.id,
+      name: project.name,
+      workspaceId: project.workspaceId,
+      createdAt: new Date(project.createdAt).toISOString(),
+      environments: ({ after, first }: { first?: number; after?: string }) =>
+        pageOf(project.environments, first, after, state.maxPageSize, (e) => environmentView({ ...e, projectId: project.id })).connection
+    })
 
     const rootValue = {
       projectToken: (_: unknown, caller: Caller) => {
@@ -222,40 +369,23 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       },
       project: ({ id }: { id: string }, caller: Caller) => {
         authorize(caller)
-        if (id !== projectId) throw new GraphQLError(`Project ${id} not found`)
+        return projectView(projectOf(id))
+      },
+      workspace: ({ workspaceId: asked }: { workspaceId: string }, caller: Caller) => {
+        authorize(caller)
+        if (caller.kind !== "account" || asked !== workspaceId) throw new GraphQLError(`Workspace ${asked} not found`)
         return {
-          id,
-          name: options.projectName ?? "convos-agents",
-          environments: () => ({
-            edges: environments.map((e) => ({ cursor: e.id, node: { ...e, projectId } })),
-            pageInfo: { hasNextPage: false, hasPreviousPage: false, endCursor: null, startCursor: null }
-          })
+          id: workspaceId,
+          name: "Convos",
+          projects: ({ after, first }: { first?: number; after?: string }) => {
+            const all = [...state.projects.values()].filter((p) => p.workspaceId === workspaceId).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+            return pageOf(all, first, after, state.maxPageSize, projectView).connection
+          }
         }
       },
       environment: ({ id }: { id: string }, caller: Caller) => {
         authorize(caller)
-        const environment = environmentOf(id)
-        return {
-          ...environment,
-          projectId,
-          serviceInstances: ({ after, first }: { first?: number; after?: string }) => {
-            const size = Math.min(first ?? state.maxPageSize, state.maxPageSize)
-            const start = after === undefined || after === null ? 0 : Number(Buffer.from(after, "base64url").toString()) + 1
-            if (state.failPage !== undefined && Math.floor(start / size) === state.failPage) throw new GraphQLError("Internal server error")
-            const all = [...state.services.values()].sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
-            const page = all.slice(start, start + size)
-            const cursor = (i: number) => Buffer.from(String(start + i)).toString("base64url")
-            return {
-              edges: page.map((s, i) => ({ cursor: cursor(i), node: instanceView(s, id) })),
-              pageInfo: {
-                hasNextPage: start + size < all.length,
-                hasPreviousPage: start > 0,
-                startCursor: page.length > 0 ? cursor(0) : null,
-                endCursor: page.length > 0 ? cursor(page.length - 1) : null
-              }
-            }
-          }
-        }
+        return environmentView(environmentOf(id))
       },
       serviceInstance: ({ environmentId, serviceId }: { environmentId: string; serviceId: string }, caller: Caller) => {
         authorize(caller)
@@ -266,14 +396,78 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         return serviceId === undefined ? {} : serviceOf(serviceId).variables
       },
+      projectCreate: ({ input }: { input: { name?: string; workspaceId?: string; defaultEnvironmentName?: string } }, caller: Caller) => {
+        authorize(caller)
+        if (caller.kind !== "account") throw new GraphQLError("Not Authorized")
+        if (input.workspaceId !== undefined && input.workspaceId !== workspaceId) throw new GraphQLError(`Workspace ${input.workspaceId} not found`)
+        const id = randomUUID()
+        const project: EmulatedProject = {
+          id,
+          name: input.name ?? `project-${state.projects.size}`,
+          workspaceId,
+          createdAt: Date.now(),
+          environments: [{ id: `env-${randomUUID()}`, name: input.defaultEnvironmentName ?? "production" }]
+        }
+        state.projects.set(id, project)
+        return projectView(project)
+      },
+      projectDelete: ({ id }: { id: string }, caller: Caller) => {
+        authorize(caller)
+        projectOf(id)
+        // As on Railway: a project's services and volumes go with it.
+        for (const service of state.services.values()) if (service.projectId === id) state.services.delete(service.id)
+        for (const volume of state.volumes.values()) if (volume.projectId === id) state.volumes.delete(volume.id)
+        state.projects.delete(id)
+        return true
+      },
+      volumeCreate: ({ input }: { input: { projectId: string; environmentId?: string; serviceId?: string; mountPath: string } }, caller: Caller) => {
+        authorize(caller)
+        const project = projectOf(input.projectId)
+        const environmentId = input.environmentId ?? project.environments[0]!.id
+        if (environmentOf(environmentId).projectId !== project.id) throw new GraphQLError(`Environment ${environmentId} not found`)
+        if (input.serviceId !== undefined) {
+          if (serviceOf(input.serviceId).projectId !== project.id) throw new GraphQLError(`Service ${input.serviceId} not found`)
+          if (attachedVolume(input.serviceId) !== undefined) throw new GraphQLError("Service already has a volume attached")
+        }
+        if (!input.mountPath.startsWith("/")) throw new GraphQLError("mountPath must be an absolute path")
+        const volume: EmulatedVolume = {
+          id: randomUUID(),
+          name: `volume-${state.volumes.size}`,
+          projectId: project.id,
+          environmentId,
+          serviceId: input.serviceId ?? null,
+          mountPath: input.mountPath,
+          sizeMB: limits.volumeSizeMB,
+          createdAt: Date.now()
+        }
+        state.volumes.set(volume.id, volume)
+        return volumeView(volume)
+      },
+      volumeUpdate: ({ input, volumeId }: { input: { name?: string }; volumeId: string }, caller: Caller) => {
+        authorize(caller)
+        const volume = volumeOf(volumeId)
+        if (input.name !== undefined) volume.name = input.name
+        return volumeView(volume)
+      },
+      volumeDelete: ({ volumeId }: { volumeId: string }, caller: Caller) => {
+        authorize(caller)
+        volumeOf(volumeId)
+        state.volumes.delete(volumeId)
+        return true
+      },
       serviceCreate: ({ input }: { input: { projectId: string; environmentId?: string; name?: string; source?: { image?: string }; variables?: Record<string, string> } }, caller: Caller) => {
         authorize(caller)
-        if (input.projectId !== projectId) throw new GraphQLError(`Project ${input.projectId} not found`)
-        const name = input.name ?? `service-${state.services.size}`
-        if ([...state.services.values()].some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        const project = projectOf(input.projectId)
+        const siblings = [...state.services.values()].filter((s) => s.projectId === project.id)
+        const name = input.name ?? `service-${siblings.length}`
+        if (siblings.some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        if (siblings.length >= limits.maxServicesPerProject) {
+          throw new GraphQLError(`Project has reached the maximum number of services (${limits.maxServicesPerProject})`)
+        }
         const service: EmulatedService = {
           id: randomUUID(),
           name,
+          projectId: project.id,
           createdAt: Date.now(),
           image: input.source?.image ?? null,
           variables: { ...input.variables },
@@ -283,7 +477,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         state.services.set(service.id, service)
         // As on Railway: a service made with a source deploys at once, with what it has by then.
         if (service.image !== null) deploy(service)
-        return { id: service.id, name, createdAt: new Date(service.createdAt).toISOString(), projectId }
+        return { id: service.id, name, createdAt: new Date(service.createdAt).toISOString(), projectId: project.id }
       },
       serviceDomainCreate: ({ input }: { input: { serviceId: string; environmentId: string } }, caller: Caller) => {
         authorize(caller)
@@ -292,12 +486,26 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         service.domain = domainOf(service.name)
         return { id: `${service.id}-domain`, domain: service.domain, targetPort: 8080 }
       },
-      environmentPatchCommit: ({ environmentId, patch }: { environmentId: string; patch?: { services?: Record<string, { source?: { image?: string }; variables?: Record<string, { value?: string }> }> } }, caller: Caller) => {
+      environmentPatchCommit: (
+        { environmentId, patch }: {
+          environmentId: string
+          patch?: {
+            services?: Record<string, { source?: { image?: string }; variables?: Record<string, { value?: string }> }>
+            volumes?: Record<string, { sizeMB?: number }>
+          }
+        },
+        caller: Caller
+      ) => {
         authorize(caller)
-        environmentOf(environmentId)
+        const environment = environmentOf(environmentId)
         const changes = Object.entries(patch?.services ?? {})
-        // Atomic: every service is checked before any changes.
+        // Atomic: every service and volume is checked before any changes.
         const services = changes.map(([id]) => serviceOf(id))
+        for (const service of services) if (service.projectId !== environment.projectId) throw new GraphQLError(`Service ${service.id} not found in environment ${environmentId}`)
+        const volumeChanges = Object.entries(patch?.volumes ?? {}).map(([id, change]) => [volumeOf(id), change] as const)
+        for (const [, change] of volumeChanges) {
+          if (change.sizeMB !== undefined && (!Number.isInteger(change.sizeMB) || change.sizeMB < 1)) throw new GraphQLError("volumes.sizeMB must be a whole number ≥ 1")
+        }
         changes.forEach(([, change], i) => {
           const service = services[i]!
           if (change.source?.image !== undefined) service.image = change.source.image
@@ -306,6 +514,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
             service.variables[name] = variable.value
           }
         })
+        for (const [volume, change] of volumeChanges) if (change.sizeMB !== undefined) volume.sizeMB = change.sizeMB
         for (const service of services) if (service.image !== null) deploy(service)
         return randomUUID()
       },
@@ -346,6 +555,9 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         serviceOf(id)
         state.services.delete(id)
+        // As on Railway: the volume stays, detached, until deleted itself.
+        const volume = attachedVolume(id)
+        if (volume !== undefined) volume.serviceId = null
         return true
       }
     }
@@ -356,7 +568,8 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         createdAt: Date.now(),
         image: service.image,
         variables: { ...service.variables },
-        domain: service.domain
+        domain: service.domain,
+        volume: attachedVolume(service.id)?.mountPath ?? null
       }
       service.deployments.push(deployment)
       const timer = setTimeout(() => {
@@ -373,12 +586,12 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     const notify = (service: EmulatedService, deployment: EmulatedDeployment, status: string) => {
       const type = eventOfStatus[status]
       if (type === undefined) return
-      const environment = environments[0]!
+      const environment = state.projects.get(service.projectId)?.environments[0] ?? environments[0]!
       const event: EmulatedWebhookEvent = {
         type,
         resource: {
           workspace: { id: workspaceId },
-          project: { id: projectId },
+          project: { id: service.projectId },
           environment: { id: environment.id, name: environment.name },
           service: { id: service.id, name: service.name },
           deployment: { id: deployment.id }
@@ -386,7 +599,9 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         details: { status },
         timestamp: new Date().toISOString()
       }
-      for (const rule of state.rules.filter((r) => r.eventTypes.includes(type))) {
+      // A rule with a project hears that project only; one without hears the whole workspace.
+      const rules = state.rules.filter((r) => r.eventTypes.includes(type) && (r.projectId === null || r.projectId === service.projectId))
+      for (const rule of rules) {
         for (const { config } of rule.channels) {
           if (typeof config.url !== "string") continue
           const dropped = state.dropWebhooks > 0
@@ -399,6 +614,35 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       }
     }
 
+    const rateLimitHeaders = () => ({
+      "x-ratelimit-limit": String(options.hourlyLimit ?? 1000),
+      "x-ratelimit-remaining": String(state.remaining),
+      "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600)
+    })
+
+    /**
+     * Railway's per-token limits on creating projects and volumes: a request carrying more creates than the
+     * token may make now is refused whole, 429 with Retry-After, before anything runs.
+     */
+    const creationLimit = (query: string, token: string) => {
+      const now = Date.now()
+      const checks = [
+        { kind: "project" as const, count: (query.match(/\bprojectCreate\s*\(/g) ?? []).length, next: state.nextProjectCreate, every: limits.projectCreateEveryMs, message: PROJECT_CREATE_LIMITED },
+        { kind: "volume" as const, count: (query.match(/\bvolumeCreate\s*\(/g) ?? []).length, next: state.nextVolumeCreate, every: limits.volumeCreateEveryMs, message: VOLUME_CREATE_LIMITED }
+      ]
+      for (const check of checks) {
+        if (check.count === 0) continue
+        const at = check.next.get(token) ?? 0
+        if (at > now || check.count > 1) return { message: check.message, retryAfterMs: Math.max(at - now, check.every) }
+      }
+      for (const check of checks) {
+        if (check.count === 0) continue
+        check.next.set(token, now + check.every)
+        state.creations.push({ kind: check.kind, token, at: now })
+      }
+      return undefined
+    }
+
     const emulator = yield* startHttpEmulator(async (request) => {
       const body = request.body as { query?: string; variables?: Record<string, unknown>; operationName?: string } | undefined
       if (request.method !== "POST" || request.path !== "/graphql/v2" || typeof body?.query !== "string") {
@@ -406,20 +650,31 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       }
       const name = body.operationName ?? /(?:query|mutation)\s+(\w+)/.exec(body.query)?.[1] ?? "anonymous"
       state.operations[name] = (state.operations[name] ?? 0) + 1
-      const kind = request.headers["project-access-token"] === projectToken
-        ? "project"
-        : request.headers.authorization === `Bearer ${accountToken}`
-        ? "account"
-        : "none"
-      const result = await graphql({ schema, source: body.query, rootValue, contextValue: { kind }, variableValues: body.variables ?? {} })
-      // The services exist already; only the answer is late.
-      if (delays.serviceCreateMs > 0 && /\bserviceCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.serviceCreateMs))
-      state.remaining = Math.max(0, state.remaining - 1)
-      return {
-        status: 200,
-        body: result,
-        headers: { "x-ratelimit-limit": String(options.hourlyLimit ?? 1000), "x-ratelimit-remaining": String(state.remaining), "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600) }
+      const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? "")?.[1]
+      const header = request.headers["project-access-token"]
+      const projectHeader = typeof header === "string" ? header : undefined
+      const presented = projectHeader ?? bearer
+      if (presented !== undefined && state.revoked.has(presented)) {
+        return { status: 401, body: { errors: [{ message: "Not Authorized" }] }, headers: rateLimitHeaders() }
       }
+      const caller: Caller = projectHeader === projectToken
+        ? { kind: "project", token: projectHeader }
+        : bearer !== undefined && state.accountTokens.has(bearer)
+        ? { kind: "account", token: bearer }
+        : { kind: "none", token: null }
+      if (caller.token !== null) {
+        const limited = creationLimit(body.query, caller.token)
+        if (limited !== undefined) {
+          const retryAfter = Math.ceil(limited.retryAfterMs / 1000)
+          return { status: 429, body: { errors: [{ message: limited.message }] }, headers: { ...rateLimitHeaders(), "retry-after": String(retryAfter) } }
+        }
+      }
+      const result = await graphql({ schema, source: body.query, rootValue, contextValue: caller, variableValues: body.variables ?? {} })
+      // The services and projects exist already; only the answer is late.
+      if (delays.serviceCreateMs > 0 && /\bserviceCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.serviceCreateMs))
+      if (delays.projectCreateMs > 0 && /\bprojectCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.projectCreateMs))
+      state.remaining = Math.max(0, state.remaining - 1)
+      return { status: 200, body: result, headers: rateLimitHeaders() }
     })
 
     return {
@@ -445,6 +700,15 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       accountToken,
       projectToken,
       services: () => [...state.services.values()],
+      /** Every project of the workspace, the pre-made one (`projectId`) included. */
+      projects: () => [...state.projects.values()],
+      volumes: () => [...state.volumes.values()],
+      /** Accepted projectCreate and volumeCreate calls: which token, when. */
+      creations: () => [...state.creations],
+      /** From now on this token is refused with 401 (revoked in Railway's settings). */
+      revoke: (token: string) => {
+        state.revoked.add(token)
+      },
       /** Calls per GraphQL operation name. */
       operations: () => ({ ...state.operations }),
       resetCounts: () => {
@@ -453,6 +717,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       /** `serviceCreate` answers `ms` late from now on (0: at once). */
       delayServiceCreate: (ms: number) => {
         delays.serviceCreateMs = ms
+      },
+      /** `projectCreate` answers `ms` late from now on (0: at once). */
+      delayProjectCreate: (ms: number) => {
+        delays.projectCreateMs = ms
       },
       /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
       delayProvision: (ms: number) => {
@@ -482,12 +750,25 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       },
       /** Webhook deliveries so far, in order. */
       deliveries: () => [...state.delivered],
-      /** A service made outside the provider (another tool, an older run). */
-      addService: (name: string, image = "ghcr.io/xmtplabs/convos-runtime:latest") => {
-        const service: EmulatedService = { id: randomUUID(), name, createdAt: Date.now(), image, variables: {}, domain: `${name}.up.railway.app`, deployments: [] }
+      /** A project made outside the provider (another tool, an older run), with one "production" environment. */
+      addProject: (name: string) => {
+        const project: EmulatedProject = { id: randomUUID(), name, workspaceId, createdAt: Date.now(), environments: [{ id: `env-${randomUUID()}`, name: "production" }] }
+        state.projects.set(project.id, project)
+        return project
+      },
+      /** A service made outside the provider (another tool, an older run); in `inProject` or the pre-made project. */
+      addService: (name: string, image = "ghcr.io/xmtplabs/convos-runtime:latest", inProject = projectId) => {
+        const service: EmulatedService = { id: randomUUID(), name, projectId: inProject, createdAt: Date.now(), image, variables: {}, domain: `${name}.up.railway.app`, deployments: [] }
         state.services.set(service.id, service)
         deploy(service)
         return service
+      },
+      /** A volume made outside the provider, attached to `serviceId` or to nothing. */
+      addVolume: (name: string, inProject: string, serviceId: string | null = null) => {
+        const project = state.projects.get(inProject)!
+        const volume: EmulatedVolume = { id: randomUUID(), name, projectId: inProject, environmentId: project.environments[0]!.id, serviceId, mountPath: "/data", sizeMB: limits.volumeSizeMB, createdAt: Date.now() }
+        state.volumes.set(volume.id, volume)
+        return volume
       }
     }
   })

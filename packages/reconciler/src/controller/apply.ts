@@ -115,7 +115,7 @@ export const makeApplier = (specOf: () => PoolSpec) =>
           id: row.id,
           from: ["creating"],
           to: "starting",
-          patch: { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
+          patch: { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus, ...(created.handles === undefined ? {} : { handles: created.handles }) }
         })
       })
 
@@ -172,7 +172,8 @@ export const makeApplier = (specOf: () => PoolSpec) =>
         serviceId: service.serviceId,
         url: service.url,
         deployStatus: service.deployStatus,
-        runtimeImage: service.image
+        runtimeImage: service.image,
+        ...(service.handles === undefined ? {} : { handles: service.handles })
       }
       const row = newInstance({ id: /^[\w-]{1,64}$/.test(suffix) ? suffix : newInstanceId(), pool: spec.name, name: service.name, status: "starting", now: service.createdAt, ...patch })
       yield* store.insert(row)

@@ -53,7 +53,9 @@ export class ServiceInfo extends Schema.Class<ServiceInfo>("ServiceInfo")({
   /** Latest deployment's status; free text so an unknown value from the platform is not a crash. */
   deployStatus: Schema.NullOr(Schema.String),
   image: Schema.NullOr(Schema.String),
-  createdAt: Schema.DateFromSelf
+  createdAt: Schema.DateFromSelf,
+  /** What the provider keeps on the instance's row to find what it made (e.g. the project it lives in). */
+  handles: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 }) {}
 
 /** What `ComputeProvider.create` is asked to make. */
@@ -71,4 +73,6 @@ export interface CreatedService {
   readonly serviceId: string
   readonly url: string | null
   readonly deployStatus: string | null
+  /** Recorded in the row's handles, under the provider's own keys (e.g. its project and volume). */
+  readonly handles?: Readonly<Record<string, string>>
 }

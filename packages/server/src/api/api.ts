@@ -209,7 +209,9 @@ const Budget = Schema.Struct({
   hourlyLimit: Schema.NullOr(Schema.Int),
   remaining: Schema.NullOr(Schema.Int),
   rateLimited: Schema.NullOr(Schema.Int),
-  byOperation: Schema.Record({ key: Schema.String, value: Schema.Int })
+  byOperation: Schema.Record({ key: Schema.String, value: Schema.Int }),
+  /** The API tokens (RAILWAY_API_TOKENS): free, cooling after a project or volume creation, dropped after a refusal. */
+  tokens: Schema.optional(Schema.Struct({ healthy: Schema.Int, cooling: Schema.Int, dropped: Schema.Int }))
 })
 
 /** `DELETE …/:id`: marks an instance for deletion and answers with it. */

@@ -7,6 +7,7 @@
 import { SqlClient } from "@effect/sql"
 import { AGENTMAIL_INBOX_HANDLE } from "@warmpool/providers-agentmail"
 import { OPENROUTER_KEY_HANDLE } from "@warmpool/providers-openrouter"
+import { RAILWAY_PROJECT_HANDLE, RAILWAY_VOLUME_HANDLE } from "@warmpool/providers-railway"
 import { PgInstanceStore } from "@warmpool/reconciler-pg"
 import { Effect } from "effect"
 import { GATEWAY_TOKEN_HANDLE } from "./secrets.js"
@@ -41,5 +42,20 @@ export const addSeedColumns = Effect.gen(function*() {
   yield* sql`UPDATE instances SET name = 'convos-agent-' || id WHERE name IS NULL`
 })
 
+/**
+ * What the Railway provider keeps on a row, in columns of their own: the project an instance lives in (its
+ * placement's, see RAILWAY_PLACEMENT) and its volume (`volume_id`, the replaced system's name for it).
+ */
+export const railwayColumns = {
+  [RAILWAY_PROJECT_HANDLE]: "railway_project_id",
+  [RAILWAY_VOLUME_HANDLE]: "volume_id"
+} as const
+
+/** The Railway provider's columns, added to a table migrated before they existed. */
+export const addRailwayColumns = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const column of Object.values(railwayColumns)) yield* sql.unsafe(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS ${column} TEXT`)
+})
+
 /** The store on the seed's table. */
-export const SeedInstanceStore = PgInstanceStore.layerWithColumns(seedColumns)
+export const SeedInstanceStore = PgInstanceStore.layerWithColumns({ ...seedColumns, handles: { ...seedColumns.handles, ...railwayColumns } })

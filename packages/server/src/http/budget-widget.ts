@@ -22,7 +22,8 @@ export const budgetWidget = /* html */ `
       const share = data.hourlyLimit > 0 ? data.requestsLastHour / data.hourlyLimit : 0;
       document.getElementById("budgetline").textContent =
         data.requestsLastHour + " of " + data.hourlyLimit + " requests in the last hour (" + Math.round(share * 100) + " %)" +
-        (data.remaining == null ? "" : " · Railway says " + data.remaining + " left") + " · 429s: " + data.rateLimited;
+        (data.remaining == null ? "" : " · Railway says " + data.remaining + " left") + " · 429s: " + data.rateLimited +
+        (data.tokens ? " · tokens: " + data.tokens.healthy + " healthy, " + data.tokens.cooling + " cooling, " + data.tokens.dropped + " dropped" : "");
       const bar = document.getElementById("budgetbar");
       bar.style.width = Math.min(100, share * 100) + "%";
       bar.style.background = share > 0.75 ? "var(--bad)" : "var(--accent)";

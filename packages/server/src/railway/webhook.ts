@@ -29,7 +29,7 @@ export const railwayWebhookRoute = (secret: Redacted.Redacted<string>) =>
     Effect.gen(function*() {
       const railway = yield* Effect.serviceOption(Railway)
       if (Option.isNone(railway)) return
-      const { environmentId } = railway.value.context
+      const { ownsEnvironment } = railway.value
       const pools = yield* poolsInContext
       const store = yield* InstanceStore
       const expected = digest(Redacted.value(secret))
@@ -42,7 +42,7 @@ export const railwayWebhookRoute = (secret: Redacted.Redacted<string>) =>
         const event = Either.flatMap(parseJson(text), decodeWebhookEvent)
         if (Either.isLeft(event)) return answer(400, { _tag: "BadRequest", message: event.left })
         const { resource, type } = event.right
-        if (resource.environment.id !== environmentId) return answer(202, { accepted: false, reason: "an event of another environment" })
+        if (!ownsEnvironment(resource.environment.id)) return answer(202, { accepted: false, reason: "an event of another environment" })
         // The pool whose row holds the service (pools are few; rows are read as a pass reads them).
         // Stops at the owner: the pools after it are not read.
         const owner = yield* Effect.findFirst(pools.all, (c) => Effect.map(store.list(c.spec.name), (rows) => rows.some((row) => row.serviceId === resource.service.id)))

@@ -3,7 +3,7 @@
  * the Railway emulator (its instances over loopback TLS) and the OpenRouter emulator, all gone on `close`.
  */
 import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { type RailwayEmulatorOptions, startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { databaseUrl, onServer } from "@warmpool/reconciler-pg/testing"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
@@ -15,7 +15,7 @@ import { inject } from "vitest"
 
 const tlsDir = join(import.meta.dirname, "../fixtures/loopback-tls")
 
-export const emulatedPlatform = async (options: { readonly databasePrefix: string; readonly deployMs: number; readonly managementKey: string }) => {
+export const emulatedPlatform = async (options: { readonly databasePrefix: string; readonly deployMs: number; readonly managementKey: string; readonly railway?: RailwayEmulatorOptions }) => {
   const scope = Effect.runSync(Scope.make())
   const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
   const postgres = inject("postgresUrl")
@@ -26,6 +26,7 @@ export const emulatedPlatform = async (options: { readonly databasePrefix: strin
   ))
   const url = databaseUrl(postgres, name)
   const railway = await inScope(startRailwayEmulator({
+    ...options.railway,
     deployMs: options.deployMs,
     instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
   }))
