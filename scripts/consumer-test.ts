@@ -5,7 +5,7 @@
  *   1. the README's library snippet runs as written;
  *   2. a ComputeProvider of the user's own type-checks against the packed types and passes the packed
  *      `@warmpool/reconciler/conformance` suite (vitest in the consumer project);
- *   3. `npx @warmpool/server serve` starts in zero-config mode (embedded Postgres, local instances) and one
+ *   3. `npx @warmpool/server` (no command: it serves) starts in zero-config mode (embedded Postgres, local instances) and one
  *      instance is claimed over HTTP; then it is stopped.
  * Ends with one line: `consumer test: ok …` or `consumer test: FAILED at <step>: …` (exit 1).
  * This is what catches a file missing from `files`, a type that does not ship, an import of a dev-only package.
@@ -138,7 +138,7 @@ const declarationsResolve = (app: string, packages: ReadonlyArray<string>) => {
 const serveAndClaim = async (app: string): Promise<string> => {
   const port = await Effect.runPromise(freePort)
   // Zero-config: no DATABASE_URL, no POOL_API_KEY, no platform: only where to listen.
-  const child = spawn("npx", ["@warmpool/server", "serve"], {
+  const child = spawn("npx", ["@warmpool/server"], {
     cwd: app,
     detached: true,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", PORT: String(port), npm_config_update_notifier: "false" },
@@ -222,7 +222,7 @@ const main = async () => {
       if (report.numPassedTests === 0 || report.numFailedTests > 0) throw new Error(`${report.numPassedTests} passed, ${report.numFailedTests} failed`)
       return report.numPassedTests
     })
-    const claimed = await step("npx @warmpool/server serve (zero-config) and claim one instance", () => serveAndClaim(app))
+    const claimed = await step("npx @warmpool/server (zero-config) and claim one instance", () => serveAndClaim(app))
 
     console.log(
       `consumer test: ok in ${((Date.now() - started) / 1000).toFixed(0)} s: ${Object.keys(tarballs).length} packages packed; core installs ` +

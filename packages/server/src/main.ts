@@ -178,7 +178,10 @@ const railwayCheck = Command.make("railway:check", {
 
 const cli = Command.make("warmpool").pipe(Command.withSubcommands([serve, migrate, enrichCommand, status, claim, drain, railwayCheck]))
 
-Command.run(cli, { name: "warmpool", version: SERVER_VERSION })(process.argv).pipe(
+// With no command (`npx @warmpool/server`), the package starts the server, as a server's package is expected to.
+const argv = process.argv.length > 2 ? process.argv : [...process.argv, "serve"]
+
+Command.run(cli, { name: "warmpool", version: SERVER_VERSION })(argv).pipe(
   Effect.catchAll((error) =>
     Effect.gen(function*() {
       const lines = error instanceof StartupError ? error.lines : [String(error)]
