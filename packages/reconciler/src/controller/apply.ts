@@ -174,7 +174,17 @@ export const makeApplier = (spec: PoolSpec) =>
     })
 
     /**
-     * Applies the plan: status changes in one batch, then adoptions, deletes, finished creates, and creates.
+     * A service no row owns and none will (a duplicate, or one that cannot be adopted). There is no row to mark
+     * first: if the process dies before the service is gone, the next complete listing shows it again. Its
+     * credentials are not released by name, since the name is a row's: the dead run's key in its variables was
+     * replaced when its row's create was finished (issuing again deletes the keys of that name).
+     */
+    const removeService = Effect.fn("Controller.removeService")(function*(action: Extract<Action, { _tag: "RemoveService" }>) {
+      yield* compute.destroy(action.service.serviceId)
+    })
+
+    /**
+     * Applies the plan: status changes in one batch, then adoptions, removed services, deletes, finished creates, and creates.
      * Creates are not started once `stopping` says so (a graceful stop); everything else runs to its end.
      */
     const apply = (
@@ -205,6 +215,8 @@ export const makeApplier = (spec: PoolSpec) =>
             ? finishCreate(action)
             : action._tag === "Adopt"
             ? adopt(action)
+            : action._tag === "RemoveService"
+            ? removeService(action)
             : Effect.void
           return effect.pipe(
             Effect.as<ActionOutcome>({ action }),
@@ -216,10 +228,11 @@ export const makeApplier = (spec: PoolSpec) =>
         const phase = (tag: Action["_tag"]) =>
           Effect.forEach(actions.filter((a) => a._tag === tag), one, { concurrency: options.concurrency })
         const adopted = yield* phase("Adopt")
+        const removed = yield* phase("RemoveService")
         const deleted = yield* phase("Delete")
         const finished = yield* phase("FinishCreate")
         const created = (yield* options.stopping) ? [] : yield* phase("Create")
-        return [...batchOutcomes, ...adopted, ...deleted, ...finished, ...created]
+        return [...batchOutcomes, ...adopted, ...removed, ...deleted, ...finished, ...created]
       })
 
     return { apply }

@@ -37,6 +37,11 @@ export interface Observation {
    * and drains idle instances above it. Absent: a fixed pool of `minIdle`. Never below `minIdle` either way.
    */
   readonly warmTarget?: number
+  /**
+   * Actions that failed on earlier passes, by `actionKey` (rule 12): how many times in a row, and when the
+   * back-off lets them be tried again (epoch ms). Absent: nothing is failing.
+   */
+  readonly backoff?: ReadonlyMap<string, { readonly failures: number; readonly retryAt: number }>
   /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
   readonly incarnation: string
   /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */
@@ -52,6 +57,11 @@ export type DeleteReason =
   | "rollout" // made from an old template, and replaced by a new one (rule 10)
   | "surplus" // idle beyond the autoscaling target
 
+/** Why a service without a row of its own is destroyed. */
+export type RemoveReason =
+  | "duplicate" // a row has its name and points at another service (or another unowned service of that name is adopted)
+  | "unadoptable" // adoption kept failing (rule 12): a service without a row does not outlive the grace
+
 export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed
   | "vanished" // its service is gone from a complete listing
@@ -64,6 +74,12 @@ export type Action = Data.TaggedEnum<{
   Create: { readonly reason: "fill" | "rollout" | "requested" }
   /** A prefixed service with no row: insert one. */
   Adopt: { readonly service: ServiceInfo }
+  /**
+   * Destroy a service that no row will ever own (no intent row: nothing to record first; a crash leaves the
+   * service listed, and the next pass plans this again): a `duplicate` of a row's service (same name, other id:
+   * a dead run's create that landed after its row was finished), or one that could not be adopted.
+   */
+  RemoveService: { readonly service: ServiceInfo; readonly reason: RemoveReason }
   /** An abandoned `creating` row whose service was deployed (every step done but the record): → `starting`. */
   RecordService: { readonly id: string; readonly service: ServiceInfo }
   /**
@@ -95,6 +111,7 @@ export type ActionKind = Action["_tag"]
 export const actionKinds: ReadonlyArray<ActionKind> = [
   "Create",
   "Adopt",
+  "RemoveService",
   "RecordService",
   "FinishCreate",
   "MarkIdle",

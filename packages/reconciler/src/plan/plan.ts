@@ -104,16 +104,15 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const age = (since: Date) => now - since.getTime()
   const seenLongEnough = (row: Instance) => age(row.createdAt) > spec.listingGraceMs
 
+  /** Rows by name: a listed service with a row's name is that row's, or a duplicate of its service (rule 6). */
+  const rowsByName = new Map<string, Instance>()
+
   for (const row of rows) {
     const listed = matching.serviceOf(row)
+    rowsByName.set(row.name, row)
     // A recent (not fresh) listing only says which services rows own; what it says of them may be stale.
     const service = complete ? listed : undefined
     if (listed !== undefined) owned.add(listed.serviceId)
-    else {
-      // A row that lost its service by id may still name one: that service is not an orphan to adopt.
-      const named = matching.named(row.name)
-      if (named !== undefined) owned.add(named.serviceId)
-    }
     const phase = phaseOf(row, service)
     // Rule 6: a row whose service is gone from a complete listing (and old enough to have shown up).
     const vanished = complete && service === undefined && seenLongEnough(row)
@@ -192,8 +191,29 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   }
 
   // Rule 6: adopt prefixed services nobody owns, once the platform has had time to show their rows' creates.
+  // A service with a row's name is never adopted (the insert would clash with the row forever). While the row is
+  // still `creating`, its create decides which service of that name it keeps; after that, any other one is a
+  // duplicate — a create of a dead run that landed after its row was finished — and is removed. Of several
+  // services of one name that no row has, the oldest is adopted and the others are its duplicates.
   const unmatched = [...matching.services()].filter((service) => !owned.has(service.serviceId))
-  const adopted = complete ? unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs) : []
+  const removes: Array<Action> = []
+  const adopted: Array<ServiceInfo> = []
+  if (complete) {
+    const adoptedNames = new Set<string>()
+    for (const service of [...unmatched].sort(oldestServiceFirst)) {
+      const row = rowsByName.get(service.name)
+      if (row !== undefined) {
+        if (row.status !== "creating") removes.push(Action.RemoveService({ service, reason: "duplicate" }))
+        continue
+      }
+      if (now - service.createdAt.getTime() <= spec.listingGraceMs) continue
+      if (adoptedNames.has(service.name)) removes.push(Action.RemoveService({ service, reason: "duplicate" }))
+      else {
+        adoptedNames.add(service.name)
+        adopted.push(service)
+      }
+    }
+  }
   for (const service of adopted) updates.push(Action.Adopt({ service }))
 
   // Rule 11: above the autoscaling target, the oldest idle instances go (never below minIdle, never a claimed one);
@@ -207,9 +227,11 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   }
 
   // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
+  // Services without a row go first: nothing depends on them, and they hold credentials of no one's.
+  removes.splice(spec.deleteBatch)
   const deletes = deleteCandidates
     .sort((a, b) => deleteOrder[a.reason] - deleteOrder[b.reason])
-    .slice(0, spec.deleteBatch)
+    .slice(0, spec.deleteBatch - removes.length)
     .map(({ reason, row, serviceId }) => Action.Delete({ id: row.id, from: row.status, serviceId, reason }))
 
   // Rules 4, 5, 8: fill the warm part of the pool, counting creates in flight, never past maxTotal.
@@ -253,7 +275,49 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   // A drained row needs no status refresh: it is on its way out.
   const kept = rollout.drain.length === 0 ? updates : updates.filter((a) => !("id" in a) || !leaving.has(a.id))
-  return [...kept, ...deletes, ...created]
+  return backOff(now, observation.backoff, [...kept, ...removes, ...deletes, ...created])
+}
+
+const oldestServiceFirst = (a: ServiceInfo, b: ServiceInfo) =>
+  a.createdAt.getTime() - b.createdAt.getTime() || a.serviceId.localeCompare(b.serviceId)
+
+/** Adoption failed this many times in a row: the service is removed instead (rule 12). */
+export const UNADOPTABLE_AFTER = 3
+
+/**
+ * What an action acts on, for counting its failures pass after pass (rule 12). Creates have none: each makes a
+ * new row, and slow start paces them (rule 5).
+ */
+export const actionKey = (action: Action): string | undefined => {
+  switch (action._tag) {
+    case "Create":
+      return undefined
+    case "Adopt":
+    case "RemoveService":
+      return `${action._tag}:${action.service.serviceId}`
+    default:
+      return `${action._tag}:${action.id}`
+  }
+}
+
+/**
+ * Rule 12: an action that failed on earlier passes waits for its back-off to end instead of failing again every
+ * pass. What ends it: success; the world changing so that the plan no longer proposes it (level-triggered: its
+ * failures are forgotten); and, for a service that cannot be adopted, removing it once adoption has failed
+ * `UNADOPTABLE_AFTER` times — a service without a row does not outlive the grace.
+ */
+const backOff = (now: number, backoff: Observation["backoff"], actions: ReadonlyArray<Action>): ReadonlyArray<Action> => {
+  if (backoff === undefined || backoff.size === 0) return actions
+  const kept: Array<Action> = []
+  for (const action of actions) {
+    const key = actionKey(action)
+    const failing = key === undefined ? undefined : backoff.get(key)
+    if (failing === undefined) kept.push(action)
+    else if (action._tag === "Adopt" && failing.failures >= UNADOPTABLE_AFTER) {
+      kept.push(Action.RemoveService({ service: action.service, reason: "unadoptable" }))
+    } else if (now >= failing.retryAt) kept.push(action)
+  }
+  return kept
 }
 
 const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, stuck: 3, rollout: 4, surplus: 5 }

@@ -37,6 +37,8 @@ const describeAction = (action: Action) => {
       return { kind: action._tag, detail: action.reason }
     case "Adopt":
       return { kind: action._tag, detail: `${action.service.name} (${action.service.serviceId})` }
+    case "RemoveService":
+      return { kind: action._tag, detail: `${action.service.name} (${action.service.serviceId}): ${action.reason}` }
     case "Delete":
       return { kind: action._tag, id: action.id, detail: `${action.reason}, from ${action.from}` }
     case "MarkCrashed":
