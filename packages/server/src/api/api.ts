@@ -58,6 +58,17 @@ const Sizing = Schema.Struct({
   targetWarm: Schema.Int.annotations({ description: "Warm instances kept: up at once, down after scaleDownAfterMs" })
 })
 
+/** An action failing pass after pass (rule 12): backing off, with the reason of its last failure. */
+const StuckAction = Schema.Struct({
+  key: Schema.String.annotations({ description: "What it acts on: `Kind:instanceId`, or `Kind:serviceId` for a service without a row" }),
+  kind: Schema.String,
+  failures: Schema.Int.annotations({ description: "Failures in a row" }),
+  errorKind: Schema.String,
+  reason: Schema.String,
+  since: Schema.String,
+  retryAt: Schema.String
+})
+
 const PoolStatus = Schema.Struct({
   default: Schema.Boolean,
   minIdle: Schema.Int,
@@ -66,7 +77,8 @@ const PoolStatus = Schema.Struct({
   image: Schema.String,
   templateHash: Schema.String,
   counts: Counts,
-  sizing: Schema.optional(Sizing)
+  sizing: Schema.optional(Sizing),
+  stuck: Schema.optional(Schema.Array(StuckAction).annotations({ description: "Actions failing pass after pass, backing off; absent when none" }))
 })
 
 /** `?pool=name`: one pool only (filters, or picks the pool an operation acts on). */
