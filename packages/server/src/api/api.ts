@@ -20,6 +20,15 @@ export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImp
 /** No idle instance now, or the database is unreachable. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
 
+/** `/healthz` while the database cannot be reached: not ready (503), and why; the server itself is up. */
+export class Degraded extends Schema.TaggedError<Degraded>()("Degraded", {
+  ok: Schema.Literal(false),
+  status: Schema.Literal("degraded"),
+  database: Schema.Literal("unreachable"),
+  since: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 503 })) {}
+
 /** A store error as the API answers it: 503, come back later. */
 export const databaseUnavailable = (error: { readonly message: string }) => new Unavailable({ message: `database unavailable: ${error.message}` })
 
@@ -180,7 +189,11 @@ const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.Pa
     .annotate(OpenApi.Description, description)
 
 export class PublicGroup extends HttpApiGroup.make("public")
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ ok: Schema.Literal(true) })))
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), status: Schema.Literal("ok") }))
+      .addError(Degraded)
+  )
   .add(HttpApiEndpoint.get("counts", "/api/pool/counts").setUrlParams(PoolParam).addSuccess(CountsAnswer).addError(BadRequest).addError(Unavailable))
   .annotate(OpenApi.Description, "Open to all: liveness and pool counts (no instance data).")
 {}
