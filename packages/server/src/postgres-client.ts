@@ -10,9 +10,12 @@
  *   a partition) does not hold its row locks — a claimed row's — until the TCP connection dies.
  * - TCP keepalive after 5 s idle: a connection the network silently dropped is found and closed by the kernel,
  *   for the idle connections and the LISTEN connection alike.
- * - A connection silent for 10 s while a statement is in flight is destroyed (`SILENT_MS`): in a partition, bytes
+ * - A connection silent for 4 s while a statement is in flight is destroyed (`SILENT_MS`): in a partition, bytes
  *   stop and no error ever comes; pg's own `query_timeout` would fail the statement but give the connection back
- *   to the pool with the statement still pending, so every later statement on it would hang as well.
+ *   to the pool with the statement still pending, so every later statement on it would hang as well. Destroying
+ *   it also means a statement its caller gave up on (the store's 3 s deadline) is never delivered once the
+ *   partition heals: a claim answered 503 does not take an idle row behind its client's back. No statement of the
+ *   pool is silent that long when the database is healthy (claims skip locked rows; nothing else waits on locks).
  * Callers bound their own waits on top of this (the store's deadline, the lease's renewal timeout); these settings
  * make sure the connections they leave behind are cleaned up, not reused half-dead.
  */
@@ -26,11 +29,11 @@ const STATEMENT_TIMEOUT_MS = 15_000
 const IDLE_IN_TRANSACTION_MS = 15_000
 const KEEPALIVE_AFTER_MS = 5_000
 /** A connection with a statement in flight and nothing received for this long is taken for dead. */
-export const SILENT_MS = 10_000
+export const SILENT_MS = 4_000
 
 /** The internals of a pg client this module relies on (stable across pg 8). */
 interface ClientInternals {
-  readonly activeQuery: unknown
+  readonly _activeQuery: unknown
   readonly connection: { readonly stream: import("node:net").Socket }
 }
 
@@ -58,7 +61,7 @@ export const pgClientLayer = (url: Redacted.Redacted<string>) =>
             connection.stream.setTimeout(SILENT_MS)
             connection.stream.on("timeout", () => {
               // Silence while idle is normal (an idle or LISTEN connection); while a statement waits, it is a partition.
-              if ((client as unknown as ClientInternals).activeQuery != null) {
+              if ((client as unknown as ClientInternals)._activeQuery != null) {
                 connection.stream.destroy(new Error(`no answer from Postgres within ${SILENT_MS} ms`))
               }
             })

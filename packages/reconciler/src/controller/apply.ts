@@ -67,6 +67,13 @@ export const makeApplier = (spec: PoolSpec) =>
     const hash = templateHash(spec.template)
     // Every intent this run writes says who wrote it, so the next leader knows at once if it was abandoned.
     const { self } = yield* Incarnations
+    /** This run's creates whose call is under way: a `creating` row of ours that is not here was left by a lost pass. */
+    const creating = new Set<string>()
+    const tracked = <A, E, R>(id: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        creating.add(id)
+        return effect.pipe(Effect.ensuring(Effect.sync(() => creating.delete(id))))
+      })
 
     /** Records why an action failed on its row, best effort: the failure itself is what gets reported. */
     const noteFailure = (row: Instance, status: Instance["status"], error: unknown) =>
@@ -130,8 +137,7 @@ export const makeApplier = (spec: PoolSpec) =>
         intentBy: self
       })
       // Intent first: the row exists before anything is made, so a crash leaves something to finish.
-      yield* store.insert(intent)
-      yield* complete(intent)
+      yield* tracked(id, Effect.zipRight(store.insert(intent), complete(intent)))
     })
 
     /** An abandoned create, taken over: from now on it is ours (and waits for our timeout if a call hangs). */
@@ -139,7 +145,7 @@ export const makeApplier = (spec: PoolSpec) =>
       const row = yield* store.transition({ id: action.id, from: ["creating"], to: "creating", patch: { intentBy: self } })
       // Credentials are issued again: a secret is shown only once, so the dead process's cannot be reused;
       // issuing replaces it (no leak), and the provider's create sets the new one before the first deploy.
-      yield* complete(row)
+      yield* tracked(row.id, complete(row))
     })
 
     const remove = Effect.fn("Controller.delete")(function*(
@@ -235,5 +241,5 @@ export const makeApplier = (spec: PoolSpec) =>
         return [...batchOutcomes, ...adopted, ...removed, ...deleted, ...finished, ...created]
       })
 
-    return { apply }
+    return { apply, creatingNow: Effect.sync((): ReadonlySet<string> => new Set(creating)) }
   })

@@ -70,7 +70,7 @@ export const make = <Request = unknown, Result = unknown>(
     const incarnations = yield* Incarnations
     const concurrency = options.concurrency ?? 8
     const listTimeout = options.listTimeout ?? Duration.seconds(20)
-    const { apply } = yield* makeApplier(spec)
+    const { apply, creatingNow } = yield* makeApplier(spec)
     const failingActions = yield* makeFailingActions(spec)
     const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
     const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
@@ -155,6 +155,7 @@ export const make = <Request = unknown, Result = unknown>(
         waitingClaims: yield* room.demand,
         ...(sizing === undefined ? {} : { warmTarget: sizing.target }),
         backoff: yield* failingActions.backoffs,
+        ownCreatesInFlight: yield* creatingNow,
         incarnation: incarnations.self,
         alive
       }

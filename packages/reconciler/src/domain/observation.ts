@@ -42,6 +42,12 @@ export interface Observation {
    * back-off lets them be tried again (epoch ms). Absent: nothing is failing.
    */
   readonly backoff?: ReadonlyMap<string, { readonly failures: number; readonly retryAt: number }>
+  /**
+   * The rows whose create this incarnation has under way now. A `creating` row of this incarnation that is not
+   * among them was left by a pass cut short (the lease lost mid-pass) and is finished at once, like another run's.
+   * Absent: every young create of this incarnation counts as under way (it waits for `createTimeoutMs`).
+   */
+  readonly ownCreatesInFlight?: ReadonlySet<string>
   /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
   readonly incarnation: string
   /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */

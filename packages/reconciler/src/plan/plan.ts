@@ -120,10 +120,12 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
     switch (row.status) {
       case "creating": {
         // Rules 3, 4, 9: a create in flight counts toward the pool. One that another incarnation started (that
-        // process died or stopped leading) is abandoned at once; one of ours only when its call hung past
-        // createTimeout. An abandoned create is finished, never started twice.
+        // process died or stopped leading), or one of ours whose call is no longer under way (a pass cut short),
+        // is abandoned at once; one of ours under way only when its call hung past createTimeout. An abandoned
+        // create is finished, never started twice (a late landing of the first call is removed as a duplicate).
         if (!complete) break
-        if (row.intentBy === observation.incarnation && age(row.statusChangedAt) <= spec.createTimeoutMs) break
+        const underWay = observation.ownCreatesInFlight?.has(row.id) ?? true
+        if (row.intentBy === observation.incarnation && underWay && age(row.statusChangedAt) <= spec.createTimeoutMs) break
         // Deployed: every step was done but the record. Otherwise the provider's create, idempotent by name,
         // completes what is there (variables, domain, image, deploy) or makes it.
         if (service !== undefined && service.deployStatus !== null) updates.push(Action.RecordService({ id: row.id, service }))
