@@ -156,6 +156,7 @@ export const make = <Request = unknown, Result = unknown>(
         ...(sizing === undefined ? {} : { warmTarget: sizing.target }),
         backoff: yield* failingActions.backoffs,
         ownCreatesInFlight: yield* creatingNow,
+        ownClaimsInFlight: yield* claims.settling,
         incarnation: incarnations.self,
         alive
       }

@@ -48,6 +48,12 @@ export interface Observation {
    * Absent: every young create of this incarnation counts as under way (it waits for `createTimeoutMs`).
    */
   readonly ownCreatesInFlight?: ReadonlySet<string>
+  /**
+   * The `claiming` rows this incarnation is settling now. One of ours that is not among them, past a short grace,
+   * has no claim behind it any more (its claim gave up while the database was away, and the row was taken or
+   * left behind): crashed at once, never back to idle. Absent: ours wait for `claimTimeoutMs`.
+   */
+  readonly ownClaimsInFlight?: ReadonlySet<string>
   /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
   readonly incarnation: string
   /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */
@@ -72,7 +78,7 @@ export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed
   | "vanished" // its service is gone from a complete listing
   | "claim-timeout" // stuck in `claiming`: the outcome of the claim is unknown
-  | "claim-abandoned" // `claiming` for a process that is gone: the outcome of the claim is unknown
+  | "claim-abandoned" // `claiming` for a process that is gone, or for no claim of this one: the outcome is unknown
 
 /** One step of a plan. Each carries the status it expects, so apply can compare-and-set. */
 export type Action = Data.TaggedEnum<{

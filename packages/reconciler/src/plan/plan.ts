@@ -171,7 +171,10 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         // Rules 7, 9: the outcome of the claim is unknown (the instance may be bound), so never back to idle.
         // A claim whose process is gone is crashed at once; one still in flight once it outlives the timeout.
         // Rows claimed before claims were stamped (no `intentBy`) only time out.
-        if (row.intentBy !== null && !observation.alive.has(row.intentBy)) {
+        const ours = row.intentBy === observation.incarnation
+        const unheld = ours && observation.ownClaimsInFlight !== undefined && !observation.ownClaimsInFlight.has(row.id) &&
+          age(row.statusChangedAt) > CLAIM_SETTLE_GRACE_MS
+        if ((row.intentBy !== null && !ours && !observation.alive.has(row.intentBy)) || unheld) {
           updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-abandoned" }))
         } else if (age(row.statusChangedAt) > spec.claimTimeoutMs) {
           updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-timeout" }))
@@ -282,6 +285,12 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
 const oldestServiceFirst = (a: ServiceInfo, b: ServiceInfo) =>
   a.createdAt.getTime() - b.createdAt.getTime() || a.serviceId.localeCompare(b.serviceId)
+
+/**
+ * A `claiming` row of this incarnation that none of its claims holds is crashed once it is this old: longer than a
+ * claim's store call may take to hand the row to its claim, so a claim that just took it is never mistaken.
+ */
+export const CLAIM_SETTLE_GRACE_MS = 10_000
 
 /** Adoption failed this many times in a row: the service is removed instead (rule 12). */
 export const UNADOPTABLE_AFTER = 3
