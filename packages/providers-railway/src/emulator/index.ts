@@ -175,7 +175,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     const workspaceId = options.workspaceId ?? "workspace-1"
     const timers = new Set<ReturnType<typeof setTimeout>>()
     yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
-    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, provisionMs: 0 }
+    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, provisionMs: 0, serviceCreateLandsMs: 0 }
     const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
       const service = [...state.services.values()].find((s) => s.name === name)
       const latest = service?.deployments.at(-1)
@@ -184,7 +184,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
     const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`
 
-    type Caller = { readonly kind: "account" | "project" | "none" }
+    type Caller = { readonly kind: "account" | "project" | "none"; readonly landsLate?: boolean }
     const authorize = (caller: Caller) => {
       if (caller.kind === "none") throw new GraphQLError("Not Authorized")
     }
@@ -269,7 +269,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         authorize(caller)
         if (input.projectId !== projectId) throw new GraphQLError(`Project ${input.projectId} not found`)
         const name = input.name ?? `service-${state.services.size}`
-        if ([...state.services.values()].some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        // A create that lands late was accepted before the name was taken: Railway makes a second service of it.
+        if (!caller.landsLate && [...state.services.values()].some((s) => s.name === name)) {
+          throw new GraphQLError(`Service with name ${name} already exists`)
+        }
         const service: EmulatedService = {
           id: randomUUID(),
           name,
@@ -402,7 +405,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         : request.headers.authorization === `Bearer ${accountToken}`
         ? "account"
         : "none"
-      const result = await graphql({ schema, source: body.query, rootValue, contextValue: { kind }, variableValues: body.variables ?? {} })
+      // Landing late: the request is carried out (whoever still listens for its answer) only after the delay.
+      const landsLate = delays.serviceCreateLandsMs > 0 && /\bserviceCreate\s*\(/.test(body.query)
+      if (landsLate) await new Promise((done) => setTimeout(done, delays.serviceCreateLandsMs))
+      const result = await graphql({ schema, source: body.query, rootValue, contextValue: { kind, landsLate }, variableValues: body.variables ?? {} })
       // The services exist already; only the answer is late.
       if (delays.serviceCreateMs > 0 && /\bserviceCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.serviceCreateMs))
       state.remaining = Math.max(0, state.remaining - 1)
@@ -444,6 +450,13 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       /** `serviceCreate` answers `ms` late from now on (0: at once). */
       delayServiceCreate: (ms: number) => {
         delays.serviceCreateMs = ms
+      },
+      /**
+       * `serviceCreate` is carried out `ms` after it arrives (0: at once), even if its sender has gone meanwhile, and
+       * may then make a second service of a name, as Railway does: a killed server's creates land after its restart.
+       */
+      landServiceCreateLate: (ms: number) => {
+        delays.serviceCreateLandsMs = ms
       },
       /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
       delayProvision: (ms: number) => {
