@@ -16,7 +16,8 @@ const modules = [
   "../packages/providers-railway/bench/calls-per-pass.ts",
   "../packages/server/bench/http-claim.ts",
   "../packages/server/bench/rss.ts",
-  "../packages/server/bench/railway-at-scale.ts"
+  "../packages/server/bench/railway-at-scale.ts",
+  "../packages/server/bench/chaos.ts"
 ]
 
 const only = process.argv.slice(2)

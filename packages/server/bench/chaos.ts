@@ -1,0 +1,137 @@
+/**
+ * Faults at the edges (issue 21), the built server in its own process against the Railway and OpenRouter
+ * emulators and the real Postgres behind a TCP fault proxy:
+ * - `chaos.pg_partition.max_claim_answer.ms`: the slowest answer to a claim sent during a 30 s partition (bytes
+ *   stop, connections stay open), one claim a second (target ≤ 10,000).
+ * - `chaos.pg_restart.first_claim_after.ms`: a 15 s restart (connections reset, new ones refused); from its end to
+ *   the first claim answered 200 (target ≤ 3,000).
+ * - `chaos.late_create.duplicates_after_30s`: SIGKILL with creates in flight that Railway carries out 10 s later,
+ *   after the restart has finished their rows; services sharing a name 30 s after the kill (target 0).
+ */
+import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
+import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { databaseUrl, onServer, testServer } from "@warmpool/reconciler/postgres/testing"
+import { startTcpFaultProxy } from "@warmpool/reconciler/testing"
+import { Effect, Exit, Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { type ServerProcess, startServer, stop, until } from "../test/support/process.js"
+
+const API_KEY = "chaos-bench-key"
+const MANAGEMENT_KEY = "chaos-management-key"
+const tlsDir = join(import.meta.dirname, "../test/fixtures/loopback-tls")
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
+
+const world = async (scope: Scope.CloseableScope) => {
+  const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
+  const server = await inScope(testServer)
+  const name = `warmpool_chaos_${randomBytes(5).toString("hex")}`
+  await inScope(Effect.acquireRelease(
+    onServer(server.url, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
+    () => onServer(server.url, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
+  ))
+  const url = databaseUrl(server.url, name)
+  const target = new URL(url)
+  const proxy = await inScope(startTcpFaultProxy({ host: target.hostname, port: Number(target.port || 5432) }))
+  const railway = await inScope(startRailwayEmulator({
+    deployMs: 500,
+    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
+  }))
+  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
+  const servers: Array<ServerProcess> = []
+  const start = async () => {
+    const started = await startServer({
+      DATABASE_URL: proxy.via(url),
+      POOL_API_KEY: API_KEY,
+      POOL_PROVIDER: "railway",
+      RAILWAY_API_TOKEN: railway.accountToken,
+      RAILWAY_TOKEN_KIND: "account",
+      RAILWAY_PROJECT_ID: railway.projectId,
+      RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
+      RAILWAY_API_URL: railway.apiUrl,
+      OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
+      OPENROUTER_API_URL: openrouter.apiUrl,
+      POOL_MIN_IDLE: "4",
+      POOL_MAX_TOTAL: "40",
+      TICK_INTERVAL_MS: "1000",
+      NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem")
+    })
+    servers.push(started)
+    return started
+  }
+  const claim = async (server: ServerProcess) => {
+    const sentAt = Date.now()
+    const response = await fetch(`${server.base}/api/pool/claim`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ agentName: "chaos", instructions: "" })
+    }).catch(() => undefined)
+    await response?.text()
+    return { sentAt, answeredAt: Date.now(), status: response?.status ?? 0 }
+  }
+  const idle = async (server: ServerProcess) => {
+    const response = await fetch(`${server.base}/api/pool/counts`).catch(() => undefined)
+    return response?.ok ? ((await response.json()) as { idle: number }).idle : 0
+  }
+  const filled = (server: ServerProcess) => until("the pool to fill", async () => ((await idle(server)) >= 4 ? true : undefined), 60_000)
+  return { proxy, railway, start, claim, filled, servers }
+}
+
+export const run = async (): Promise<Record<string, number>> => {
+  const scope = Effect.runSync(Scope.make())
+  const w = await world(scope)
+  try {
+    const server = await w.start()
+    await w.filled(server)
+
+    // A 30 s partition, a claim a second.
+    await Effect.runPromise(w.proxy.blackhole)
+    const partitionStart = Date.now()
+    const during: Array<Promise<{ sentAt: number; answeredAt: number; status: number }>> = []
+    while (Date.now() - partitionStart < 30_000) {
+      during.push(w.claim(server))
+      await sleep(1_000)
+    }
+    await Effect.runPromise(w.proxy.restore)
+    const maxAnswer = Math.max(...(await Promise.all(during)).map((a) => a.answeredAt - a.sentAt))
+    await w.filled(server)
+
+    // A 15 s restart; then claims until one is served.
+    await Effect.runPromise(w.proxy.reset)
+    await sleep(15_000)
+    await Effect.runPromise(w.proxy.restore)
+    const restored = Date.now()
+    let firstAfter = Number.POSITIVE_INFINITY
+    const after: Array<Promise<unknown>> = []
+    while (!Number.isFinite(firstAfter) && Date.now() - restored < 30_000) {
+      after.push(w.claim(server).then((a) => {
+        if (a.status === 200) firstAfter = Math.min(firstAfter, a.answeredAt - restored)
+      }))
+      await sleep(200)
+    }
+    await Promise.all(after)
+    await w.filled(server)
+
+    // Creates that land after a SIGKILL and the restart.
+    w.railway.landServiceCreateLate(10_000)
+    await Promise.all([w.claim(server), w.claim(server)])
+    await sleep(1_000)
+    server.child.kill("SIGKILL")
+    await server.exited
+    const killed = Date.now()
+    w.railway.landServiceCreateLate(0)
+    await w.start()
+    await sleep(Math.max(0, 30_000 - (Date.now() - killed)))
+    const names = w.railway.services().map((s) => s.name)
+
+    return {
+      "chaos.pg_partition.max_claim_answer.ms": maxAnswer,
+      "chaos.pg_restart.first_claim_after.ms": firstAfter,
+      "chaos.late_create.duplicates_after_30s": names.length - new Set(names).size
+    }
+  } finally {
+    for (const server of w.servers) await stop(server)
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
