@@ -8,55 +8,24 @@
  * - `chaos.late_create.duplicates_after_30s`: SIGKILL with creates in flight that Railway carries out 10 s later,
  *   after the restart has finished their rows; services sharing a name 30 s after the kill (target 0).
  */
-import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
-import { databaseUrl, onServer, testServer } from "@warmpool/reconciler/postgres/testing"
+import { testServer } from "@warmpool/reconciler/postgres/testing"
 import { startTcpFaultProxy } from "@warmpool/reconciler/testing"
 import { Effect, Exit, Scope } from "effect"
-import { randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
-import { join } from "node:path"
+import { emulators, freshDatabase, serverEnv } from "../test/support/emulated-world.js"
 import { type ServerProcess, startServer, stop, until } from "../test/support/process.js"
 
 const API_KEY = "chaos-bench-key"
-const MANAGEMENT_KEY = "chaos-management-key"
-const tlsDir = join(import.meta.dirname, "../test/fixtures/loopback-tls")
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
 
 const world = async (scope: Scope.CloseableScope) => {
   const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
-  const server = await inScope(testServer)
-  const name = `warmpool_chaos_${randomBytes(5).toString("hex")}`
-  await inScope(Effect.acquireRelease(
-    onServer(server.url, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
-    () => onServer(server.url, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
-  ))
-  const url = databaseUrl(server.url, name)
+  const url = await inScope(Effect.flatMap(testServer, (server) => freshDatabase(server.url, "warmpool_chaos")))
   const target = new URL(url)
   const proxy = await inScope(startTcpFaultProxy({ host: target.hostname, port: Number(target.port || 5432) }))
-  const railway = await inScope(startRailwayEmulator({
-    deployMs: 500,
-    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
-  }))
-  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
+  const emulated = await inScope(emulators(500))
   const servers: Array<ServerProcess> = []
   const start = async () => {
-    const started = await startServer({
-      DATABASE_URL: proxy.via(url),
-      POOL_API_KEY: API_KEY,
-      POOL_PROVIDER: "railway",
-      RAILWAY_API_TOKEN: railway.accountToken,
-      RAILWAY_TOKEN_KIND: "account",
-      RAILWAY_PROJECT_ID: railway.projectId,
-      RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
-      RAILWAY_API_URL: railway.apiUrl,
-      OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
-      OPENROUTER_API_URL: openrouter.apiUrl,
-      POOL_MIN_IDLE: "4",
-      POOL_MAX_TOTAL: "40",
-      TICK_INTERVAL_MS: "1000",
-      NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem")
-    })
+    const started = await startServer(serverEnv({ databaseUrl: proxy.via(url), apiKey: API_KEY, emulators: emulated, minIdle: 4, maxTotal: 40 }))
     servers.push(started)
     return started
   }
@@ -75,7 +44,7 @@ const world = async (scope: Scope.CloseableScope) => {
     return response?.ok ? ((await response.json()) as { idle: number }).idle : 0
   }
   const filled = (server: ServerProcess) => until("the pool to fill", async () => ((await idle(server)) >= 4 ? true : undefined), 60_000)
-  return { proxy, railway, start, claim, filled, servers }
+  return { proxy, railway: emulated.railway, start, claim, filled, servers }
 }
 
 export const run = async (): Promise<Record<string, number>> => {

@@ -3,23 +3,17 @@
  * OpenRouter emulators and the real Postgres behind a TCP fault proxy: a restart (every connection reset, new
  * ones refused) and a partition (bytes stop, connections stay open), with claims arriving throughout.
  */
-import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { startTcpFaultProxy } from "@warmpool/reconciler/testing"
-import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
-import { randomBytes } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
-import { join } from "node:path"
+import { existsSync } from "node:fs"
 import { afterEach, describe, expect, inject, it } from "vitest"
-import { main, type ServerProcess, startServer, stop, until } from "./support/process.js"
+import { emulators, freshDatabase, serverEnv } from "./support/emulated-world.js"
+import { main, startServer, stop, until } from "./support/process.js"
 
 const API_KEY = "outage-test-key"
-const MANAGEMENT_KEY = "outage-management-key"
 const MIN_IDLE = 6
-const tlsDir = join(import.meta.dirname, "fixtures/loopback-tls")
 
 interface Answer {
   readonly sentAt: number
@@ -32,36 +26,12 @@ interface Answer {
 const makeWorld = async () => {
   const scope = Effect.runSync(Scope.make())
   const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
-  const postgres = inject("postgresUrl")
-  const name = `warmpool_outage_${randomBytes(5).toString("hex")}`
-  await inScope(Effect.acquireRelease(
-    onServer(postgres, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
-    () => onServer(postgres, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
-  ))
-  const url = databaseUrl(postgres, name)
+  const url = await inScope(freshDatabase(inject("postgresUrl"), "warmpool_outage"))
   const target = new URL(url)
   const proxy = await inScope(startTcpFaultProxy({ host: target.hostname, port: Number(target.port || 5432) }))
-  const railway = await inScope(startRailwayEmulator({
-    deployMs: 500,
-    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
-  }))
-  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
-  const server = await startServer({
-    DATABASE_URL: proxy.via(url),
-    POOL_API_KEY: API_KEY,
-    POOL_PROVIDER: "railway",
-    RAILWAY_API_TOKEN: railway.accountToken,
-    RAILWAY_TOKEN_KIND: "account",
-    RAILWAY_PROJECT_ID: railway.projectId,
-    RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
-    RAILWAY_API_URL: railway.apiUrl,
-    OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
-    OPENROUTER_API_URL: openrouter.apiUrl,
-    POOL_MIN_IDLE: String(MIN_IDLE),
-    POOL_MAX_TOTAL: "40",
-    TICK_INTERVAL_MS: "1000",
-    NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem")
-  })
+  const emulated = await inScope(emulators(500))
+  const { openrouter, railway } = emulated
+  const server = await startServer(serverEnv({ databaseUrl: proxy.via(url), apiKey: API_KEY, emulators: emulated, minIdle: MIN_IDLE, maxTotal: 40 }))
   // Straight to Postgres, around the proxy: what the test reads is never faulted.
   const query = <A extends object>(text: string) =>
     Effect.runPromise(

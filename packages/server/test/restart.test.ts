@@ -4,22 +4,16 @@
  * killed (SIGKILL: a crash, an OOM kill) or stopped (SIGTERM: every Railway redeploy); the next server — a
  * restart, or a standby replica — finishes what was left, and the pool is full again within seconds.
  */
-import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
-import { databaseUrl, onServer } from "@warmpool/reconciler/postgres/testing"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
-import { randomBytes } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
-import { join } from "node:path"
+import { existsSync } from "node:fs"
 import { afterEach, describe, expect, inject, it } from "vitest"
+import { emulators, freshDatabase, serverEnv } from "./support/emulated-world.js"
 import { main, type ServerProcess, startServer, stop, until, within } from "./support/process.js"
 
 const API_KEY = "restart-test-key"
-const MANAGEMENT_KEY = "restart-management-key"
 const MIN_IDLE = 3
-const tlsDir = join(import.meta.dirname, "fixtures/loopback-tls")
 
 interface Row {
   readonly id: string
@@ -33,35 +27,12 @@ interface Row {
 const makeWorld = async () => {
   const scope = Effect.runSync(Scope.make())
   const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Scope.extend(effect, scope))
-  const postgres = inject("postgresUrl")
-  const name = `warmpool_restart_${randomBytes(5).toString("hex")}`
-  await inScope(Effect.acquireRelease(
-    onServer(postgres, (sql) => sql.unsafe(`CREATE DATABASE ${name}`)),
-    () => onServer(postgres, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
-  ))
-  const url = databaseUrl(postgres, name)
-  const railway = await inScope(startRailwayEmulator({
-    deployMs: 1_000,
-    instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
-  }))
-  const openrouter = await inScope(startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY }))
+  const url = await inScope(freshDatabase(inject("postgresUrl"), "warmpool_restart"))
+  const emulated = await inScope(emulators(1_000))
+  const { openrouter, railway } = emulated
   const servers: Array<ServerProcess> = []
   const env = (extra: Record<string, string>) => ({
-    DATABASE_URL: url,
-    POOL_API_KEY: API_KEY,
-    POOL_PROVIDER: "railway",
-    RAILWAY_API_TOKEN: railway.accountToken,
-    RAILWAY_TOKEN_KIND: "account",
-    RAILWAY_PROJECT_ID: railway.projectId,
-    RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
-    RAILWAY_API_URL: railway.apiUrl,
-    OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
-    OPENROUTER_API_URL: openrouter.apiUrl,
-    POOL_MIN_IDLE: String(MIN_IDLE),
-    POOL_MAX_TOTAL: "12",
-    TICK_INTERVAL_MS: "1000",
-    // The instances answer over HTTPS on loopback, with the fixture's certificate.
-    NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem"),
+    ...serverEnv({ databaseUrl: url, apiKey: API_KEY, emulators: emulated, minIdle: MIN_IDLE, maxTotal: 12 }),
     ...extra
   })
   const query = <A extends object>(text: string) =>
