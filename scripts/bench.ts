@@ -21,6 +21,7 @@ const modules = [
   "../packages/server/bench/rss.ts",
   "../packages/server/bench/railway-at-scale.ts",
   "../packages/server/bench/railway-placement.ts",
+  "../packages/server/bench/chaos.ts",
   "./bench/package.ts"
 ]
 

@@ -10,7 +10,7 @@
  * lease rides out (its pool reconnects before the lease expires).
  */
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream, SubscriptionRef } from "effect"
 import { randomUUID } from "node:crypto"
 import { Leadership } from "@warmpool/reconciler"
 import { CurrentFence, type Fence } from "./fence.js"
@@ -45,12 +45,29 @@ export const make = (options: PgLeadershipOptions) =>
         expires_at = EXCLUDED.expires_at
       WHERE l.holder = EXCLUDED.holder OR l.expires_at <= now()
       RETURNING epoch`.pipe(
-      Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r): Fence => ({ name: options.name, holder, epoch: Number(r.epoch) }))),
-      // A renewal that does not answer within a third of the ttl counts as lost: stop acting well before expiry.
-      Effect.timeoutFail({ duration: Duration.divide(ttl, 3).pipe(Option.getOrElse(() => ttl)), onTimeout: () => "lease renewal timed out" })
+      Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r): Fence => ({ name: options.name, holder, epoch: Number(r.epoch) })))
     )
 
-    const step = acquireOrRenew.pipe(
+    /**
+     * When this replica must have stopped acting, by its own clock: half the ttl after the last renewal that
+     * succeeded was SENT. The database set that lease's expiry at its `now()` + ttl, and its `now()` is later
+     * than the sending, so whatever the clocks say another replica can take the lease only a full ttl after
+     * that moment: the leader stands down (and its pass is interrupted) at least half a ttl before.
+     */
+    let standDownAt = 0
+    const renew = Effect.gen(function*() {
+      const sentAt = yield* Clock.currentTimeMillis
+      // While leading, the renewal may take until the stand-down moment; a standby's ask, a third of the ttl.
+      const leading = Option.isSome(yield* SubscriptionRef.get(lease))
+      const within = leading ? Math.max(0, standDownAt - sentAt) : ttlMs / 3
+      const next = yield* Effect.disconnect(acquireOrRenew).pipe(
+        Effect.timeoutFail({ duration: within, onTimeout: () => "lease renewal timed out" })
+      )
+      if (Option.isSome(next)) standDownAt = sentAt + ttlMs / 2
+      return next
+    })
+
+    const step = renew.pipe(
       Effect.tapError((error) => Effect.logWarning(`lease ${options.name}: renewal failed, standing down: ${String(error)}`)),
       Effect.orElseSucceed(() => Option.none<Fence>()),
       Effect.flatMap((next) =>

@@ -100,7 +100,7 @@ describe("plan", () => {
     const deleting = mine(world).filter((r) => r.status === "deleting")
     if (isComplete(world)) {
       const finished = ofTag(actions, "Delete").filter((d) => d.from === "deleting")
-      expect(finished.length).toBe(Math.min(deleting.length, world.spec.deleteBatch))
+      expect(finished.length).toBe(Math.min(deleting.length, world.spec.deleteBatch - ofTag(actions, "RemoveService").length))
     }
   }, runs)
 
@@ -125,7 +125,7 @@ describe("plan", () => {
     const creates = ofTag(actions, "Create").length
     expect(creates).toBeLessThanOrEqual(world.spec.createBatch)
     expect(creates).toBeLessThanOrEqual(world.observation.createAllowance)
-    expect(ofTag(actions, "Delete").length).toBeLessThanOrEqual(world.spec.deleteBatch)
+    expect(ofTag(actions, "Delete").length + ofTag(actions, "RemoveService").length).toBeLessThanOrEqual(world.spec.deleteBatch)
     if (creates > 0) {
       const ownedServices = services(world).filter((s) => s.name.startsWith(world.spec.namePrefix))
       const rowNames = new Set(mine(world).map((r) => r.name))
@@ -155,16 +155,18 @@ describe("plan", () => {
       return
     }
     const rows = mine(world)
+    const unowned = services(world).filter((s) =>
+      s.name.startsWith(world.spec.namePrefix) && !rows.some((r) => r.serviceId === s.serviceId || r.name === s.name)
+    )
     for (const service of services(world)) {
-      const owned = rows.some((r) => r.serviceId === service.serviceId || r.name === service.name)
-      const expected =
-        service.name.startsWith(world.spec.namePrefix) &&
-        !owned &&
-        NOW - service.createdAt.getTime() > world.spec.listingGraceMs
+      // Of several services of one name, only the oldest is adopted: the others are its duplicates.
+      const oldestOfName = unowned.filter((s) => s.name === service.name).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.serviceId.localeCompare(b.serviceId))[0]
+      const expected = oldestOfName === service && NOW - service.createdAt.getTime() > world.spec.listingGraceMs
       expect(adopted.has(service.serviceId)).toBe(expected)
     }
     const deletes = ofTag(actions, "Delete")
-    const batchFull = deletes.length === world.spec.deleteBatch
+    // Services without a row are removed first, within the same batch.
+    const batchFull = deletes.length + ofTag(actions, "RemoveService").length === world.spec.deleteBatch
     for (const row of rows) {
       const gone = !services(world).some((s) => (row.serviceId !== null ? s.serviceId === row.serviceId : s.name === row.name))
       const old = NOW - row.createdAt.getTime() > world.spec.listingGraceMs
@@ -179,10 +181,41 @@ describe("plan", () => {
     }
   }, runs)
 
+  it.prop("rule 6, late writes: a service with a row's name is never adopted; once the row has its own, any other is removed", { world: arbWorld }, ({ world }) => {
+    const actions = plan(world.spec, world.observation)
+    const removed = ofTag(actions, "RemoveService")
+    if (!isComplete(world)) {
+      expect(removed).toEqual([])
+      return
+    }
+    const rows = mine(world)
+    const rowServiceIds = new Set(rows.map((r) => r.serviceId))
+    const byName = new Map(rows.map((r) => [r.name, r]))
+    // Never a service some row points at, never one whose row is still creating (its create decides).
+    for (const { service } of removed) {
+      expect(rowServiceIds.has(service.serviceId)).toBe(false)
+      expect(byName.get(service.name)?.status).not.toBe("creating")
+    }
+    const adopted = ofTag(actions, "Adopt")
+    for (const { service } of adopted) expect(byName.has(service.name)).toBe(false)
+    // Every duplicate of a row's service is removed (removals go first in the delete batch).
+    const duplicates = services(world).filter((s) => {
+      const row = byName.get(s.name)
+      return row !== undefined && row.status !== "creating" && !rowServiceIds.has(s.serviceId) && s.serviceId !== (row.serviceId ?? s.serviceId)
+    })
+    const removedIds = new Set(removed.map((r) => r.service.serviceId))
+    if (removed.length < world.spec.deleteBatch) for (const d of duplicates) expect(removedIds.has(d.serviceId)).toBe(true)
+    // What is kept (not removed) has at most one service per name, besides those a creating row still decides on.
+    const kept = services(world).filter((s) => s.name.startsWith(world.spec.namePrefix) && !removedIds.has(s.serviceId) && byName.get(s.name)?.status !== "creating")
+    const ownedOrAdopted = kept.filter((s) => rowServiceIds.has(s.serviceId) || adopted.some((a) => a.service.serviceId === s.serviceId))
+    if (removed.length < world.spec.deleteBatch) expect(new Set(ownedOrAdopted.map((s) => s.name)).size).toBe(ownedOrAdopted.length)
+  }, runs)
+
   it.prop("rule 7: stuck unclaimed instances are deleted; a timed-out claim becomes crashed, never idle", { world: arbWorld }, ({ world }) => {
     const actions = plan(world.spec, world.observation)
     const deletes = ofTag(actions, "Delete")
-    const batchFull = deletes.length === world.spec.deleteBatch
+    // Services without a row are removed first, within the same batch.
+    const batchFull = deletes.length + ofTag(actions, "RemoveService").length === world.spec.deleteBatch
     for (const row of mine(world)) {
       if (row.status === "claiming" && NOW - row.statusChangedAt.getTime() > world.spec.claimTimeoutMs) {
         expect(ofTag(actions, "MarkCrashed").find((a) => a.id === row.id)?.reason).toMatch(/^claim-(timeout|abandoned)$/)
@@ -245,6 +278,9 @@ describe("plan", () => {
     // minIdle is reached, unless maxTotal leaves no room beside the claimed and crashed rows.
     expect(warm.length).toBeGreaterThanOrEqual(Math.min(world.spec.minIdle, world.spec.maxTotal - bound))
     expect(state.rows.length).toBeLessThanOrEqual(Math.max(world.spec.maxTotal, state.initialTotal))
+    // Late writes included: no name twice on the platform, and every service has the row that points at it.
+    expect(new Set(state.services.map((s) => s.name)).size).toBe(state.services.length)
+    for (const service of state.services) expect(state.rows.some((r) => r.serviceId === service.serviceId)).toBe(true)
     // Steady state: another pass changes nothing.
     expect(plan(world.spec, observe(state)).filter((a) => a._tag !== "Refresh")).toEqual([])
   }, { fastCheck: { numRuns: 150 } })
@@ -262,7 +298,7 @@ describe("plan: protected instances (PROTECTED_INSTANCES)", () => {
       protectedIds: new Set(picked)
     })))
 
-  it.prop("rule 12: a protected instance is never deleted: not as an orphan, dead, stuck, requested, rolled out or surplus", { input: arbProtected }, ({ input }) => {
+  it.prop("rule 13: a protected instance is never deleted: not as an orphan, dead, stuck, requested, rolled out or surplus", { input: arbProtected }, ({ input }) => {
     const { protectedIds, spec, world } = input
     const actions = plan(spec, { ...world.observation, protectedIds })
     for (const action of ofTag(actions, "Delete")) expect(protectedIds.has(action.id)).toBe(false)
@@ -301,13 +337,16 @@ interface Model {
   readonly now: number
   readonly next: number
   readonly initialTotal: number
+  readonly pass: number
 }
 
 const healthyPlatform = (world: World): Model => {
   // Start from the world's rows of this pool, with the platform healthy from now on.
   const rows = mine(world)
   const listed = services(world).filter((s) => s.name.startsWith(world.spec.namePrefix))
-  return { rows, services: listed, now: NOW, next: 0, initialTotal: rows.length + listed.length }
+  // A create that lands late is a service the plan did not count: the bound makes room for each.
+  const late = world.lateWrites?.length ?? 0
+  return { rows, services: listed, now: NOW, next: 0, initialTotal: Math.max(world.spec.maxTotal, rows.length + listed.length) + late, pass: 0 }
 }
 
 const observe = (model: Model): Observation => ({
@@ -322,9 +361,14 @@ const observe = (model: Model): Observation => ({
 })
 
 const step = (world: World, model: Model): Model => {
-  const actions = plan(world.spec, observe(model))
-  let rows = [...model.rows]
   let svc = [...model.services]
+  // Creates of dead runs land now, whatever the rows say: the platform makes a second service of the name.
+  for (const late of world.lateWrites ?? []) {
+    if (late.pass !== model.pass) continue
+    svc.push(new ServiceInfo({ serviceId: `late-${late.name}`, name: late.name, url: null, deployStatus: "QUEUED", image: null, createdAt: new Date(model.now) }))
+  }
+  const actions = plan(world.spec, { ...observe(model), listing: Listing.Complete({ services: svc }) })
+  let rows = [...model.rows]
   let next = model.next
   const now = new Date(model.now)
   const set = (id: string, fields: Partial<Instance>) => {
@@ -367,6 +411,9 @@ const step = (world: World, model: Model): Model => {
       case "MarkCrashed":
         set(action.id, { status: "crashed" })
         break
+      case "RemoveService":
+        svc = svc.filter((s) => s.serviceId !== action.service.serviceId)
+        break
       case "Delete":
         rows = rows.filter((r) => r.id !== action.id)
         if (action.serviceId !== null) svc = svc.filter((s) => s.serviceId !== action.serviceId)
@@ -377,5 +424,5 @@ const step = (world: World, model: Model): Model => {
   svc = svc.map((s) =>
     deployPhase(s.deployStatus) === "dead" || s.deployStatus === "SUCCESS" ? s : new ServiceInfo({ ...s, deployStatus: "SUCCESS", url: s.url ?? `https://${s.name}` })
   )
-  return { rows, services: svc, now: model.now + 30_000, next, initialTotal: model.initialTotal }
+  return { rows, services: svc, now: model.now + 30_000, next, initialTotal: model.initialTotal, pass: model.pass + 1 }
 }

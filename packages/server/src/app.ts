@@ -6,14 +6,13 @@
 import { FetchHttpClient, HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
 import { FileSystem, HttpApp, HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { PgClient } from "@effect/sql-pg"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
 import { KubernetesCompute } from "@warmpool/providers-kubernetes"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials, OpenRouterKeysLive } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
-import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools } from "@warmpool/reconciler"
+import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools, StoreDeadline } from "@warmpool/reconciler"
 import { type RunningPostgres, startEmbeddedPostgres } from "@warmpool/embedded-postgres"
 import { PgIncarnations, PgPoolEvents } from "@warmpool/reconciler-pg"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -24,6 +23,8 @@ import { PoolApi } from "./api/api.js"
 import type { Deployment, ServerSettings } from "./config.js"
 import { carryOverSeedPool } from "./pools.js"
 import { ConvosSecrets } from "./convos/secrets.js"
+import { DatabaseHealthLive } from "./database-health.js"
+import { pgClientLayer } from "./postgres-client.js"
 import { SeedInstanceStore } from "./convos/seed-table.js"
 import { migrateServerTables } from "./migrations.js"
 import { DashboardHistory, type HistoryOptions } from "./dashboard/history.js"
@@ -65,12 +66,12 @@ const describeEmbedded = (running: RunningPostgres) =>
 /** Postgres: DATABASE_URL, or an embedded server kept in `<dataDir>/pg` (or its stand-in, see `startEmbeddedPostgres`). Migrated on start. */
 export const databaseLayer = (settings: ServerSettings) =>
   Option.match(settings.databaseUrl, {
-    onSome: (url) => PgClient.layer({ url }),
+    onSome: pgClientLayer,
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(
           startEmbeddedPostgres({ dataDir: join(settings.dataDir, "pg") }).pipe(Effect.tap((running) => Console.log(describeEmbedded(running)))),
-          (running) => PgClient.layer({ url: running.url })
+          (running) => pgClientLayer(running.url)
         )
       )
   }).pipe(Layer.tap((context) => Effect.provide(migrateServerTables, context)))
@@ -222,6 +223,12 @@ export const httpLayer = (options: HttpOptions & { readonly port: number; readon
   httpApiLayer(options).pipe(Layer.provide(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" })))
 
 /**
+ * How long one statement of the store may take before its caller hears "database unavailable": a claim without
+ * `waitMs` is answered within a few of these (it makes two or three statements), well within 10 s.
+ */
+const STORE_DEADLINE = Duration.seconds(3)
+
+/**
  * The whole server for the declared pools (the first is the default), with `compute` as the platform (the
  * settings' provider by default). One lease per pool, named after it: replicas share the pools' passes.
  */
@@ -234,7 +241,9 @@ export const serverLayer = (
   const specs = Array.isArray(pools) ? pools : [pools as PoolSpec]
   const database = databaseLayer(settings).pipe(Layer.tap((context) => Effect.provide(carryOverSeedPool(settings, specs), context)))
   const services = Layer.mergeAll(
-    SeedInstanceStore,
+    // Every statement bounded: while the database cannot be reached, claims get 503 within seconds (not when it is back).
+    StoreDeadline.layer(STORE_DEADLINE).pipe(Layer.provide(SeedInstanceStore)),
+    DatabaseHealthLive,
     // Waiting claims on any replica hear of idle instances, and the leader of waiting claims, over LISTEN/NOTIFY.
     PgPoolEvents.layer,
     PgHistoryStore.layer,

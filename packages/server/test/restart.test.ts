@@ -7,11 +7,11 @@
 import { existsSync } from "node:fs"
 import { afterEach, describe, expect, it } from "vitest"
 import { emulatedPlatform } from "./support/emulated-platform.js"
+import { MANAGEMENT_KEY } from "./support/emulated-world.js"
 import type { RailwayEmulatorOptions } from "@warmpool/providers-railway/emulator"
 import { main, type ServerProcess, startServer, stop, until, within } from "./support/process.js"
 
 const API_KEY = "restart-test-key"
-const MANAGEMENT_KEY = "restart-management-key"
 const MIN_IDLE = 3
 
 interface Row {
@@ -170,6 +170,43 @@ describe.runIf(existsSync(main))("restarts, with the real server against the Rai
       expect(ours()).toEqual(names)
       for (const row of inFlight) expect(names).toContain(row.name)
     }, { projectCreateEveryMs: 100 }), 150_000)
+
+  it("SIGKILL with creates that land after the restart (late writes): each duplicate is removed, no name twice within 30 s, services = rows = keys", () =>
+    withOutput(async (world) => {
+      const first = await world.start()
+      await wholeWithin(world, Date.now(), 45_000)
+      // Railway carries the creates out 10 s after they arrive, whatever became of the server that sent them.
+      world.railway.landServiceCreateLate(10_000)
+      const claims = await Promise.all(["first", "second"].map((agent) => claim(first, agent)))
+      expect(claims.map((c) => c.status)).toEqual([200, 200])
+      const inFlight = await until("creates sent", async () => {
+        const creating = (await world.rows()).filter((r) => r.status === "creating")
+        return creating.length >= 1 ? creating : undefined
+      }, 10_000)
+      await new Promise((r) => setTimeout(r, 500))
+      const epoch = await world.epoch()
+      first.child.kill("SIGKILL")
+      await within("the killed server to exit", first.exited, 5_000)
+      const killed = Date.now()
+      world.railway.landServiceCreateLate(0)
+
+      await world.start()
+      await until("the restarted server to take the lease", async () => ((await world.epoch()) > epoch ? true : undefined), 30_000)
+      // The restart finishes the creates at once; the dead server's requests land afterwards, as second services.
+      let twins = 0
+      await until("the late creates to land", async () => {
+        const names = world.railway.services().map((s) => s.name)
+        twins = Math.max(twins, names.length - new Set(names).size)
+        return Date.now() - killed > 12_000 ? true : undefined
+      }, 20_000)
+      const elapsed = await wholeWithin(world, killed, 30_000)
+      console.log(`late creates: ${twins} duplicate(s) seen, whole ${elapsed} ms after the kill`)
+      const names = world.railway.services().map((s) => s.name)
+      expect(new Set(names).size).toBe(names.length)
+      expect(twins).toBeGreaterThan(0)
+      const rows = await world.rows()
+      for (const row of inFlight) expect(rows.find((r) => r.id === row.id)?.status).toMatch(/^(starting|idle)$/)
+    }), 150_000)
 
   it("SIGTERM mid-create and mid-claim: the server finishes both, answers new claims 503, exits 0 within the grace; the restart is whole within 15 s", () =>
     withOutput(async (world) => {

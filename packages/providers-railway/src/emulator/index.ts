@@ -277,7 +277,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     }
     const timers = new Set<ReturnType<typeof setTimeout>>()
     yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
-    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, projectCreateMs: options.projectCreateDelayMs ?? 0, provisionMs: 0 }
+    const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, projectCreateMs: options.projectCreateDelayMs ?? 0, provisionMs: 0, serviceCreateLandsMs: 0 }
     const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
       const service = [...state.services.values()].find((s) => s.name === name)
       const latest = service?.deployments.at(-1)
@@ -286,7 +286,7 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
     const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`
 
-    type Caller = { readonly kind: "account" | "project" | "none"; readonly token: string | null }
+    type Caller = { readonly kind: "account" | "project" | "none"; readonly token: string | null; readonly landsLate?: boolean }
     const authorize = (caller: Caller) => {
       if (caller.kind === "none") throw new GraphQLError("Not Authorized")
     }
@@ -460,7 +460,8 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         const project = projectOf(input.projectId)
         const siblings = [...state.services.values()].filter((s) => s.projectId === project.id)
         const name = input.name ?? `service-${siblings.length}`
-        if (siblings.some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        // A create that lands late was accepted before the name was taken: Railway makes a second service of it.
+        if (!caller.landsLate && siblings.some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
         if (siblings.length >= limits.maxServicesPerProject) {
           throw new GraphQLError(`Project has reached the maximum number of services (${limits.maxServicesPerProject})`)
         }
@@ -669,7 +670,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
           return { status: 429, body: { errors: [{ message: limited.message }] }, headers: { ...rateLimitHeaders(), "retry-after": String(retryAfter) } }
         }
       }
-      const result = await graphql({ schema, source: body.query, rootValue, contextValue: caller, variableValues: body.variables ?? {} })
+      // Landing late: the request is carried out (whoever still listens for its answer) only after the delay.
+      const landsLate = delays.serviceCreateLandsMs > 0 && /\bserviceCreate\s*\(/.test(body.query)
+      if (landsLate) await new Promise((done) => setTimeout(done, delays.serviceCreateLandsMs))
+      const result = await graphql({ schema, source: body.query, rootValue, contextValue: { ...caller, landsLate }, variableValues: body.variables ?? {} })
       // The services and projects exist already; only the answer is late.
       if (delays.serviceCreateMs > 0 && /\bserviceCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.serviceCreateMs))
       if (delays.projectCreateMs > 0 && /\bprojectCreate\s*\(/.test(body.query)) await new Promise((done) => setTimeout(done, delays.projectCreateMs))
@@ -721,6 +725,13 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       /** `projectCreate` answers `ms` late from now on (0: at once). */
       delayProjectCreate: (ms: number) => {
         delays.projectCreateMs = ms
+      },
+      /**
+       * `serviceCreate` is carried out `ms` after it arrives (0: at once), even if its sender has gone meanwhile, and
+       * may then make a second service of a name, as Railway does: a killed server's creates land after its restart.
+       */
+      landServiceCreateLate: (ms: number) => {
+        delays.serviceCreateLandsMs = ms
       },
       /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
       delayProvision: (ms: number) => {

@@ -67,6 +67,13 @@ export const makeApplier = (specOf: () => PoolSpec) =>
     const credentials = yield* Credentials
     // Every intent this run writes says who wrote it, so the next leader knows at once if it was abandoned.
     const { self } = yield* Incarnations
+    /** This run's creates whose call is under way: a `creating` row of ours that is not here was left by a lost pass. */
+    const creating = new Set<string>()
+    const tracked = <A, E, R>(id: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        creating.add(id)
+        return effect.pipe(Effect.ensuring(Effect.sync(() => creating.delete(id))))
+      })
 
     /** Records why an action failed on its row, best effort: the failure itself is what gets reported. */
     const noteFailure = (row: Instance, status: Instance["status"], error: unknown) =>
@@ -134,8 +141,7 @@ export const makeApplier = (specOf: () => PoolSpec) =>
         intentBy: self
       })
       // Intent first: the row exists before anything is made, so a crash leaves something to finish.
-      yield* store.insert(intent)
-      yield* complete(intent)
+      yield* tracked(id, Effect.zipRight(store.insert(intent), complete(intent)))
     })
 
     /** An abandoned create, taken over: from now on it is ours (and waits for our timeout if a call hangs). */
@@ -143,7 +149,7 @@ export const makeApplier = (specOf: () => PoolSpec) =>
       const row = yield* store.transition({ id: action.id, from: ["creating"], to: "creating", patch: { intentBy: self } })
       // Credentials are issued again: a secret is shown only once, so the dead process's cannot be reused;
       // issuing replaces it (no leak), and the provider's create sets the new one before the first deploy.
-      yield* complete(row)
+      yield* tracked(row.id, complete(row))
     })
 
     const remove = Effect.fn("Controller.delete")(function*(
@@ -180,7 +186,17 @@ export const makeApplier = (specOf: () => PoolSpec) =>
     })
 
     /**
-     * Applies the plan: status changes in one batch, then adoptions, deletes, finished creates, and creates.
+     * A service no row owns and none will (a duplicate, or one that cannot be adopted). There is no row to mark
+     * first: if the process dies before the service is gone, the next complete listing shows it again. Its
+     * credentials are not released by name, since the name is a row's: the dead run's key in its variables was
+     * replaced when its row's create was finished (issuing again deletes the keys of that name).
+     */
+    const removeService = Effect.fn("Controller.removeService")(function*(action: Extract<Action, { _tag: "RemoveService" }>) {
+      yield* compute.destroy(action.service.serviceId)
+    })
+
+    /**
+     * Applies the plan: status changes in one batch, then adoptions, removed services, deletes, finished creates, and creates.
      * Creates are not started once `stopping` says so (a graceful stop); everything else runs to its end.
      */
     const apply = (
@@ -211,6 +227,8 @@ export const makeApplier = (specOf: () => PoolSpec) =>
             ? finishCreate(action)
             : action._tag === "Adopt"
             ? adopt(action)
+            : action._tag === "RemoveService"
+            ? removeService(action)
             : Effect.void
           return effect.pipe(
             Effect.as<ActionOutcome>({ action }),
@@ -222,11 +240,12 @@ export const makeApplier = (specOf: () => PoolSpec) =>
         const phase = (tag: Action["_tag"]) =>
           Effect.forEach(actions.filter((a) => a._tag === tag), one, { concurrency: options.concurrency })
         const adopted = yield* phase("Adopt")
+        const removed = yield* phase("RemoveService")
         const deleted = yield* phase("Delete")
         const finished = yield* phase("FinishCreate")
         const created = (yield* options.stopping) ? [] : yield* phase("Create")
-        return [...batchOutcomes, ...adopted, ...deleted, ...finished, ...created]
+        return [...batchOutcomes, ...adopted, ...removed, ...deleted, ...finished, ...created]
       })
 
-    return { apply }
+    return { apply, creatingNow: Effect.sync((): ReadonlySet<string> => new Set(creating)) }
   })

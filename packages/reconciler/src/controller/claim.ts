@@ -41,6 +41,8 @@ export const makeClaim = <Request, Result>(
     // Claims carry this run's stamp: if it dies mid-claim, the leader crashes the row at once (rule 9).
     const { self } = yield* Incarnations
     const withinTimeout = yield* makeDeadline(options.timeout)
+    /** Rows this process holds in `claiming` and is settling: one of ours not here has no claim behind it (rule 9). */
+    const settling = new Set<string>()
 
     // Claims that arrive together take their rows in one statement and record their outcomes in another.
     const takeIdle = yield* makeGroupCommit(
@@ -145,7 +147,9 @@ export const makeClaim = <Request, Result>(
                   : "no instance became ready in the time the claim could wait; the pool is being refilled"
               })
           }
-          return yield* settle(request, claimed.value, progress, failures)
+          const instance = claimed.value
+          settling.add(instance.id)
+          return yield* settle(request, instance, progress, failures).pipe(Effect.ensuring(Effect.sync(() => settling.delete(instance.id))))
         })
       ).pipe(Effect.flatMap(Either.match({ onRight: Effect.succeed, onLeft: (next) => attempt(request, waiting, progress, next) })))
 
@@ -175,5 +179,5 @@ export const makeClaim = <Request, Result>(
         )
       )
     })
-    return { check, claim }
+    return { check, claim, settling: Effect.sync((): ReadonlySet<string> => new Set(settling)) }
   })

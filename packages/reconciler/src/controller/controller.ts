@@ -15,6 +15,7 @@ import type { Action, PassSummary } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import type { SizingDecision } from "../sizing/sizing.js"
 import { InstanceRuntime, type Runtime } from "../services.js"
+import type { StuckAction } from "./failing.js"
 import { type ControllerOptions, type ControllerRequirements, make } from "./make.js"
 
 /** A claim's outcome: what the runtime answered, and the row, now `claimed`. */
@@ -74,6 +75,8 @@ export interface ControllerService<Request = unknown, Result = unknown> {
   readonly sizing: Effect.Effect<Option.Option<SizingDecision>>
   /** The summary of the last pass, if one ran. */
   readonly lastPass: Effect.Effect<Option.Option<PassSummary>>
+  /** Actions failing pass after pass, backing off (rule 12), with the reason of their last failure. */
+  readonly stuck: Effect.Effect<ReadonlyArray<StuckAction>>
   /** Claims the oldest idle instance (waiting for one if asked to) and provisions it; triggers a pass at once (backfill). */
   readonly claim: (request: Request, options?: ClaimOptions) => Effect.Effect<ClaimResult<Result>, ClaimError>
   /** Runs a pass that creates `count` instances beyond what the pool needs (capped by maxTotal). */

@@ -16,6 +16,7 @@ import { ComputeProvider, Credentials, HealthProbe, Incarnations, InstanceRuntim
 import { describeError, errorKind, makeApplier } from "./apply.js"
 import { makeAutoscaler, sizingPolicy } from "./autoscaler.js"
 import { makeClaim } from "./claim.js"
+import { makeFailingActions } from "./failing.js"
 import { makeReadiness } from "./readiness.js"
 import type { ClaimOptions, ControllerService } from "./controller.js"
 import * as metrics from "./metrics.js"
@@ -74,7 +75,8 @@ export const make = <Request = unknown, Result = unknown>(
     const incarnations = yield* Incarnations
     const concurrency = options.concurrency ?? 8
     const listTimeout = options.listTimeout ?? Duration.seconds(20)
-    const { apply } = yield* makeApplier(() => spec)
+    const { apply, creatingNow } = yield* makeApplier(() => spec)
+    const failingActions = yield* makeFailingActions(spec)
     const tick = Duration.decode(options.tickInterval ?? Duration.seconds(30))
     const recentMaxAge = Duration.toMillis(options.recentListingMaxAge ?? tick)
     const background = options.background ?? true
@@ -157,6 +159,9 @@ export const make = <Request = unknown, Result = unknown>(
         requestedCreates,
         waitingClaims: yield* room.demand,
         ...(sizing === undefined ? {} : { warmTarget: sizing.target }),
+        backoff: yield* failingActions.backoffs,
+        ownCreatesInFlight: yield* creatingNow,
+        ownClaimsInFlight: yield* claims.settling,
         incarnation: incarnations.self,
         alive,
         protectedIds
@@ -190,6 +195,7 @@ export const make = <Request = unknown, Result = unknown>(
         const actions = plan(spec, observation)
         for (const action of actions) planned[action._tag]++
         const outcomes = yield* apply(actions, observation.rows, { concurrency, stopping: Ref.get(stopping) })
+        yield* failingActions.record(yield* Clock.currentTimeMillis, outcomes)
         for (const outcome of outcomes) {
           if (outcome.error === undefined) continue
           failed[outcome.action._tag]++
@@ -354,6 +360,7 @@ export const make = <Request = unknown, Result = unknown>(
         Effect.map(([observation, s]) => plan(spec, { ...observation, requestedCreates: s.requested }))
       ),
       lastPass: Ref.get(state).pipe(Effect.map((s) => s.last)),
+      stuck: failingActions.stuck,
       claim,
       sizing: autoscaler === undefined ? Effect.succeed(Option.none()) : autoscaler.last,
       replenish: (count = 0) =>

@@ -14,6 +14,9 @@ export const instances = Metric.gauge("warmpool_instances", { description: "Inst
 export const outdated = Metric.gauge("warmpool_instances_outdated", {
   description: "Instances made from another template than their pool's: a rollout under way, or claimed ones to upgrade"
 })
+export const stuckActions = Metric.gauge("warmpool_actions_stuck", {
+  description: "Actions failing pass after pass (3 times in a row or more), backing off, by action and reason (error kind)"
+})
 export const claimsWaiting = Metric.gauge("warmpool_claims_waiting", { description: "Claims waiting for an instance on this replica" })
 export const autoscaleClaimRate = Metric.gauge("warmpool_autoscale_claims_per_second", { description: "Claim arrival rate over the short and long windows, and the rate the pool is sized for" })
 export const autoscaleReadySeconds = Metric.gauge("warmpool_autoscale_ready_seconds", { description: "Create-to-idle time of recent creates, at the percentile sizing uses" })

@@ -42,6 +42,23 @@ export interface Observation {
    * out, and not counted as warm (a claim never takes them). They still count toward `maxTotal`.
    */
   readonly protectedIds?: ReadonlySet<string>
+  /**
+   * Actions that failed on earlier passes, by `actionKey` (rule 12): how many times in a row, and when the
+   * back-off lets them be tried again (epoch ms). Absent: nothing is failing.
+   */
+  readonly backoff?: ReadonlyMap<string, { readonly failures: number; readonly retryAt: number }>
+  /**
+   * The rows whose create this incarnation has under way now. A `creating` row of this incarnation that is not
+   * among them was left by a pass cut short (the lease lost mid-pass) and is finished at once, like another run's.
+   * Absent: every young create of this incarnation counts as under way (it waits for `createTimeoutMs`).
+   */
+  readonly ownCreatesInFlight?: ReadonlySet<string>
+  /**
+   * The `claiming` rows this incarnation is settling now. One of ours that is not among them, past a short grace,
+   * has no claim behind it any more (its claim gave up while the database was away, and the row was taken or
+   * left behind): crashed at once, never back to idle. Absent: ours wait for `claimTimeoutMs`.
+   */
+  readonly ownClaimsInFlight?: ReadonlySet<string>
   /** The incarnation running this pass: only its own intents in flight may wait for a timeout (rule 9). */
   readonly incarnation: string
   /** The incarnations alive when the rows were read; an intent of any other one is abandoned (rule 9). */
@@ -57,11 +74,16 @@ export type DeleteReason =
   | "rollout" // made from an old template, and replaced by a new one (rule 10)
   | "surplus" // idle beyond the autoscaling target
 
+/** Why a service without a row of its own is destroyed. */
+export type RemoveReason =
+  | "duplicate" // a row has its name and points at another service (or another unowned service of that name is adopted)
+  | "unadoptable" // adoption kept failing (rule 12): a service without a row does not outlive the grace
+
 export type CrashReason =
   | "dead" // the platform reports it failed, crashed or removed
   | "vanished" // its service is gone from a complete listing
   | "claim-timeout" // stuck in `claiming`: the outcome of the claim is unknown
-  | "claim-abandoned" // `claiming` for a process that is gone: the outcome of the claim is unknown
+  | "claim-abandoned" // `claiming` for a process that is gone, or for no claim of this one: the outcome is unknown
 
 /** One step of a plan. Each carries the status it expects, so apply can compare-and-set. */
 export type Action = Data.TaggedEnum<{
@@ -69,6 +91,12 @@ export type Action = Data.TaggedEnum<{
   Create: { readonly reason: "fill" | "rollout" | "requested" }
   /** A prefixed service with no row: insert one. */
   Adopt: { readonly service: ServiceInfo }
+  /**
+   * Destroy a service that no row will ever own (no intent row: nothing to record first; a crash leaves the
+   * service listed, and the next pass plans this again): a `duplicate` of a row's service (same name, other id:
+   * a dead run's create that landed after its row was finished), or one that could not be adopted.
+   */
+  RemoveService: { readonly service: ServiceInfo; readonly reason: RemoveReason }
   /** An abandoned `creating` row whose service was deployed (every step done but the record): → `starting`. */
   RecordService: { readonly id: string; readonly service: ServiceInfo }
   /**
@@ -103,6 +131,7 @@ export type ActionKind = Action["_tag"]
 export const actionKinds: ReadonlyArray<ActionKind> = [
   "Create",
   "Adopt",
+  "RemoveService",
   "RecordService",
   "FinishCreate",
   "MarkIdle",

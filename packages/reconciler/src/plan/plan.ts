@@ -105,16 +105,15 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   const age = (since: Date) => now - since.getTime()
   const seenLongEnough = (row: Instance) => age(row.createdAt) > spec.listingGraceMs
 
+  /** Rows by name: a listed service with a row's name is that row's, or a duplicate of its service (rule 6). */
+  const rowsByName = new Map<string, Instance>()
+
   for (const row of rows) {
     const listed = matching.serviceOf(row)
+    rowsByName.set(row.name, row)
     // A recent (not fresh) listing only says which services rows own; what it says of them may be stale.
     const service = complete ? listed : undefined
     if (listed !== undefined) owned.add(listed.serviceId)
-    else {
-      // A row that lost its service by id may still name one: that service is not an orphan to adopt.
-      const named = matching.named(row.name)
-      if (named !== undefined) owned.add(named.serviceId)
-    }
     const phase = phaseOf(row, service)
     // Rule 6: a row whose service is gone from a complete listing (and old enough to have shown up).
     const vanished = complete && service === undefined && seenLongEnough(row)
@@ -122,10 +121,12 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
     switch (row.status) {
       case "creating": {
         // Rules 3, 4, 9: a create in flight counts toward the pool. One that another incarnation started (that
-        // process died or stopped leading) is abandoned at once; one of ours only when its call hung past
-        // createTimeout. An abandoned create is finished, never started twice.
+        // process died or stopped leading), or one of ours whose call is no longer under way (a pass cut short),
+        // is abandoned at once; one of ours under way only when its call hung past createTimeout. An abandoned
+        // create is finished, never started twice (a late landing of the first call is removed as a duplicate).
         if (!complete) break
-        if (row.intentBy === observation.incarnation && age(row.statusChangedAt) <= spec.createTimeoutMs) break
+        const underWay = observation.ownCreatesInFlight?.has(row.id) ?? true
+        if (row.intentBy === observation.incarnation && underWay && age(row.statusChangedAt) <= spec.createTimeoutMs) break
         // Deployed: every step was done but the record. Otherwise the provider's create, idempotent by name,
         // completes what is there (variables, domain, image, deploy) or makes it.
         if (service !== undefined && service.deployStatus !== null) updates.push(Action.RecordService({ id: row.id, service }))
@@ -171,7 +172,10 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
         // Rules 7, 9: the outcome of the claim is unknown (the instance may be bound), so never back to idle.
         // A claim whose process is gone is crashed at once; one still in flight once it outlives the timeout.
         // Rows claimed before claims were stamped (no `intentBy`) only time out.
-        if (row.intentBy !== null && !observation.alive.has(row.intentBy)) {
+        const ours = row.intentBy === observation.incarnation
+        const unheld = ours && observation.ownClaimsInFlight !== undefined && !observation.ownClaimsInFlight.has(row.id) &&
+          age(row.statusChangedAt) > CLAIM_SETTLE_GRACE_MS
+        if ((row.intentBy !== null && !ours && !observation.alive.has(row.intentBy)) || unheld) {
           updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-abandoned" }))
         } else if (age(row.statusChangedAt) > spec.claimTimeoutMs) {
           updates.push(Action.MarkCrashed({ id: row.id, from: "claiming", reason: "claim-timeout" }))
@@ -195,8 +199,29 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   }
 
   // Rule 6: adopt prefixed services nobody owns, once the platform has had time to show their rows' creates.
+  // A service with a row's name is never adopted (the insert would clash with the row forever). While the row is
+  // still `creating`, its create decides which service of that name it keeps; after that, any other one is a
+  // duplicate — a create of a dead run that landed after its row was finished — and is removed. Of several
+  // services of one name that no row has, the oldest is adopted and the others are its duplicates.
   const unmatched = [...matching.services()].filter((service) => !owned.has(service.serviceId))
-  const adopted = complete ? unmatched.filter((service) => now - service.createdAt.getTime() > spec.listingGraceMs) : []
+  const removes: Array<Action> = []
+  const adopted: Array<ServiceInfo> = []
+  if (complete) {
+    const adoptedNames = new Set<string>()
+    for (const service of [...unmatched].sort(oldestServiceFirst)) {
+      const row = rowsByName.get(service.name)
+      if (row !== undefined) {
+        if (row.status !== "creating") removes.push(Action.RemoveService({ service, reason: "duplicate" }))
+        continue
+      }
+      if (now - service.createdAt.getTime() <= spec.listingGraceMs) continue
+      if (adoptedNames.has(service.name)) removes.push(Action.RemoveService({ service, reason: "duplicate" }))
+      else {
+        adoptedNames.add(service.name)
+        adopted.push(service)
+      }
+    }
+  }
   for (const service of adopted) updates.push(Action.Adopt({ service }))
 
   // Rule 11: above the autoscaling target, the oldest idle instances go (never below minIdle, never a claimed one);
@@ -209,12 +234,15 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
     for (const row of surplus) deleteCandidates.push({ row, reason: "surplus", serviceId: row.serviceId })
   }
 
-  // Rule 12: a protected instance is never deleted, whatever the reason.
+  // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
+  // Services without a row go first: nothing depends on them, and they hold credentials of no one's.
+  removes.splice(spec.deleteBatch)
+  // Rule 13: a protected instance is never deleted, whatever the reason.
   const deletes = deleteCandidates
     .filter((c) => !isProtected(c.row))
     // Rule 5: deletes in batches; explicit requests first, then by how sure we are.
     .sort((a, b) => deleteOrder[a.reason] - deleteOrder[b.reason])
-    .slice(0, spec.deleteBatch)
+    .slice(0, spec.deleteBatch - removes.length)
     .map(({ reason, row, serviceId }) => Action.Delete({ id: row.id, from: row.status, serviceId, reason }))
 
   // Rules 4, 5, 8: fill the warm part of the pool, counting creates in flight, never past maxTotal.
@@ -222,7 +250,7 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
   let warm = 0
   const idle: Array<Instance> = []
   for (const row of rows) {
-    // A protected instance serves no claim: it is not part of the warm pool (rule 12).
+    // A protected instance serves no claim: it is not part of the warm pool (rule 13).
     if ((row.status === "creating" || row.status === "starting" || row.status === "idle") && !leaving.has(row.id) && !isProtected(row)) {
       warm++
       if (row.status === "idle") idle.push(row)
@@ -259,7 +287,55 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
 
   // A drained row needs no status refresh: it is on its way out.
   const kept = rollout.drain.length === 0 ? updates : updates.filter((a) => !("id" in a) || !leaving.has(a.id))
-  return [...kept, ...deletes, ...created]
+  return backOff(now, observation.backoff, [...kept, ...removes, ...deletes, ...created])
+}
+
+const oldestServiceFirst = (a: ServiceInfo, b: ServiceInfo) =>
+  a.createdAt.getTime() - b.createdAt.getTime() || a.serviceId.localeCompare(b.serviceId)
+
+/**
+ * A `claiming` row of this incarnation that none of its claims holds is crashed once it is this old: longer than a
+ * claim's store call may take to hand the row to its claim, so a claim that just took it is never mistaken.
+ */
+export const CLAIM_SETTLE_GRACE_MS = 10_000
+
+/** Adoption failed this many times in a row: the service is removed instead (rule 12). */
+export const UNADOPTABLE_AFTER = 3
+
+/**
+ * What an action acts on, for counting its failures pass after pass (rule 12). Creates have none: each makes a
+ * new row, and slow start paces them (rule 5).
+ */
+export const actionKey = (action: Action): string | undefined => {
+  switch (action._tag) {
+    case "Create":
+      return undefined
+    case "Adopt":
+    case "RemoveService":
+      return `${action._tag}:${action.service.serviceId}`
+    default:
+      return `${action._tag}:${action.id}`
+  }
+}
+
+/**
+ * Rule 12: an action that failed on earlier passes waits for its back-off to end instead of failing again every
+ * pass. What ends it: success; the world changing so that the plan no longer proposes it (level-triggered: its
+ * failures are forgotten); and, for a service that cannot be adopted, removing it once adoption has failed
+ * `UNADOPTABLE_AFTER` times — a service without a row does not outlive the grace.
+ */
+const backOff = (now: number, backoff: Observation["backoff"], actions: ReadonlyArray<Action>): ReadonlyArray<Action> => {
+  if (backoff === undefined || backoff.size === 0) return actions
+  const kept: Array<Action> = []
+  for (const action of actions) {
+    const key = actionKey(action)
+    const failing = key === undefined ? undefined : backoff.get(key)
+    if (failing === undefined) kept.push(action)
+    else if (action._tag === "Adopt" && failing.failures >= UNADOPTABLE_AFTER) {
+      kept.push(Action.RemoveService({ service: action.service, reason: "unadoptable" }))
+    } else if (now >= failing.retryAt) kept.push(action)
+  }
+  return kept
 }
 
 const deleteOrder: Record<DeleteReason, number> = { requested: 0, dead: 1, orphan: 2, stuck: 3, rollout: 4, surplus: 5 }

@@ -43,6 +43,12 @@ export class InMemoryComputeControl extends Context.Tag("@warmpool/reconciler/te
     readonly vanish: (serviceId: string) => Effect.Effect<void>
     /** How long a new service takes from QUEUED to SUCCESS. */
     readonly setDeployTime: (duration: Duration.DurationInput) => Effect.Effect<void>
+    /**
+     * Late writes: a create whose caller goes away (its process died) while the request is in flight still lands,
+     * `draw()` × `within` later — as on a platform that finishes a request whatever became of its sender. It lands
+     * as the platform received it: a new service, even if one of that name was made meanwhile. Undefined: none.
+     */
+    readonly landLate: (late: { readonly within: Duration.DurationInput; readonly draw: () => number } | undefined) => Effect.Effect<void>
   }
 >() {}
 
@@ -70,6 +76,7 @@ const make = (options: InMemoryComputeOptions) =>
     const counter = yield* Ref.make(0)
     const deployTime = yield* Ref.make(Duration.toMillis(options.deployTime ?? 0))
     const faults = yield* makeFaults<ProviderError>()
+    const late = yield* Ref.make<{ readonly within: number; readonly draw: () => number } | undefined>(undefined)
 
     const info = (service: Service, now: number, deploy: number) =>
       new ServiceInfo({
@@ -100,6 +107,33 @@ const make = (options: InMemoryComputeOptions) =>
         return copy
       })
 
+    /** A new service of the request's name, whatever exists. */
+    const make = (request: CreateServiceRequest) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const service: Service = {
+          serviceId: `svc-${yield* Ref.updateAndGet(counter, (n) => n + 1)}`,
+          name: request.name,
+          image: request.image,
+          env: request.env,
+          createdAt: now,
+          deployedAt: now,
+          deployments: 1,
+          override: undefined,
+          hidden: false,
+          deployTime: options.drawDeployTime === undefined ? undefined : Duration.toMillis(options.drawDeployTime())
+        }
+        yield* Ref.update(state, (s) => new Map(s).set(service.serviceId, service))
+        return service
+      })
+
+    /** The request reached the platform and its sender went away: it lands later, on a fiber of its own. */
+    const landLater = (request: CreateServiceRequest) =>
+      Effect.flatMap(Ref.get(late), (landing) =>
+        landing === undefined
+          ? Effect.void
+          : Effect.forkDaemon(Effect.zipRight(Effect.sleep(Math.floor(landing.draw() * landing.within)), make(request))).pipe(Effect.asVoid))
+
     const compute: Context.Tag.Service<ComputeProvider> = {
       list: (prefix) =>
         faults.guard("list").pipe(
@@ -108,23 +142,11 @@ const make = (options: InMemoryComputeOptions) =>
         ),
       create: (request: CreateServiceRequest) =>
         Effect.gen(function*() {
-          yield* faults.guard("create")
+          yield* faults.guard("create").pipe(Effect.onInterrupt(() => landLater(request)))
           const now = yield* Clock.currentTimeMillis
           const deploy = yield* Ref.get(deployTime)
           const existing = [...(yield* Ref.get(state)).values()].find((s) => s.name === request.name)
-          const service = existing ?? {
-            serviceId: `svc-${yield* Ref.updateAndGet(counter, (n) => n + 1)}`,
-            name: request.name,
-            image: request.image,
-            env: request.env,
-            createdAt: now,
-            deployedAt: now,
-            deployments: 1,
-            override: undefined,
-            hidden: false,
-            deployTime: options.drawDeployTime === undefined ? undefined : Duration.toMillis(options.drawDeployTime())
-          }
-          if (existing === undefined) yield* Ref.update(state, (s) => new Map(s).set(service.serviceId, service))
+          const service = existing ?? (yield* make(request))
           const created = info(service, now, deploy)
           return { serviceId: created.serviceId, url: created.url, deployStatus: created.deployStatus }
         }),
@@ -156,7 +178,8 @@ const make = (options: InMemoryComputeOptions) =>
       sleep: (serviceId) => update(serviceId, (s) => ({ ...s, override: "SLEEPING" })),
       hide: (serviceId, hidden = true) => update(serviceId, (s) => ({ ...s, hidden })),
       vanish: (serviceId) => update(serviceId, () => undefined),
-      setDeployTime: (duration) => Ref.set(deployTime, Duration.toMillis(duration))
+      setDeployTime: (duration) => Ref.set(deployTime, Duration.toMillis(duration)),
+      landLate: (landing) => Ref.set(late, landing === undefined ? undefined : { within: Duration.toMillis(landing.within), draw: landing.draw })
     }
     return Context.make(ComputeProvider, compute).pipe(Context.add(ServiceUpgrader, upgrader), Context.add(InMemoryComputeControl, control))
   })

@@ -70,7 +70,13 @@ const arbRowSeed = fc.record({
   health: fc.constantFrom<Health | "unprobed">("ready", "not-ready", "unreachable", "unprobed"),
   otherPool: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
   // null: written before intents were stamped.
-  intentBy: fc.constantFrom<string | null>(SELF, SELF, STANDBY, DEAD, null)
+  intentBy: fc.constantFrom<string | null>(SELF, SELF, STANDBY, DEAD, null),
+  // A late write: a create of a dead run that landed after the row was finished — a second service of its name,
+  // listed now (`listed`), or landing `pass` passes from now (for the convergence model).
+  late: fc.oneof(
+    { weight: 4, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.record({ listed: fc.boolean(), pass: fc.integer({ min: 0, max: 3 }), ageMin: fc.integer({ min: 0, max: 5 }) }) }
+  )
 })
 
 const arbStraySeed = fc.record({
@@ -82,6 +88,8 @@ const arbStraySeed = fc.record({
 export interface World {
   readonly spec: PoolSpec
   readonly observation: Observation
+  /** Creates of dead runs still on their way: each lands as a service of `name` at pass `pass` of a model. */
+  readonly lateWrites?: ReadonlyArray<{ readonly name: string; readonly pass: number }>
 }
 
 export const arbWorld: fc.Arbitrary<World> = fc
@@ -98,6 +106,7 @@ export const arbWorld: fc.Arbitrary<World> = fc
     const rows: Array<Instance> = []
     const services: Array<ServiceInfo> = []
     const health = new Map<string, Health>()
+    const lateWrites: Array<{ name: string; pass: number }> = []
     seeds.forEach((seed, i) => {
       const id = `r${i}`
       const name = `${spec.namePrefix}${id}`
@@ -127,6 +136,21 @@ export const arbWorld: fc.Arbitrary<World> = fc
           })
         )
       }
+      if (seed.late !== undefined && seed.late.listed) {
+        services.push(
+          new ServiceInfo({
+            serviceId: `late-${i}`,
+            name,
+            url: null,
+            deployStatus: seed.serviceDeploy,
+            image: "runtime:latest",
+            createdAt: new Date(NOW - seed.late.ageMin * MINUTE)
+          })
+        )
+      } else if (seed.late !== undefined && seed.status === "creating" && !seed.otherPool && seed.intentBy !== SELF) {
+        // Only a create of another run can still be on its way when this one plans.
+        lateWrites.push({ name, pass: seed.late.pass })
+      }
       if (seed.health !== "unprobed") health.set(id, seed.health)
     })
     strays.forEach((stray, i) => {
@@ -152,7 +176,7 @@ export const arbWorld: fc.Arbitrary<World> = fc
       incarnation: SELF,
       alive: new Set([SELF, STANDBY])
     }
-    return { spec, observation }
+    return { spec, observation, lateWrites }
   })
 
 /** A pool of `size` rows: the shape of a large steady pool (benchmarks). */

@@ -22,6 +22,15 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fiel
 /** No idle instance now, or the database is unreachable. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", fields, HttpApiSchema.annotations({ status: 503 })) {}
 
+/** `/healthz` while the database cannot be reached: not ready (503), and why; the server itself is up. */
+export class Degraded extends Schema.TaggedError<Degraded>()("Degraded", {
+  ok: Schema.Literal(false),
+  status: Schema.Literal("degraded"),
+  database: Schema.Literal("unreachable"),
+  since: Schema.String,
+  message: Schema.String
+}, HttpApiSchema.annotations({ status: 503 })) {}
+
 /** A store error as the API answers it: 503, come back later. */
 export const databaseUnavailable = (error: { readonly message: string }) => new Unavailable({ message: `database unavailable: ${error.message}` })
 
@@ -70,6 +79,17 @@ const Sizing = Schema.Struct({
   targetWarm: Schema.Int.annotations({ description: "Warm instances kept: up at once, down after scaleDownAfterMs" })
 })
 
+/** An action failing pass after pass (rule 12): backing off, with the reason of its last failure. */
+const StuckAction = Schema.Struct({
+  key: Schema.String.annotations({ description: "What it acts on: `Kind:instanceId`, or `Kind:serviceId` for a service without a row" }),
+  kind: Schema.String,
+  failures: Schema.Int.annotations({ description: "Failures in a row" }),
+  errorKind: Schema.String,
+  reason: Schema.String,
+  since: Schema.String,
+  retryAt: Schema.String
+})
+
 const PoolStatus = Schema.Struct({
   default: Schema.Boolean,
   minIdle: Schema.Int,
@@ -78,7 +98,8 @@ const PoolStatus = Schema.Struct({
   image: Schema.String,
   templateHash: Schema.String,
   counts: Counts,
-  sizing: Schema.optional(Sizing)
+  sizing: Schema.optional(Sizing),
+  stuck: Schema.optional(Schema.Array(StuckAction).annotations({ description: "Actions failing pass after pass, backing off; absent when none" }))
 })
 
 /** `?pool=name`: one pool only (filters, or picks the pool an operation acts on). */
@@ -225,7 +246,11 @@ const removal = <const Name extends string>(name: Name, path: HttpApiEndpoint.Pa
     .annotate(OpenApi.Description, description)
 
 export class PublicGroup extends HttpApiGroup.make("public")
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Schema.Struct({ ok: Schema.Literal(true) })))
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), status: Schema.Literal("ok") }))
+      .addError(Degraded)
+  )
   .add(HttpApiEndpoint.get("counts", "/api/pool/counts").setUrlParams(PoolParam).addSuccess(CountsAnswer).addError(BadRequest).addError(Unavailable))
   .annotate(OpenApi.Description, "Open to all: liveness and pool counts (no instance data).")
 {}

@@ -52,6 +52,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     <table><thead><tr><th>pool</th><th>idle</th><th>starting</th><th>claimed</th><th>crashed</th><th>min idle</th><th>max</th><th>image</th></tr></thead><tbody id="pools"></tbody></table>
   </section>
   <p class="muted" id="sizing" hidden></p>
+  <p class="bad" id="stuck" hidden></p>
   <section>
     <h2>Last hours</h2>
     <div id="charts"></div>
@@ -164,6 +165,8 @@ export const dashboardHtml = /* html */ `<!doctype html>
         renderCounts(status.counts); renderPools(status.pools);
         const sizing = Object.entries(status.pools).filter(([, p]) => p.sizing).map(([name, p]) => "Autoscaling " + name + ": " + p.sizing.summary);
         $("sizing").hidden = sizing.length === 0; $("sizing").textContent = sizing.join(" · ");
+        const stuck = Object.entries(status.pools).flatMap(([name, p]) => (p.stuck || []).map((s) => name + ": " + s.key + " failed " + s.failures + "× (" + s.reason + "), next try " + new Date(s.retryAt).toLocaleTimeString()));
+        $("stuck").hidden = stuck.length === 0; $("stuck").textContent = stuck.length === 0 ? "" : "Stuck: " + stuck.join(" · ");
         const body = $("instances"); body.replaceChildren(...status.instances.map(row));
       } else {
         const counts = await api("GET", "/api/pool/counts"); renderCounts(counts); renderPools(counts.pools);

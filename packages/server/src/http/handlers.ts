@@ -2,8 +2,9 @@ import { HttpApiBuilder, HttpRouter } from "@effect/platform"
 import { Railway } from "@warmpool/providers-railway"
 import { type Action, type Instance, InstanceStore, type PassSummary, ServiceUpgrader, upgradeInstance } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Authorization, BadGateway, BadRequest, ClaimBody, Conflict, databaseUnavailable, Forbidden, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
+import { Authorization, BadGateway, BadRequest, ClaimBody, Conflict, databaseUnavailable, Degraded, Forbidden, NotFound, NotImplemented, PoolApi, Unauthorized } from "../api/api.js"
 import { Coordination } from "../coordination/coordination.js"
+import { DatabaseHealth } from "../database-health.js"
 import { claimEventStream, claimOfQuery, idempotentClaim, replacedClaimEventStream, runClaim } from "./claims.js"
 import { digest, matchesDigest } from "./secrets.js"
 import { controllerOf, pickPool, poolCounts, poolsInContext, poolStatus, selectPools } from "./pools.js"
@@ -58,6 +59,8 @@ const describeAction = (action: Action) => {
       return { kind: action._tag, detail: action.reason }
     case "Adopt":
       return { kind: action._tag, detail: `${action.service.name} (${action.service.serviceId})` }
+    case "RemoveService":
+      return { kind: action._tag, detail: `${action.service.name} (${action.service.serviceId}): ${action.reason}` }
     case "Delete":
       return { kind: action._tag, id: action.id, detail: `${action.reason}, from ${action.from}` }
     case "MarkCrashed":
@@ -96,12 +99,25 @@ export const AuthorizationLive = (apiKey: Redacted.Redacted<string>, claimKeys: 
   })
 }
 
+const healthy = { ok: true as const, status: "ok" as const }
+
 export const PublicLive = HttpApiBuilder.group(PoolApi, "public", (handlers) =>
   Effect.gen(function*() {
     const pools = yield* poolsInContext
     const store = yield* InstanceStore
     return handlers
-      .handle("healthz", () => Effect.succeed({ ok: true as const }))
+      .handle("healthz", () =>
+        Effect.flatMap(Effect.serviceOption(DatabaseHealth), (health) =>
+          Option.isNone(health) ? Effect.succeed(healthy) : Effect.flatMap(health.value.current, (state) =>
+            state.reachable
+              ? Effect.succeed(healthy)
+              : new Degraded({
+                ok: false,
+                status: "degraded",
+                database: "unreachable",
+                since: state.since.toISOString(),
+                message: `the database cannot be reached${state.error === undefined ? "" : ` (${state.error})`}; claims are answered 503 until it is back`
+              }))))
       .handle("counts", ({ urlParams }) =>
         Effect.flatMap(selectPools(pools, urlParams.pool), (selected) => poolCounts(store, selected).pipe(Effect.mapError(databaseUnavailable))))
   }))

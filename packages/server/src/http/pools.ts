@@ -1,5 +1,5 @@
 /** Several pools behind one API: which pool a request names, and counts summed over pools. */
-import { Controller, countByStatus, currentTemplate, type Instance, type InstanceStore, Pools, type StatusCounts } from "@warmpool/reconciler"
+import { Controller, countByStatus, currentTemplate, type Instance, type InstanceStore, Pools, type StatusCounts, type StuckAction } from "@warmpool/reconciler"
 import { Effect, Option } from "effect"
 import { BadRequest, NotFound } from "../api/api.js"
 import { toSizing } from "./sizing.js"
@@ -38,6 +38,8 @@ export const poolCounts = (store: InstanceStore["Type"], selected: ReadonlyArray
     pools: Object.fromEntries(selected.map((c, i) => [c.spec.name, each[i]!]))
   }))
 
+const toStuck = (stuck: StuckAction) => ({ ...stuck, since: stuck.since.toISOString(), retryAt: stuck.retryAt.toISOString() })
+
 /** The status: counts summed, each selected pool (size, template, counts), and the instances as `show` shows them. */
 export const poolStatus = <A>(
   store: InstanceStore["Type"],
@@ -45,7 +47,7 @@ export const poolStatus = <A>(
   selected: ReadonlyArray<Controller["Type"]>,
   show: (row: Instance) => A
 ) =>
-  Effect.map(Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name), c.sizing])), (each) => ({
+  Effect.map(Effect.forEach(selected, (c) => Effect.all([store.counts(c.spec.name), store.list(c.spec.name), c.sizing, c.stuck])), (each) => ({
     counts: sumCounts(each.map(([counts]) => counts)),
     pools: Object.fromEntries(selected.map(({ spec }, i) => [spec.name, {
       default: spec.name === pools.all[0]?.spec.name,
@@ -55,7 +57,8 @@ export const poolStatus = <A>(
       image: spec.template.image,
       templateHash: currentTemplate(spec).hash,
       counts: each[i]![0],
-      ...Option.match(each[i]![2], { onNone: () => ({}), onSome: (decision) => ({ sizing: toSizing(decision) }) })
+      ...Option.match(each[i]![2], { onNone: () => ({}), onSome: (decision) => ({ sizing: toSizing(decision) }) }),
+      ...(each[i]![3].length === 0 ? {} : { stuck: each[i]![3].map(toStuck) })
     }])),
     instances: each.flatMap(([, rows]) => rows.map(show))
   }))
