@@ -4,7 +4,7 @@
  * on them.
  */
 import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
-import { startRailwayEmulator } from "@warmpool/providers-railway/emulator"
+import { type RailwayEmulatorOptions, startRailwayEmulator } from "@warmpool/providers-railway/emulator"
 import { databaseUrl, onServer } from "@warmpool/reconciler-pg/testing"
 import { Effect } from "effect"
 import { randomBytes } from "node:crypto"
@@ -24,22 +24,22 @@ export const freshDatabase = (serverUrl: string, prefix: string) => {
 }
 
 /** The Railway emulator (its instances answering over HTTPS on loopback) and the OpenRouter one, for the scope. */
-export const emulators = (deployMs: number) =>
+export const emulators = (deployMs: number, options: { readonly managementKey?: string; readonly railway?: RailwayEmulatorOptions } = {}) =>
   Effect.all({
     railway: startRailwayEmulator({
+      ...options.railway,
       deployMs,
       instances: { key: readFileSync(join(tlsDir, "key.pem"), "utf8"), cert: readFileSync(join(tlsDir, "cert.pem"), "utf8") }
     }),
-    openrouter: startOpenRouterEmulator({ managementKey: MANAGEMENT_KEY })
+    openrouter: startOpenRouterEmulator({ managementKey: options.managementKey ?? MANAGEMENT_KEY })
   })
 
-/** The server's environment on the emulators: Railway, an OpenRouter key per instance, a 1 s tick. */
-export const serverEnv = (options: {
+/** The server's platform on the emulators: its database, keys, Railway and an OpenRouter key per instance. */
+export const platformEnv = (options: {
   readonly databaseUrl: string
   readonly apiKey: string
   readonly emulators: Effect.Effect.Success<ReturnType<typeof emulators>>
-  readonly minIdle: number
-  readonly maxTotal: number
+  readonly managementKey?: string
 }) => {
   const { openrouter, railway } = options.emulators
   return {
@@ -51,12 +51,17 @@ export const serverEnv = (options: {
     RAILWAY_PROJECT_ID: railway.projectId,
     RAILWAY_ENVIRONMENT_ID: railway.environments[0]!.id,
     RAILWAY_API_URL: railway.apiUrl,
-    OPENROUTER_MANAGEMENT_KEY: MANAGEMENT_KEY,
+    OPENROUTER_MANAGEMENT_KEY: options.managementKey ?? MANAGEMENT_KEY,
     OPENROUTER_API_URL: openrouter.apiUrl,
-    POOL_MIN_IDLE: String(options.minIdle),
-    POOL_MAX_TOTAL: String(options.maxTotal),
-    TICK_INTERVAL_MS: "1000",
     // The instances answer over HTTPS on loopback, with the fixture's certificate.
     NODE_EXTRA_CA_CERTS: join(tlsDir, "cert.pem")
   }
 }
+
+/** The server's environment on the emulators, with its pool's size and a 1 s tick. */
+export const serverEnv = (options: Parameters<typeof platformEnv>[0] & { readonly minIdle: number; readonly maxTotal: number }) => ({
+  ...platformEnv(options),
+  POOL_MIN_IDLE: String(options.minIdle),
+  POOL_MAX_TOTAL: String(options.maxTotal),
+  TICK_INTERVAL_MS: "1000"
+})
