@@ -159,6 +159,9 @@ describe("Postgres leadership", () => {
         const sql = yield* SqlClient.SqlClient
         const url = yield* currentDatabaseUrl(serverUrl)
         const spec = new PoolSpec({ name: "replicated", namePrefix: "agent-", minIdle: 3, maxTotal: 10, template: { image: "img", env: {} } })
+        // A platform of its own numbers its services from svc-1 again: the rows of earlier tests would clash with
+        // them (service ids are unique), and a clash is now backed off rather than retried every pass (rule 12).
+        yield* sql`DELETE FROM instances`
         // One platform, two replicas: each with its own connections, store and lease.
         const platform = yield* Layer.build(Layer.mergeAll(InMemoryCompute.layer(), InMemoryHealth.layer(), InMemoryCredentials.layer, InMemoryRuntime.layer()))
         const controllerOf = (holder: string) =>
