@@ -254,6 +254,8 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         environments
       }]]),
       services: new Map<string, EmulatedService>(),
+      /** Late creates that made a second service of a name already taken. */
+      twinsLanded: 0,
       volumes: new Map<string, EmulatedVolume>(),
       operations: {} as Record<string, number>,
       remaining: (options.hourlyLimit ?? 1000) - (options.spent ?? 0),
@@ -461,7 +463,10 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
         const siblings = [...state.services.values()].filter((s) => s.projectId === project.id)
         const name = input.name ?? `service-${siblings.length}`
         // A create that lands late was accepted before the name was taken: Railway makes a second service of it.
-        if (!caller.landsLate && siblings.some((s) => s.name === name)) throw new GraphQLError(`Service with name ${name} already exists`)
+        if (siblings.some((s) => s.name === name)) {
+          if (!caller.landsLate) throw new GraphQLError(`Service with name ${name} already exists`)
+          state.twinsLanded += 1
+        }
         if (siblings.length >= limits.maxServicesPerProject) {
           throw new GraphQLError(`Project has reached the maximum number of services (${limits.maxServicesPerProject})`)
         }
@@ -733,6 +738,8 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       landServiceCreateLate: (ms: number) => {
         delays.serviceCreateLandsMs = ms
       },
+      /** How many late creates have made a second service of a taken name so far (removed since or not). */
+      twinsLanded: () => state.twinsLanded,
       /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
       delayProvision: (ms: number) => {
         delays.provisionMs = ms
