@@ -127,7 +127,7 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
           }
         }).pipe(
           Effect.tapError((error) => tracker.answered(refusedHeaders, error._tag === "RateLimitedError")),
-          Effect.timeoutFail({ duration: options.timeout, onTimeout: () => new TransientError({ operation, message: `no answer within ${Duration.format(options.timeout)}` }) })
+          Effect.timeoutFail({ duration: options.timeout, onTimeout: () => new TransientError({ operation, message: `no answer within ${Duration.format(options.timeout)}`, noAnswer: true }) })
         )
         const rateLimit = rateLimitHeaders(answer.headers)
         yield* tracker.answered(rateLimit, false)

@@ -21,8 +21,14 @@ export class RateLimitedError extends Schema.TaggedError<RateLimitedError>()("Ra
   }
 }
 
-/** Network failure, timeout, 5xx, a non-JSON answer: may work next time. */
-export class TransientError extends Schema.TaggedError<TransientError>()("TransientError", common) {
+/**
+ * Network failure, timeout, 5xx, a non-JSON answer: may work next time. `noAnswer`: the request went out and
+ * nothing came back in time (a hung API), so its outcome is unknown and another try now would wait as long again.
+ */
+export class TransientError extends Schema.TaggedError<TransientError>()("TransientError", {
+  ...common,
+  noAnswer: Schema.optional(Schema.Boolean)
+}) {
   get retryable() {
     return true
   }

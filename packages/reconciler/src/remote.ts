@@ -55,7 +55,8 @@ export const retryRemote = (options: RetryOptions = {}) => {
     Schedule.jittered,
     Schedule.intersect(Schedule.recurs(options.times ?? 4)),
     Schedule.intersect(Schedule.identity<ProviderError>()),
-    Schedule.whileInput((error: ProviderError) => error.retryable),
+    // A hung call is not tried again within the same call: it already waited its whole timeout (the next pass retries).
+    Schedule.whileInput((error: ProviderError) => error.retryable && !(error._tag === "TransientError" && error.noAnswer === true)),
     Schedule.modifyDelay(([, error], delay) =>
       Duration.min(cap, Duration.max(delay, Option.getOrElse(retryAfterOf(error), () => Duration.zero))))
   )

@@ -261,6 +261,7 @@ export const serverLayer = (
   // The pools start from the settings changed at run time (kept in Postgres), over the declared ones.
   const controllers = settledPoolsLayer(specs, {
     tickInterval: Duration.millis(settings.pool.tickIntervalMs),
+    provisionTimeout: Duration.millis(settings.provisionTimeoutMs),
     protectedInstances: settings.protectedInstances
   })
   const secret = webhookSecret(settings.webhooks, apiKey)

@@ -33,6 +33,11 @@ export interface ServerSettings {
   }
   /** On SIGTERM/SIGINT, how long the pass, creates and claims in flight may take to finish. */
   readonly shutdownGraceMs: number
+  /**
+   * POOL_PROVISION_TIMEOUT_MS: how long a claim waits for an instance's `/pool/provision`. A runtime silent that long
+   * is marked crashed and the claim answered 502 at once (not tried again on another instance).
+   */
+  readonly provisionTimeoutMs: number
   readonly runtimeImage: string
   /** Declared pools: `POOLS` (JSON) or `POOLS_FILE` (path to JSON or YAML); decoded by `poolSpecsOf`. */
   readonly pools: { readonly json: Option.Option<string>; readonly file: Option.Option<string> }
@@ -119,6 +124,7 @@ export const ServerConfig: Config.Config<ServerSettings> = Config.all({
   pools: Config.all({ json: Config.option(Config.string("POOLS")), file: Config.option(Config.string("POOLS_FILE")) }),
   webhooks: RailwayWebhookConfig,
   shutdownGraceMs: wholeNumber("SHUTDOWN_GRACE_MS", 20_000, 0),
+  provisionTimeoutMs: wholeNumber("POOL_PROVISION_TIMEOUT_MS", 60_000, 1),
   runtimeImage: Config.string("RAILWAY_RUNTIME_IMAGE").pipe(Config.withDefault("ghcr.io/xmtplabs/convos-runtime:latest")),
   agentEnv: Config.all(Object.fromEntries(AGENT_KEYS.map((key) => [key, Config.option(Config.string(key))]))),
   protectedInstances: commaList("PROTECTED_INSTANCES"),

@@ -279,12 +279,13 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     }
     const timers = new Set<ReturnType<typeof setTimeout>>()
     yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
+    const hungRuntimePaths = new Set<string>()
     const delays = { serviceCreateMs: options.serviceCreateDelayMs ?? 0, projectCreateMs: options.projectCreateDelayMs ?? 0, provisionMs: 0, serviceCreateLandsMs: 0 }
     const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
       const service = [...state.services.values()].find((s) => s.name === name)
       const latest = service?.deployments.at(-1)
       return latest === undefined ? undefined : { running: statusAt(latest, Date.now(), state.deployMs) === "SUCCESS", variables: latest.variables }
-    }, () => delays.provisionMs)
+    }, { provisionDelayMs: () => delays.provisionMs, hangs: (path) => hungRuntimePaths.has(path) })
     /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
     const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`
 
@@ -743,6 +744,19 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
       /** The instances' `/pool/provision` answers `ms` late from now on (with `instances`). */
       delayProvision: (ms: number) => {
         delays.provisionMs = ms
+      },
+      /** The instances read requests to these runtime paths (`/pool/health`, `/pool/provision`) and never answer them. */
+      hangRuntime: (...paths: ReadonlyArray<string>) => {
+        for (const path of paths) hungRuntimePaths.add(path)
+      },
+      /**
+       * Ends every fault: pending GraphQL faults are dropped, hung runtime paths answer again, and the connections of
+       * the requests left hanging are reset.
+       */
+      restore: () => {
+        emulator.restore()
+        hungRuntimePaths.clear()
+        instances?.restore()
       },
       setMaxPageSize: (size: number) => {
         state.maxPageSize = size

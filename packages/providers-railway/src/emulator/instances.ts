@@ -6,6 +6,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
+import type { ServerResponse } from "node:http"
 import { createServer } from "node:https"
 
 export interface InstanceTls {
@@ -23,12 +24,17 @@ export interface EmulatedInstance {
 export const startInstances = (
   tls: InstanceTls,
   lookup: (name: string) => EmulatedInstance | undefined,
-  /** How late `/pool/provision` answers (a claim in flight), in ms. */
-  provisionDelayMs: () => number
-): Effect.Effect<{ readonly host: string }, never, Scope.Scope> =>
+  faults: {
+    /** How late `/pool/provision` answers (a claim in flight), in ms. */
+    readonly provisionDelayMs: () => number
+    /** Whether requests to this runtime path are read and never answered (a hung runtime). */
+    readonly hangs: (path: string) => boolean
+  }
+): Effect.Effect<{ readonly host: string; readonly restore: () => void }, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<{ readonly host: string; readonly close: () => void }>((resume) => {
+    Effect.async<{ readonly host: string; readonly restore: () => void; readonly close: () => void }>((resume) => {
       const bound = new Set<string>()
+      const hanging = new Set<ServerResponse>()
       const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
         const [, name = "", ...rest] = (req.url ?? "").split("/")
         const path = `/${rest.join("/")}`
@@ -38,13 +44,18 @@ export const startInstances = (
           res.end(JSON.stringify(body))
         }
         req.resume()
+        if (faults.hangs(path)) {
+          hanging.add(res)
+          res.on("close", () => hanging.delete(res))
+          return
+        }
         if (instance === undefined || !instance.running) return answer(503, { error: "no deployment is running" })
         if (req.headers.authorization !== `Bearer ${instance.variables.POOL_API_KEY}`) return answer(401, { error: "unauthorized" })
         if (path === "/pool/health") return answer(200, { ready: true })
         if (path === "/pool/provision" && req.method === "POST") {
           if (bound.has(name)) return answer(409, { error: "already bound" })
           bound.add(name)
-          setTimeout(() => answer(200, { ok: true, inviteUrl: null, conversationId: randomBytes(8).toString("hex"), joined: false }), provisionDelayMs())
+          setTimeout(() => answer(200, { ok: true, inviteUrl: null, conversationId: randomBytes(8).toString("hex"), joined: false }), faults.provisionDelayMs())
           return
         }
         return answer(404, { error: "not found" })
@@ -52,7 +63,18 @@ export const startInstances = (
       server.listen(0, "127.0.0.1", () => {
         const address = server.address()
         const port = typeof address === "object" && address !== null ? address.port : 0
-        resume(Effect.succeed({ host: `127.0.0.1:${port}`, close: () => server.close() }))
+        resume(Effect.succeed({
+          host: `127.0.0.1:${port}`,
+          // The hung requests' connections are reset, as when a stuck runtime is finally restarted.
+          restore: () => {
+            for (const res of hanging) res.destroy()
+            hanging.clear()
+          },
+          close: () => {
+            server.closeAllConnections()
+            server.close()
+          }
+        }))
       })
     }),
     ({ close }) => Effect.sync(close)

@@ -121,7 +121,8 @@ export const makeClaim = <Request, Result>(
           patch: { lastError: `claim failed: ${describeError(error)}` }
         }))
         const next = [...failures, `${instance.id}: ${describeError(error)}`]
-        if (next.length >= options.attempts) {
+        // A hung runtime took the claim's whole time: it is answered now, not after as long again on another instance.
+        if (next.length >= options.attempts || Option.isNone(provisioned)) {
           return yield* new ClaimFailedError({ attempts: next.length, message: `provisioning failed on every attempt (${next.join("; ")})` })
         }
         return Either.left(next)

@@ -60,7 +60,6 @@ export const makeJsonApi = (options: JsonApiOptions) =>
         if (call.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, call.body)
         const transient = (message: string) => new TransientError({ operation: call.operation, message: scrub(message) })
         const response = yield* client.execute(request).pipe(
-          Effect.timeoutFail({ duration: timeout, onTimeout: () => transient(`no answer within ${Duration.format(timeout)}`) }),
           Effect.catchTag("RequestError", (error) => Effect.fail(transient(`request failed: ${error.message}`))),
           Effect.catchTag("ResponseError", (error) => Effect.fail(transient(`response failed: ${error.message}`)))
         )
@@ -76,7 +75,14 @@ export const makeJsonApi = (options: JsonApiOptions) =>
         return yield* Schema.decodeUnknown(call.response)(json).pipe(
           Effect.mapError(() => transient(`HTTP ${response.status} with an unexpected body shape`))
         )
-      }).pipe(Effect.scoped)
+      }).pipe(
+        Effect.scoped,
+        // The whole exchange, body included: a server that sends its headers and then stalls is as hung as a silent one.
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new TransientError({ operation: call.operation, message: `no answer within ${Duration.format(timeout)}`, noAnswer: true })
+        })
+      )
 
     return {
       call: <A, I>(call: JsonCall<A, I>) =>

@@ -1,7 +1,7 @@
 /**
  * A harness for emulators of remote APIs: a real HTTP server on loopback that routes JSON requests to
  * a handler, records every call, and injects the failures real services have (429 with Retry-After,
- * HTML error pages from a CDN, 5xx, slow answers).
+ * HTML error pages from a CDN, 5xx, slow answers, requests never answered).
  */
 import { Effect, type Scope } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
@@ -30,6 +30,8 @@ export type Fault =
   | { readonly _tag: "Html"; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
   /** The answer comes, but late. */
   | { readonly _tag: "Delay"; readonly ms: number }
+  /** The request is read and never answered: the connection stays open until `restore`. */
+  | { readonly _tag: "Hang" }
 
 export interface RecordedCall {
   readonly method: string
@@ -44,6 +46,8 @@ export interface Emulator {
   readonly inject: (fault: Fault, options?: { readonly times?: number; readonly method?: string; readonly path?: RegExp }) => void
   /** Every request served, in order. */
   readonly calls: () => ReadonlyArray<RecordedCall>
+  /** Drops every fault still pending, and resets the connections of the requests left hanging. */
+  readonly restore: () => void
 }
 
 const html = (status: number) =>
@@ -54,6 +58,7 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
     Effect.async<Emulator & { close: () => void }>((resume) => {
       const faults: Array<{ fault: Fault; left: number; method?: string | undefined; path?: RegExp | undefined }> = []
       const calls: Array<RecordedCall> = []
+      const hanging = new Set<ServerResponse>()
 
       const send = (res: ServerResponse, response: EmulatorResponse) => {
         res.writeHead(response.status, { "content-type": "application/json", ...response.headers })
@@ -70,6 +75,11 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
         if (matching !== undefined) {
           matching.left--
           const { fault } = matching
+          if (fault._tag === "Hang") {
+            hanging.add(res)
+            res.on("close", () => hanging.delete(res))
+            return
+          }
           if (fault._tag === "Delay") await new Promise((r) => setTimeout(r, fault.ms))
           else if (fault._tag === "Html") {
             res.writeHead(fault.status, { "content-type": "text/html", ...fault.headers })
@@ -98,6 +108,11 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
           url: `http://127.0.0.1:${port}`,
           inject: (fault, options = {}) => faults.push({ fault, left: options.times ?? 1, method: options.method, path: options.path }),
           calls: () => [...calls],
+          restore: () => {
+            faults.length = 0
+            for (const res of hanging) res.destroy()
+            hanging.clear()
+          },
           close: () => {
             server.closeAllConnections()
             server.close()
