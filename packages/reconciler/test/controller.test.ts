@@ -87,15 +87,28 @@ describe("Controller", () => {
       expect(after.find((r) => r.id === first!.id)!.lastError).toContain("AlreadyBoundError")
     }).pipe(Effect.provide(world(testSpec()))))
 
-  it.live("an unknown outcome (timeout) is never returned to idle; all attempts failing is a ClaimFailedError", () =>
+  it.live("an unknown outcome (5xx) is never returned to idle; all attempts failing is a ClaimFailedError", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      yield* fill
+      yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("unknown"))
+      const exit = yield* Effect.exit(controller.claim({ label: "a" }))
+      expect(Exit.isFailure(exit) && Exit.causeOption(exit).pipe(Option.map(String), Option.getOrElse(() => ""))).toContain("provisioning failed on every attempt")
+      expect(yield* statuses).toEqual(["crashed", "crashed"])
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.live("a provision that hangs ends the claim at its timeout: that instance crashed, no other one tried", () =>
     Effect.gen(function*() {
       const controller = yield* Controller
       yield* fill
       yield* Effect.flatMap(InMemoryRuntimeControl, (c) => c.setDefault("hang"))
-      const exit = yield* Effect.exit(controller.claim({ label: "a" }))
-      expect(Exit.isFailure(exit) && Exit.causeOption(exit).pipe(Option.map(String), Option.getOrElse(() => ""))).toContain("provisioning failed on every attempt")
-      expect(yield* statuses).toEqual(["crashed", "crashed"])
-    }).pipe(Effect.provide(world(testSpec(), { provisionTimeout: Duration.millis(20) }))))
+      const started = Date.now()
+      const error = yield* Effect.flip(controller.claim({ label: "a" }))
+      expect(error._tag).toBe("ClaimFailedError")
+      expect(error.message).toContain("no answer within")
+      expect(Date.now() - started).toBeLessThan(1_000)
+      expect([...(yield* statuses)].sort()).toEqual(["crashed", "idle"])
+    }).pipe(Effect.provide(world(testSpec(), { provisionTimeout: Duration.millis(50) }))))
 
   it.effect("a claim the runtime's schema refuses takes nothing and says why", () =>
     Effect.gen(function*() {
