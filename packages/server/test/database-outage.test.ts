@@ -8,9 +8,10 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { existsSync } from "node:fs"
-import { afterEach, describe, expect, inject, it } from "vitest"
+import { describe, expect, inject, it } from "vitest"
+import { closedAfterEach } from "./support/closed-after-each.js"
 import { emulators, freshDatabase, serverEnv } from "./support/emulated-world.js"
-import { main, startServer, stop, until } from "./support/process.js"
+import { main, sleep, startServer, stop, until } from "./support/process.js"
 
 const API_KEY = "outage-test-key"
 const MIN_IDLE = 6
@@ -83,13 +84,7 @@ const makeWorld = async () => {
 }
 
 type World = Awaited<ReturnType<typeof makeWorld>>
-let world: World | undefined
-afterEach(async () => {
-  await world?.close()
-  world = undefined
-})
-
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
+const opened = closedAfterEach<World>()
 
 /**
  * Claims every `everyMs` while `fault` lasts `faultMs`; /healthz asked throughout. Returns when the fault
@@ -121,8 +116,7 @@ const through = async (w: World, fault: Effect.Effect<void>, faultMs: number) =>
 
 describe.runIf(existsSync(main))("a database that goes away, with the real server", () => {
   it("restart and partition: every claim answered within 10 s (503 + Retry-After + JSON while down), /healthz degraded without blocking, claims back within 3 s, nothing handed out twice", async () => {
-    world = await makeWorld()
-    const w = world
+    const w = opened(await makeWorld())
     try {
       await until("the pool to fill", async () => ((await w.idle()) >= MIN_IDLE ? true : undefined), 60_000)
 

@@ -6,9 +6,10 @@
  */
 import { startAgentMailEmulator } from "@warmpool/providers-agentmail/emulator"
 import { existsSync } from "node:fs"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
+import { closedAfterEach } from "./support/closed-after-each.js"
 import { emulatedPlatform } from "./support/emulated-platform.js"
-import { main, type ServerProcess, startServer, stop, until } from "./support/process.js"
+import { main, type ServerProcess, sleep, startServer, stop, until } from "./support/process.js"
 
 const API_KEY = "hung-apis-test-key"
 const MANAGEMENT_KEY = "hung-apis-management-key"
@@ -95,13 +96,7 @@ const makeWorld = async () => {
 }
 
 type World = Awaited<ReturnType<typeof makeWorld>>
-let world: World | undefined
-afterEach(async () => {
-  await world?.close()
-  world = undefined
-})
-
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
+const opened = closedAfterEach<World>()
 
 /** While `ms` pass: a claim and a health check every second. Answers every claim; the slowest health check. */
 const claimsDuring = async (w: World, ms: number) => {
@@ -118,8 +113,7 @@ const claimsDuring = async (w: World, ms: number) => {
 
 describe.runIf(existsSync(main))("APIs that hang, with the real server", () => {
   it("a hung provision, Railway, OpenRouter and AgentMail: every claim answered in bound, the hung instance crashed, passes go on, the pool whole after", async () => {
-    world = await makeWorld()
-    const w = world
+    const w = opened(await makeWorld())
     const { railway, openrouter } = w.platform
     try {
       await until("the pool to fill", w.whole, 60_000)

@@ -62,3 +62,6 @@ export const stop = async (server: ServerProcess | undefined) => {
   server.child.kill("SIGKILL")
   await server.exited
 }
+
+export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
+
