@@ -11,9 +11,13 @@ import { PgInstanceStore } from "../src/index.js"
 import { currentDatabaseUrl, freshDatabase, testServer } from "../src/testing.js"
 
 const ROWS = 3_000
+/** The store's own statement (newest idle first, protected instances excluded), as the driver runs it. */
 const CLAIM_SQL = `
   UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = $3
-  WHERE id IN (SELECT id FROM instances WHERE status = 'idle' AND pool = $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  WHERE id IN (
+    SELECT id FROM instances WHERE status = 'idle' AND pool = $1 AND NOT (id = ANY($4::text[]))
+    ORDER BY created_at DESC, id DESC LIMIT $2 FOR UPDATE SKIP LOCKED
+  )
   RETURNING *`
 
 const fillIdle = (pool: string) =>
@@ -44,7 +48,7 @@ const bench = Effect.gen(function*() {
     }
     const raw = new pg.Pool({ connectionString: yield* currentDatabaseUrl(url), max: 32 })
     yield* fillIdle("raw32")
-    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1, "bench"])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
+    const rawRate = yield* rate(32, Effect.promise(() => raw.query(CLAIM_SQL, ["raw32", 1, "bench", []])).pipe(Effect.map((r) => (r.rowCount ?? 0) > 0)))
     yield* Effect.promise(() => raw.end())
     results["claim.store.rate"] = results["claim.store.rate.c32"]!
     results["claim.raw.rate"] = rawRate

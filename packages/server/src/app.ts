@@ -8,7 +8,6 @@ import { FileSystem, HttpApp, HttpIncomingMessage, HttpServerRequest } from "@ef
 import { NodeHttpServer } from "@effect/platform-node"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
-import { KubernetesCompute } from "@warmpool/providers-kubernetes"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials, OpenRouterKeysLive } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
@@ -82,7 +81,8 @@ export const computeLayer = (settings: ServerSettings): Layer.Layer<ComputeProvi
     ? RailwayCompute.layerConfig
     : settings.provider === "kubernetes"
     // Also the instances' health: their Pods' Ready condition, which the kubelet keeps from /pool/health.
-    ? KubernetesCompute.layerConfig
+    // Loaded only here: the Kubernetes client alone costs a server that does not use it about 50 MB of memory.
+    ? Layer.unwrapEffect(Effect.map(Effect.promise(() => import("@warmpool/providers-kubernetes")), (kubernetes) => kubernetes.KubernetesCompute.layerConfig))
     : LocalCompute.layer({ dataDir: join(settings.dataDir, "local"), startupDelayMs: 5_000 })
 
 /** Convos secrets, an OpenRouter key and an AgentMail inbox per instance (each only when configured). */
@@ -280,7 +280,7 @@ export const serverLayer = (
   return gracefulStop(grace).pipe(
     Layer.provideMerge(http),
     Layer.merge(registrationLayer(settings.webhooks, secret)),
-    Layer.merge(kubernetesWatchTriggers),
+    Layer.merge(settings.provider === "kubernetes" ? kubernetesWatchTriggers : Layer.empty),
     Layer.provideMerge(controllers),
     Layer.provideMerge(services)
   )

@@ -3,12 +3,13 @@
  * A change (a Pod Ready, gone, crashing, given its address) asks its pool for a pass; the pass reads the provider's
  * cache, so it costs the API server nothing. Events are triggers, never the truth: a missed one costs a tick.
  */
-import { Kubernetes } from "@warmpool/providers-kubernetes"
 import { Pools } from "@warmpool/reconciler"
 import { Effect, Layer, Option, Stream } from "effect"
 
+/** Only with the Kubernetes provider (its client is loaded on demand: see `computeLayer`). */
 export const kubernetesWatchTriggers = Layer.scopedDiscard(
   Effect.gen(function*() {
+    const { Kubernetes } = yield* Effect.promise(() => import("@warmpool/providers-kubernetes"))
     const kubernetes = yield* Effect.serviceOption(Kubernetes)
     if (Option.isNone(kubernetes)) return
     const pools = yield* Pools
