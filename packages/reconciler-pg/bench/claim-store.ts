@@ -16,7 +16,7 @@ const CLAIM_SQL = `
   UPDATE instances SET status = 'claiming', status_changed_at = now(), intent_by = $3
   WHERE id IN (
     SELECT id FROM instances WHERE status = 'idle' AND pool = $1 AND NOT (id = ANY($4::text[]))
-    ORDER BY created_at DESC, id DESC LIMIT $2 FOR UPDATE SKIP LOCKED
+    ORDER BY created_at DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED
   )
   RETURNING *`
 

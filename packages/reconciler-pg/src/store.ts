@@ -302,7 +302,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         WHERE id IN (
           SELECT id FROM instances WHERE status = 'idle' AND pool = ${pool}
           AND NOT (id = ANY(${exclude}::text[]))
-          ORDER BY created_at DESC, id DESC LIMIT ${count} FOR UPDATE SKIP LOCKED
+          ORDER BY created_at DESC, id LIMIT ${count} FOR UPDATE SKIP LOCKED
         )
         RETURNING *`.pipe(
         Effect.mapError(storeError("store.claimIdle")),

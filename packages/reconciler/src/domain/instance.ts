@@ -130,7 +130,7 @@ export type StatusCounts = { readonly [S in InstanceStatus]: number }
 export const oldestFirst = (a: Instance, b: Instance): number => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id)
 
 /** Claim order: the newest row first (the freshest image, the least-aged container), the id breaking ties. */
-export const newestFirst = (a: Instance, b: Instance): number => b.createdAt.getTime() - a.createdAt.getTime() || b.id.localeCompare(a.id)
+export const newestFirst = (a: Instance, b: Instance): number => b.createdAt.getTime() - a.createdAt.getTime() || a.id.localeCompare(b.id)
 
 export const countByStatus = (rows: Iterable<{ readonly status: InstanceStatus }>): StatusCounts => {
   const counts: Record<InstanceStatus, number> = {

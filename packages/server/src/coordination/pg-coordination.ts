@@ -61,11 +61,11 @@ export const makePgCoordination = Effect.gen(function*() {
         const active = yield* sql<{ id: string }>`
           SELECT id FROM instances WHERE invite_url = ${joinUrl} AND status IN ${sql.in(HOLDING)} LIMIT 1`
         if (active.length > 0) return Option.some({ instanceId: active[0]!.id })
-        // A reservation holds while it is fresh and its instance (once it has one) still holds the conversation.
+        // A reservation holds while its claim runs (it is deleted when the claim ends) and is fresh (its replica may have
+        // died). Whatever became of the instance it names: a claim whose first instance failed goes on to another one.
         const held = yield* sql<{ instanceId: string | null }>`
-          SELECT r.instance_id AS "instanceId" FROM warmpool_conversation_claims r
-          LEFT JOIN instances i ON i.id = r.instance_id
-          WHERE r.join_url = ${joinUrl} AND r.expires_at > now() AND (r.instance_id IS NULL OR i.status IN ${sql.in(HOLDING)})`
+          SELECT instance_id AS "instanceId" FROM warmpool_conversation_claims
+          WHERE join_url = ${joinUrl} AND expires_at > now()`
         if (held.length > 0) return Option.some({ instanceId: held[0]!.instanceId })
         yield* sql`
           INSERT INTO warmpool_conversation_claims (join_url, holder, instance_id, expires_at)
