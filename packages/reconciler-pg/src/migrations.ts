@@ -84,8 +84,8 @@ const maps = Effect.gen(function*() {
 
 const idleNewestFirst = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  // Claims take the newest idle row, the id breaking ties: read backwards, this index gives exactly that order
-  // (created_at DESC, id), one entry per claim. Ordering by (created_at DESC, id) over the older (pool, created_at) index sorted a batch of rows each.
+  // Claims take the newest idle row, the id breaking ties. Read backwards, this index gives exactly that order
+  // (created_at DESC, id), one entry per claim; over the older (pool, created_at) index each claim sorted a batch.
   yield* sql`CREATE INDEX IF NOT EXISTS instances_idle_newest ON instances (pool, created_at, id DESC) WHERE status = 'idle'`
   yield* sql`DROP INDEX IF EXISTS instances_idle_by_age`
 })

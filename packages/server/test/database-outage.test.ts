@@ -11,7 +11,7 @@ import { existsSync } from "node:fs"
 import { describe, expect, inject, it } from "vitest"
 import { closedAfterEach } from "./support/closed-after-each.js"
 import { emulators, freshDatabase, serverEnv } from "./support/emulated-world.js"
-import { main, sleep, startServer, stop, until } from "./support/process.js"
+import { main, sleep, startServer, stop, timedFetch, until } from "./support/process.js"
 
 const API_KEY = "outage-test-key"
 const MIN_IDLE = 6
@@ -43,21 +43,12 @@ const makeWorld = async () => {
     )
   const answers: Array<Answer> = []
   const claim = async (): Promise<Answer> => {
-    const sentAt = Date.now()
-    const response = await fetch(`${server.base}/api/pool/claim`, {
+    const { body, headers, ms, sentAt, status } = await timedFetch(`${server.base}/api/pool/claim`, {
       method: "POST",
       headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ agentName: `agent-${answers.length}`, instructions: "" }),
-      signal: AbortSignal.timeout(30_000)
+      body: JSON.stringify({ agentName: `agent-${answers.length}`, instructions: "" })
     })
-    const text = await response.text()
-    let body: Answer["body"]
-    try {
-      body = JSON.parse(text)
-    } catch {
-      body = undefined
-    }
-    const answer = { sentAt, ms: Date.now() - sentAt, status: response.status, retryAfter: response.headers.get("retry-after"), body }
+    const answer = { sentAt, ms, status, retryAfter: headers.get("retry-after"), body: body as Answer["body"] }
     answers.push(answer)
     return answer
   }

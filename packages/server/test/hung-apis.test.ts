@@ -9,7 +9,7 @@ import { existsSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import { closedAfterEach } from "./support/closed-after-each.js"
 import { emulatedPlatform } from "./support/emulated-platform.js"
-import { main, type ServerProcess, sleep, startServer, stop, until } from "./support/process.js"
+import { main, type ServerProcess, sleep, startServer, stop, timedFetch, until } from "./support/process.js"
 
 const API_KEY = "hung-apis-test-key"
 const MANAGEMENT_KEY = "hung-apis-management-key"
@@ -48,17 +48,9 @@ const makeWorld = async () => {
     throw error
   }
   const base = server.base
-  const timed = async (path: string, init: RequestInit): Promise<Answer> => {
-    const started = Date.now()
-    const response = await fetch(`${base}${path}`, { ...init, signal: AbortSignal.timeout(30_000) })
-    const text = await response.text()
-    let body: Answer["body"]
-    try {
-      body = JSON.parse(text)
-    } catch {
-      body = undefined
-    }
-    return { ms: Date.now() - started, status: response.status, body }
+  const timed = async (path: string, init: RequestInit = {}): Promise<Answer> => {
+    const { body, ms, status } = await timedFetch(`${base}${path}`, init)
+    return { ms, status, body: body as Answer["body"] }
   }
   let claims = 0
   const rows = () => platform.query<{ id: string; name: string; status: string }>(`SELECT id, name, status FROM instances`)
@@ -74,7 +66,7 @@ const makeWorld = async () => {
         headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
         body: JSON.stringify({ agentName: `agent-${claims++}`, instructions: "" })
       }),
-    health: () => timed("/healthz", {}),
+    health: () => timed("/healthz"),
     /** Passes the server has finished, whatever their outcome. */
     passes: async () => {
       const text = await (await fetch(`${base}/metrics`)).text()

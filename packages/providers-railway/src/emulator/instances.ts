@@ -4,9 +4,9 @@
  * ready once its latest deployment succeeded, and only if that deployment started with the `POOL_API_KEY` the
  * caller presents: an instance whose first deploy lacked its variables never becomes healthy, as on Railway.
  */
+import { makeHeldRequests } from "@warmpool/reconciler/testing"
 import { Effect, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import type { ServerResponse } from "node:http"
 import { createServer } from "node:https"
 
 export interface InstanceTls {
@@ -34,7 +34,7 @@ export const startInstances = (
   Effect.acquireRelease(
     Effect.async<{ readonly host: string; readonly restore: () => void; readonly close: () => void }>((resume) => {
       const bound = new Set<string>()
-      const hanging = new Set<ServerResponse>()
+      const hanging = makeHeldRequests()
       const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
         const [, name = "", ...rest] = (req.url ?? "").split("/")
         const path = `/${rest.join("/")}`
@@ -44,11 +44,7 @@ export const startInstances = (
           res.end(JSON.stringify(body))
         }
         req.resume()
-        if (faults.hangs(path)) {
-          hanging.add(res)
-          res.on("close", () => hanging.delete(res))
-          return
-        }
+        if (faults.hangs(path)) return hanging.hold(res)
         if (instance === undefined || !instance.running) return answer(503, { error: "no deployment is running" })
         if (req.headers.authorization !== `Bearer ${instance.variables.POOL_API_KEY}`) return answer(401, { error: "unauthorized" })
         if (path === "/pool/health") return answer(200, { ready: true })
@@ -65,11 +61,7 @@ export const startInstances = (
         const port = typeof address === "object" && address !== null ? address.port : 0
         resume(Effect.succeed({
           host: `127.0.0.1:${port}`,
-          // The hung requests' connections are reset, as when a stuck runtime is finally restarted.
-          restore: () => {
-            for (const res of hanging) res.destroy()
-            hanging.clear()
-          },
+          restore: hanging.release,
           close: () => {
             server.closeAllConnections()
             server.close()

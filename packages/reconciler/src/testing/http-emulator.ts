@@ -50,6 +50,24 @@ export interface Emulator {
   readonly restore: () => void
 }
 
+/**
+ * Requests an emulator reads and never answers (a hung API), each held open until `release` resets its connection,
+ * as when the stuck side is finally restarted.
+ */
+export const makeHeldRequests = () => {
+  const held = new Set<ServerResponse>()
+  return {
+    hold: (res: ServerResponse) => {
+      held.add(res)
+      res.on("close", () => held.delete(res))
+    },
+    release: () => {
+      for (const res of held) res.destroy()
+      held.clear()
+    }
+  }
+}
+
 const html = (status: number) =>
   `<!DOCTYPE html><html><head><title>${status} Error</title></head><body><h1>${status}</h1><p>The upstream server is not available.</p></body></html>`
 
@@ -58,7 +76,7 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
     Effect.async<Emulator & { close: () => void }>((resume) => {
       const faults: Array<{ fault: Fault; left: number; method?: string | undefined; path?: RegExp | undefined }> = []
       const calls: Array<RecordedCall> = []
-      const hanging = new Set<ServerResponse>()
+      const hanging = makeHeldRequests()
 
       const send = (res: ServerResponse, response: EmulatorResponse) => {
         res.writeHead(response.status, { "content-type": "application/json", ...response.headers })
@@ -75,11 +93,7 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
         if (matching !== undefined) {
           matching.left--
           const { fault } = matching
-          if (fault._tag === "Hang") {
-            hanging.add(res)
-            res.on("close", () => hanging.delete(res))
-            return
-          }
+          if (fault._tag === "Hang") return hanging.hold(res)
           if (fault._tag === "Delay") await new Promise((r) => setTimeout(r, fault.ms))
           else if (fault._tag === "Html") {
             res.writeHead(fault.status, { "content-type": "text/html", ...fault.headers })
@@ -110,8 +124,7 @@ export const startHttpEmulator = (handler: EmulatorHandler): Effect.Effect<Emula
           calls: () => [...calls],
           restore: () => {
             faults.length = 0
-            for (const res of hanging) res.destroy()
-            hanging.clear()
+            hanging.release()
           },
           close: () => {
             server.closeAllConnections()

@@ -10,6 +10,7 @@ import { Effect, Layer, Option, Stream } from "effect"
 export const kubernetesWatchTriggers = Layer.scopedDiscard(
   Effect.gen(function*() {
     const { Kubernetes } = yield* Effect.promise(() => import("@warmpool/providers-kubernetes"))
+    // Provided with the compute layer, whose type says only ComputeProvider: looked up, not required.
     const kubernetes = yield* Effect.serviceOption(Kubernetes)
     if (Option.isNone(kubernetes)) return
     const pools = yield* Pools

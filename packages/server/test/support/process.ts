@@ -65,3 +65,17 @@ export const stop = async (server: ServerProcess | undefined) => {
 
 export const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms))
 
+
+/** A request to a running server, timed: its status, headers and JSON body (undefined when the body is not JSON). */
+export const timedFetch = async (url: string, init: RequestInit = {}, timeoutMs = 30_000) => {
+  const sentAt = Date.now()
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })
+  const text = await response.text()
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    body = undefined
+  }
+  return { sentAt, ms: Date.now() - sentAt, status: response.status, headers: response.headers, body }
+}
