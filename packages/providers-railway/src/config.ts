@@ -6,13 +6,17 @@ export type TokenKind = "account" | "project"
 /**
  * Where the pool's services live:
  * - `shared`: every service in `projectId` (one private network, one project's service limit);
- * - `project-per-instance`: a project per instance, named after it, in the workspace (`workspaceId`);
+ * - `project-per-instance`: a project per instance, named after it, in the workspace (`workspaceId`). With
+ *   `spareProjects` (default 0, as the replaced system: nothing but the instances' projects), that many empty
+ *   projects (named `projectPrefix` + a random suffix, default prefix `warmpool-spare-`) wait for the next
+ *   creates, which take one and name it after their instance: a refill then skips the `projectCreate` Railway
+ *   limits per token, and the next spare rides along in a launch request;
  * - `sharded`: up to `servicesPerProject` services per project, projects made and retired as the pool grows
  *   and shrinks, named `projectPrefix` + a number.
  */
 export type Placement =
   | { readonly _tag: "shared" }
-  | { readonly _tag: "project-per-instance"; readonly workspaceId: string }
+  | { readonly _tag: "project-per-instance"; readonly workspaceId: string; readonly spareProjects?: number; readonly projectPrefix?: string }
   | { readonly _tag: "sharded"; readonly workspaceId: string; readonly servicesPerProject: number; readonly projectPrefix: string }
 
 /** A volume for every instance, attached before its first deploy. */
@@ -60,6 +64,9 @@ export interface RailwayOptions {
   readonly createBatchMax?: number
 }
 
+/** With a project per instance, what spare projects are called by default (then a random suffix). */
+export const SPARE_PROJECT_PREFIX = "warmpool-spare-"
+
 export const DEFAULT_RUNTIME_IMAGE = "ghcr.io/xmtplabs/convos-runtime:latest"
 export const DEFAULT_API_URL = "https://backboard.railway.com/graphql/v2"
 
@@ -92,20 +99,23 @@ const PlacementConfig: Config.Config<Placement> = Config.literal(...PLACEMENTS)(
       tag,
       workspaceId: Config.option(Config.nonEmptyString("RAILWAY_TEAM_ID")),
       servicesPerProject: positiveInt("RAILWAY_SERVICES_PER_PROJECT", 25),
-      projectPrefix: Config.string("RAILWAY_PROJECT_PREFIX").pipe(
-        Config.validate({ message: "must be 1–20 letters, digits or dashes", validation: (p) => /^[a-z0-9-]{1,20}$/i.test(p) }),
-        Config.withDefault("warmpool-shard-")
-      )
+      spareProjects: Config.integer("RAILWAY_SPARE_PROJECTS").pipe(
+        Config.validate({ message: "RAILWAY_SPARE_PROJECTS must be a whole number from 0 to 10", validation: (n) => n >= 0 && n <= 10 }),
+        Config.withDefault(0)
+      ),
+      projectPrefix: Config.option(Config.string("RAILWAY_PROJECT_PREFIX").pipe(
+        Config.validate({ message: "must be 1–20 letters, digits or dashes", validation: (p) => /^[a-z0-9-]{1,20}$/i.test(p) })
+      ))
     }),
-  Config.mapOrFail(({ projectPrefix, servicesPerProject, tag, workspaceId }): Either.Either<Placement, ConfigError.ConfigError> => {
+  Config.mapOrFail(({ projectPrefix, servicesPerProject, spareProjects, tag, workspaceId }): Either.Either<Placement, ConfigError.ConfigError> => {
     if (tag === "shared") return Either.right({ _tag: "shared" })
     if (Option.isNone(workspaceId)) {
       return Either.left(ConfigError.MissingData(["RAILWAY_TEAM_ID"], `RAILWAY_PLACEMENT=${tag} makes projects in a workspace: set RAILWAY_TEAM_ID`))
     }
     return Either.right(
       tag === "sharded"
-        ? { _tag: "sharded", workspaceId: workspaceId.value, servicesPerProject, projectPrefix }
-        : { _tag: "project-per-instance", workspaceId: workspaceId.value }
+        ? { _tag: "sharded", workspaceId: workspaceId.value, servicesPerProject, projectPrefix: Option.getOrElse(projectPrefix, () => "warmpool-shard-") }
+        : { _tag: "project-per-instance", workspaceId: workspaceId.value, spareProjects, projectPrefix: Option.getOrElse(projectPrefix, () => SPARE_PROJECT_PREFIX) }
     )
   })
 )

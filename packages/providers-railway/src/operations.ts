@@ -86,16 +86,22 @@ export const ListWorkspaceProjects = /* GraphQL */ `
   ${VolumeFields}
 `
 
-/** A project in the workspace, with the environment it starts with (named after the pool's environment). */
+/** What the pool reads of a project it made: its environment comes with it (named after the pool's environment). */
+const CreatedProject = /* GraphQL */ `
+  fragment CreatedProject on Project {
+    id
+    name
+    createdAt
+    environments { edges { node { id name } } }
+  }
+`
+
+/** A project in the workspace, with the environment it starts with. */
 export const ProjectCreate = /* GraphQL */ `
   mutation ProjectCreate($input: ProjectCreateInput!) {
-    projectCreate(input: $input) {
-      id
-      name
-      createdAt
-      environments { edges { node { id name } } }
-    }
+    projectCreate(input: $input) { ...CreatedProject }
   }
+  ${CreatedProject}
 `
 
 /** A project and everything in it (services, volumes). */
@@ -148,26 +154,44 @@ export const serviceCreateBatch = (count: number) => /* GraphQL */ `
   }
 `
 
+/** What one launch request holds besides its environment commits (one per environment, `commits`). */
+export interface LaunchShape {
+  readonly commits: number
+  /** Public domains to make (alias `d<i>`). */
+  readonly domains?: number
+  /** Volumes to name after their services (alias `v<i>`). */
+  readonly volumes?: number
+  /** Projects to name after the instance they now hold (alias `n<i>`): a spare project taken by a create. */
+  readonly renames?: number
+  /** A new spare project (alias `spare`), last: it rides along when a token is free to make one. */
+  readonly spare?: boolean
+}
+
 /**
  * Step 2, for many services in one request: the public domains they lack (alias `d<i>`), their volumes named
- * after them (alias `v<i>`: a volume is known as the pool's by its name), then one atomic environment commit
- * per environment (alias `c<i>`) that gives each service its image and variables and deploys each once.
- * GraphQL runs a request's mutations in order, so every first deploy starts with its variables, its domain and
- * its volume.
+ * after them (alias `v<i>`: a volume is known as the pool's by its name), spare projects named after their
+ * instance (alias `n<i>`), then one atomic environment commit per environment (alias `c<i>`) that gives each
+ * service its image and variables and deploys each once, and last, maybe, the next spare project. GraphQL runs
+ * a request's mutations in order, so every first deploy starts with its variables, its domain and its volume.
  */
-export const serviceLaunchBatch = (domains: number, commits = 1, volumes = 0) => {
+export const serviceLaunchBatch = ({ commits, domains = 0, renames = 0, spare = false, volumes = 0 }: LaunchShape) => {
   const parameters = [
     ...aliases(commits, (i) => `$e${i}: String!, $p${i}: EnvironmentConfig`).split("\n"),
     "$commitMessage: String",
     ...aliases(domains, (i) => `$d${i}: ServiceDomainCreateInput!`).split("\n"),
-    ...aliases(volumes, (i) => `$v${i}: String!, $vn${i}: VolumeUpdateInput!`).split("\n")
+    ...aliases(volumes, (i) => `$v${i}: String!, $vn${i}: VolumeUpdateInput!`).split("\n"),
+    ...aliases(renames, (i) => `$n${i}: String!, $nn${i}: ProjectUpdateInput!`).split("\n"),
+    spare ? "$spare: ProjectCreateInput!" : ""
   ].filter((p) => p !== "")
   return /* GraphQL */ `
   mutation ServiceLaunchBatch(${parameters.join(", ")}) {
     ${aliases(domains, (i) => `d${i}: serviceDomainCreate(input: $d${i}) { domain }`)}
     ${aliases(volumes, (i) => `v${i}: volumeUpdate(volumeId: $v${i}, input: $vn${i}) { id }`)}
+    ${aliases(renames, (i) => `n${i}: projectUpdate(id: $n${i}, input: $nn${i}) { id }`)}
     ${aliases(commits, (i) => `c${i}: environmentPatchCommit(environmentId: $e${i}, patch: $p${i}, commitMessage: $commitMessage)`)}
+    ${spare ? "spare: projectCreate(input: $spare) { ...CreatedProject }" : ""}
   }
+  ${spare ? CreatedProject : ""}
 `
 }
 
@@ -217,9 +241,10 @@ export const operations = {
   ProjectEnvironments,
   ProjectTokenScope,
   ServiceCreateBatch: serviceCreateBatch(2),
-  ServiceLaunchBatch: serviceLaunchBatch(2),
-  ServiceLaunchBatchNoDomain: serviceLaunchBatch(0),
-  ServiceLaunchBatchAcrossProjects: serviceLaunchBatch(2, 2, 2),
+  ServiceLaunchBatch: serviceLaunchBatch({ commits: 1, domains: 2 }),
+  ServiceLaunchBatchNoDomain: serviceLaunchBatch({ commits: 1 }),
+  ServiceLaunchBatchAcrossProjects: serviceLaunchBatch({ commits: 2, domains: 2, volumes: 2 }),
+  ServiceLaunchBatchWithSpare: serviceLaunchBatch({ commits: 2, domains: 2, volumes: 2, renames: 2, spare: true }),
   ListWorkspaceProjects,
   ProjectCreate,
   ProjectDelete,

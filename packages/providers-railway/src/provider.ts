@@ -20,10 +20,12 @@ import {
   ServiceUpgrader,
   TransientError
 } from "@warmpool/reconciler"
-import { Clock, Context, Duration, Effect, Either, Layer, Option, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Either, Layer, Option, Schedule, type Scope } from "effect"
+import { randomBytes } from "node:crypto"
 import { makeRailwayClient, type RequestOptions } from "./client.js"
-import { type Placement, RailwayConfig, type RailwayOptions, type TokenKind } from "./config.js"
+import { type Placement, RailwayConfig, type RailwayOptions, SPARE_PROJECT_PREFIX, type TokenKind } from "./config.js"
 import * as Ops from "./operations.js"
+import type { LimitedCreation } from "./tokens.js"
 import { isTight, type RailwayUsage } from "./usage.js"
 
 interface InstanceNode {
@@ -101,6 +103,14 @@ interface Listing {
   readonly projects: ReadonlyArray<OwnedProject>
 }
 
+/** What `projectCreate` answers (fragment `CreatedProject`). */
+interface CreatedProjectAnswer {
+  readonly id: string
+  readonly name: string
+  readonly createdAt: string
+  readonly environments: { readonly edges: ReadonlyArray<{ readonly node: { readonly id: string; readonly name: string } }> }
+}
+
 /** One environment's services and volumes, page by page. */
 interface EnvironmentPages {
   readonly after: string | null
@@ -136,6 +146,8 @@ export const connect = (options: RailwayOptions) =>
       Effect.map(client.request<A>(operation, document, variables, kind, requestOptions), (answer) => answer.data)
     const requestWithHeaders = <A>(operation: string, document: string, variables: object) =>
       client.request<A>(operation, document, variables, kind)
+    const requestCarrying = <A>(operation: string, build: (carries: boolean) => { readonly document: string; readonly variables: object }, creation: LimitedCreation) =>
+      client.requestCarrying<A>(operation, build, kind, creation)
     const usage = client.usage
     const placement = options.placement ?? { _tag: "shared" }
 
@@ -148,7 +160,7 @@ export const connect = (options: RailwayOptions) =>
       }
       const environmentName = "name" in options.environment ? options.environment.name : "production"
       const context: RailwayContext = { kind, placement, projectId: "", projectName: "", environmentId: "", environmentName }
-      return { context, request, requestWithHeaders, usage }
+      return { context, request, requestWithHeaders, requestCarrying, usage }
     }
 
     const project = yield* request<{ project: { name: string; environments: { edges: ReadonlyArray<{ node: { id: string; name: string } }> } } }>(
@@ -176,7 +188,7 @@ export const connect = (options: RailwayOptions) =>
       environmentId: environment.id,
       environmentName: environment.name
     }
-    return { context, request, requestWithHeaders, usage }
+    return { context, request, requestWithHeaders, requestCarrying, usage }
   })
 
 /** One service to launch: made already, maybe with its domain (its URL, when it has one) and its volume. */
@@ -225,8 +237,9 @@ const shardNumber = (name: string, prefix: string) => {
 
 export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlatform, ProviderError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { context, request, usage } = yield* connect(options)
+    const { context, request, requestCarrying, usage } = yield* connect(options)
     const { placement } = context
+    const scope = yield* Effect.scope
     const volume = options.volume
     const withVolumes = volume !== undefined
     const orphanGraceMs = Duration.toMillis(Duration.decode(options.orphanGrace ?? Duration.minutes(1)))
@@ -247,6 +260,32 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     const placedIn = new Map<string, number>()
     const allocation = yield* Effect.makeSemaphore(1)
     const sharedHome: Home = { projectId: context.projectId, environmentId: context.environmentId }
+
+    /**
+     * A project per instance: empty spare projects (by id) wait for the next creates, so that a refill skips the
+     * projectCreate Railway limits per token. A spare once taken is never a spare again in this process, even if
+     * a listing that began before its service was made still shows it empty (`takenSpares`, until it is gone).
+     */
+    const spareTarget = placement._tag === "project-per-instance" ? placement.spareProjects ?? 0 : 0
+    const sparePrefix = placement._tag === "project-per-instance" ? placement.projectPrefix ?? SPARE_PROJECT_PREFIX : ""
+    const isSpareName = (name: string) =>
+      placement._tag === "project-per-instance" && name.startsWith(sparePrefix) && /^[a-z0-9]{8}$/.test(name.slice(sparePrefix.length))
+    const spareName = () => `${sparePrefix}${randomBytes(4).toString("hex")}`
+    const spares = new Map<string, OwnedProject>()
+    const takenSpares = new Set<string>()
+    /** Spares taken by creates still running. */
+    const sparesInUse = new Set<string>()
+    let toppingUp = false
+
+    /** The oldest spare, now the create's: none when there is none. */
+    const takeSpare = (): OwnedProject | undefined => {
+      const [spare] = [...spares.values()].sort((a, b) => a.createdAt - b.createdAt)
+      if (spare === undefined) return undefined
+      spares.delete(spare.id)
+      takenSpares.add(spare.id)
+      sparesInUse.add(spare.id)
+      return spare
+    }
 
     const handlesOf = (home: Home, volumeId: string | null): Record<string, string> | undefined => {
       const handles: Record<string, string> = {}
@@ -307,7 +346,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     const ownsProject = (name: string, asked: ReadonlySet<string>) =>
       placement._tag === "sharded"
         ? shardNumber(name, placement.projectPrefix) !== null
-        : asked.has(name) || [...prefixes].some((prefix) => name.startsWith(prefix))
+        : asked.has(name) || isSpareName(name) || [...prefixes].some((prefix) => name.startsWith(prefix))
 
     /** Every project of the workspace, one page of projects per request, each with its services and volumes. */
     const listProjects = (workspaceId: string, asked: ReadonlySet<string>) =>
@@ -361,6 +400,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
      */
     const listOwned = (asked: ReadonlySet<string> = new Set()) =>
       Effect.gen(function*() {
+        const sparesBefore = new Set(spares.keys())
         const listing: Listing = placement._tag === "shared"
           ? { ...listedOf(sharedHome, yield* restOfEnvironment(context.environmentId, { after: null, volumesAfter: null, moreServices: true, moreVolumes: withVolumes, instances: [], volumes: [] })), projects: [] }
           : yield* listProjects(placement.workspaceId, asked)
@@ -369,6 +409,17 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
           const seen = new Set(listing.projects.map((p) => p.name))
           for (const name of projects.keys()) if (!seen.has(name) && ownsProject(name, asked)) projects.delete(name)
           for (const project of listing.projects) projects.set(project.name, project)
+        }
+        if (placement._tag === "project-per-instance") {
+          const listed = new Set(listing.projects.map((p) => p.id))
+          for (const id of takenSpares) if (!listed.has(id) && !sparesInUse.has(id)) takenSpares.delete(id)
+          // The spares are the empty ones never taken, newest first, and those made while the listing ran; as
+          // many as wanted (the janitor removes the rest).
+          const madeMeanwhile = [...spares.values()].filter((p) => !sparesBefore.has(p.id))
+          const empty = listing.projects.filter((p) => isSpareName(p.name) && p.services === 0 && !takenSpares.has(p.id)).sort((a, b) => b.createdAt - a.createdAt)
+          const kept = [...new Map([...madeMeanwhile, ...empty].map((p) => [p.id, p])).values()].slice(0, spareTarget)
+          spares.clear()
+          for (const project of kept) spares.set(project.id, project)
         }
         return listing
       })
@@ -379,8 +430,8 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         const now = yield* Clock.currentTimeMillis
         const old = (createdAt: number) => now - createdAt >= orphanGraceMs
         const emptyProjects = placement._tag === "shared" ? [] : listing.projects.filter((p) =>
-          p.services === 0 && old(p.createdAt) && !creating.has(p.name) && (placedIn.get(p.id) ?? 0) === 0 &&
-          (placement._tag === "sharded" || p.name.startsWith(prefix))
+          p.services === 0 && old(p.createdAt) && !creating.has(p.name) && (placedIn.get(p.id) ?? 0) === 0 && !sparesInUse.has(p.id) &&
+          (placement._tag === "sharded" || p.name.startsWith(prefix) || (isSpareName(p.name) && !spares.has(p.id)))
         )
         const living = new Set(listing.services.map((s) => s.info.serviceId))
         const strayVolumes = listing.volumes.filter((v) =>
@@ -412,23 +463,49 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         return listing.services.map((s) => s.info).filter((s) => s.name.startsWith(prefix))
       }).pipe(Effect.withSpan("RailwayCompute.list"))
 
-    /** A project of the pool's, made now on a token free to make one; its environment comes with the answer. */
-    const makeProject = (name: string) =>
-      request<{ projectCreate: { id: string; name: string; createdAt: string; environments: { edges: ReadonlyArray<{ node: { id: string; name: string } }> } } }>(
-        "projectCreate",
-        Ops.ProjectCreate,
-        { input: { name, workspaceId: placement._tag === "shared" ? undefined : placement.workspaceId, defaultEnvironmentName: context.environmentName } },
-        { creation: "project" }
-      ).pipe(
-        Effect.flatMap(({ projectCreate }) => {
-          const environment = projectCreate.environments.edges.map((e) => e.node)[0]
-          if (environment === undefined) return new TransientError({ operation: "projectCreate", message: `project ${name} came without an environment` })
-          const project: OwnedProject = { id: projectCreate.id, name, createdAt: new Date(projectCreate.createdAt).getTime(), environmentId: environment.id, services: 0 }
-          projects.set(name, project)
-          return Effect.succeed(project)
-        }),
+    const projectInput = (name: string) => ({
+      name,
+      workspaceId: placement._tag === "shared" ? undefined : placement.workspaceId,
+      defaultEnvironmentName: context.environmentName
+    })
+
+    /** A project Railway answered for, now known as the pool's. */
+    const madeProject = (name: string, answer: CreatedProjectAnswer): Effect.Effect<OwnedProject, TransientError> => {
+      const environment = answer.environments.edges.map((e) => e.node)[0]
+      if (environment === undefined) return Effect.fail(new TransientError({ operation: "projectCreate", message: `project ${name} came without an environment` }))
+      const project: OwnedProject = { id: answer.id, name, createdAt: new Date(answer.createdAt).getTime(), environmentId: environment.id, services: 0 }
+      projects.set(name, project)
+      return Effect.succeed(project)
+    }
+
+    /** A project of the pool's, made now on a token free to make one (`whenFree`: or not at all). */
+    const makeProject = (name: string, whenFree = false) =>
+      request<{ projectCreate: CreatedProjectAnswer }>("projectCreate", Ops.ProjectCreate, { input: projectInput(name) }, { creation: "project", whenFree }).pipe(
+        Effect.flatMap(({ projectCreate }) => madeProject(name, projectCreate)),
         Effect.withSpan("RailwayCompute.makeProject", { attributes: { name } })
       )
+
+    /**
+     * After a create, the spares made up to the wanted number in the background: each once a token is free and
+     * no create waits for one (a launch request may carry one first).
+     */
+    const topUpSpares = Effect.suspend(() => {
+      if (toppingUp || spares.size >= spareTarget) return Effect.void
+      toppingUp = true
+      const one = Effect.suspend(() =>
+        spares.size >= spareTarget ? Effect.void : Effect.map(makeProject(spareName(), true), (project) => void spares.set(project.id, project))
+      )
+      return one.pipe(
+        Effect.retry({ schedule: Schedule.spaced(Duration.millis(500)), while: (e) => e._tag === "RateLimitedError", times: 1_200 }),
+        Effect.repeat({ times: spareTarget - 1, until: () => spares.size >= spareTarget }),
+        Effect.catchAll((error) => Effect.logWarning(`railway: no spare project this time (${error._tag}: ${error.message})`)),
+        Effect.ensuring(Effect.sync(() => {
+          toppingUp = false
+        })),
+        Effect.forkIn(scope),
+        Effect.asVoid
+      )
+    })
 
     const homeOf = (project: OwnedProject): Home => ({ projectId: project.id, environmentId: project.environmentId })
 
@@ -442,10 +519,11 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         case "shared":
           return Effect.succeed(items.map(() => sharedHome))
         case "project-per-instance":
-          return Effect.forEach(items, (item) => {
-            const known = projects.get(item.name)
-            return Effect.map(known === undefined ? makeProject(item.name) : Effect.succeed(known), homeOf)
-          }, { concurrency: "unbounded" })
+          return Effect.forEach(items, (item) =>
+            Effect.suspend(() => {
+              const known = projects.get(item.name) ?? takeSpare()
+              return Effect.map(known === undefined ? makeProject(item.name) : Effect.succeed(known), homeOf)
+            }), { concurrency: "unbounded" })
         case "sharded":
           return allocation.withPermits(1)(Effect.gen(function*() {
             const chosen: Array<Home> = []
@@ -467,6 +545,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     const release = (homesTaken: ReadonlyArray<Home>) =>
       Effect.sync(() => {
         for (const home of homesTaken) {
+          sparesInUse.delete(home.projectId)
           const left = (placedIn.get(home.projectId) ?? 1) - 1
           if (left <= 0) placedIn.delete(home.projectId)
           else placedIn.set(home.projectId, left)
@@ -506,24 +585,49 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
           )
 
     /**
-     * Domains for the targets that lack one, names for their new volumes, then image, variables (and the
-     * volumes' size) with a first deploy for each: one request, one environment commit per environment.
+     * Domains for the targets that lack one, names for their new volumes (and for the spare projects they took),
+     * then image, variables (and the volumes' size) with a first deploy for each: one request, one environment
+     * commit per environment. With fewer spares than wanted, a new one rides along when a token is free for it.
      */
     const launch = (targets: ReadonlyArray<LaunchTarget>) =>
       Effect.gen(function*() {
         const lacking = targets.filter((t) => t.url === null)
         const renamed = targets.filter((t) => t.newVolume && t.volumeId !== null)
+        const respared = targets.flatMap((t) => {
+          const project = [...projects.values()].find((p) => p.id === t.home.projectId)
+          return project !== undefined && isSpareName(project.name) ? [{ name: t.name, project }] : []
+        })
         const byEnvironment = [...targets.reduce((groups, t) => groups.set(t.home.environmentId, [...(groups.get(t.home.environmentId) ?? []), t]), new Map<string, ReadonlyArray<LaunchTarget>>())]
-        const answer = yield* request<Record<string, { domain: string }>>("serviceLaunchBatch", Ops.serviceLaunchBatch(lacking.length, byEnvironment.length, renamed.length), {
+        const variables = {
           commitMessage: `warmpool: launch ${targets.map((t) => t.name).join(", ")}`,
           ...Object.fromEntries(byEnvironment.flatMap(([environmentId, group], i) => [
             [`e${i}`, environmentId],
             [`p${i}`, environmentPatch(group, { ids: group.flatMap((t) => (t.newVolume && t.volumeId !== null ? [t.volumeId] : [])), sizeMB: volume?.sizeMB ?? Option.none() })]
           ])),
           ...Object.fromEntries(lacking.map((t, i) => [`d${i}`, { environmentId: t.home.environmentId, serviceId: t.serviceId, targetPort: Number(t.env.PORT ?? 8080) }])),
-          ...Object.fromEntries(renamed.flatMap((t, i) => [[`v${i}`, t.volumeId], [`vn${i}`, { name: t.name }]]))
-        }, { retry: false })
-        const domains = new Map(lacking.map((t, i) => [t.serviceId, `https://${answer[`d${i}`]!.domain}`]))
+          ...Object.fromEntries(renamed.flatMap((t, i) => [[`v${i}`, t.volumeId], [`vn${i}`, { name: t.name }]])),
+          ...Object.fromEntries(respared.flatMap((r, i) => [[`n${i}`, r.project.id], [`nn${i}`, { name: r.name }]]))
+        }
+        const shape = { commits: byEnvironment.length, domains: lacking.length, volumes: renamed.length, renames: respared.length }
+        const spare = spareName()
+        type Answer = Record<string, { domain: string }> & { spare?: CreatedProjectAnswer }
+        const answer = spares.size < spareTarget
+          ? yield* requestCarrying<Answer>("serviceLaunchBatch", (carries) => ({
+            document: Ops.serviceLaunchBatch({ ...shape, spare: carries }),
+            variables: carries ? { ...variables, spare: projectInput(spare) } : variables
+          }), "project")
+          : { data: yield* request<Answer>("serviceLaunchBatch", Ops.serviceLaunchBatch(shape), variables, { retry: false }), carried: false }
+        for (const { name, project } of respared) {
+          projects.delete(project.name)
+          projects.set(name, { ...project, name })
+        }
+        if (answer.carried && answer.data.spare !== undefined) {
+          yield* madeProject(spare, answer.data.spare).pipe(
+            Effect.tap((project) => Effect.sync(() => spares.set(project.id, project))),
+            Effect.ignore // the listing adopts it
+          )
+        }
+        const domains = new Map(lacking.map((t, i) => [t.serviceId, `https://${answer.data[`d${i}`]!.domain}`]))
         return targets.map((t): CreatedService => {
           homes.set(t.serviceId, { home: t.home, volumeId: t.volumeId })
           const handles = handlesOf(t.home, t.volumeId)
@@ -624,6 +728,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
     const create = (input: CreateServiceRequest) =>
       submitCreate(input).pipe(
         Effect.flatMap((result) => result),
+        Effect.tap(() => topUpSpares),
         Effect.withSpan("RailwayCompute.create", { attributes: { name: input.name } })
       )
 
@@ -683,7 +788,7 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
 export const upgraderOf = ({ homeOf, request }: Pick<RailwayPlatform, "request" | "homeOf">): ServiceUpgrader["Type"] =>
   ServiceUpgrader.of({
     redeploy: (serviceId, template) =>
-      Effect.flatMap(homeOf(serviceId), ({ environmentId }) => request("environmentPatchCommit", Ops.serviceLaunchBatch(0), {
+      Effect.flatMap(homeOf(serviceId), ({ environmentId }) => request("environmentPatchCommit", Ops.serviceLaunchBatch({ commits: 1 }), {
         e0: environmentId,
         p0: environmentPatch([{ serviceId, ...template }]),
         commitMessage: `warmpool: upgrade ${serviceId} to ${template.image}`

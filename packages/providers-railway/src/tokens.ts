@@ -34,6 +34,15 @@ export interface TokenPool {
     kind: LimitedCreation,
     use: (token: Redacted.Redacted<string>) => Effect.Effect<A, ProviderError>
   ) => Effect.Effect<A, ProviderError>
+  /**
+   * Runs `use` with a token free for `kind` right now (then cooled, or dropped, as after any creation), or with
+   * none when every token cools or a creation waits for one: never waits, never takes a token from a waiting
+   * creation. For a creation that can ride along with a request sent anyway, or wait for a quiet moment.
+   */
+  readonly withFreeToken: <A>(
+    kind: LimitedCreation,
+    use: (token: Option.Option<Redacted.Redacted<string>>) => Effect.Effect<A, ProviderError>
+  ) => Effect.Effect<A, ProviderError>
   /** A token refused by Railway: dropped unless it is the last one, reported once. Returns whether it was dropped. */
   readonly refused: (index: number, error: UnauthorizedError) => Effect.Effect<boolean>
   readonly states: Effect.Effect<TokenStates>
@@ -100,23 +109,39 @@ export const makeTokenPool = (
         yield* Queue.offer(ready[kind], index).pipe(Effect.zipRight(states), Effect.delay(Duration.millis(forMs)), Effect.forkIn(scope))
       })
 
+    /** A token that made (or tried) a creation: it cools, for longer after a 429, and is dropped when refused. */
+    const used = <A>(kind: LimitedCreation, index: number, creation: Effect.Effect<A, ProviderError>, droppedIt?: Ref.Ref<boolean>) =>
+      creation.pipe(
+        Effect.tapBoth({
+          onSuccess: () => cool(kind, index, cooldownMs),
+          onFailure: (error) =>
+            error._tag === "UnauthorizedError"
+              ? Effect.flatMap(refused(index, error), (wasDropped) =>
+                Effect.zipRight(droppedIt === undefined ? Effect.void : Ref.set(droppedIt, wasDropped), wasDropped ? Effect.void : cool(kind, index, cooldownMs)))
+              : error._tag === "RateLimitedError"
+              ? cool(kind, index, Math.max(cooldownMs, Option.match(error.retryAfter, { onNone: () => 0, onSome: Duration.toMillis })))
+              : cool(kind, index, cooldownMs)
+        })
+      )
+
     /** One try on one token; `dropped` says afterwards whether a refusal dropped it (so another may take over). */
     const attempt = <A>(kind: LimitedCreation, use: (token: Redacted.Redacted<string>) => Effect.Effect<A, ProviderError>, droppedIt: Ref.Ref<boolean>) =>
-      Effect.gen(function*() {
-        const index = yield* take(kind)
-        return yield* use(tokens[index]!).pipe(
-          Effect.tapBoth({
-            onSuccess: () => cool(kind, index, cooldownMs),
-            onFailure: (error) =>
-              error._tag === "UnauthorizedError"
-                ? Effect.flatMap(refused(index, error), (wasDropped) =>
-                  Effect.zipRight(Ref.set(droppedIt, wasDropped), wasDropped ? Effect.void : cool(kind, index, cooldownMs)))
-                : error._tag === "RateLimitedError"
-                ? cool(kind, index, Math.max(cooldownMs, Option.match(error.retryAfter, { onNone: () => 0, onSome: Duration.toMillis })))
-                : cool(kind, index, cooldownMs)
-          })
-        )
-      })
+      Effect.flatMap(take(kind), (index) => used(kind, index, use(tokens[index]!), droppedIt))
+
+    /** The next token ready for `kind` now, if any (dropped ones are discarded); a creation in line was served first. */
+    const poll = (kind: LimitedCreation): Effect.Effect<Option.Option<number>> =>
+      Effect.flatMap(Queue.poll(ready[kind]), (next) =>
+        Option.match(next, {
+          onNone: () => Effect.succeed(Option.none()),
+          onSome: (index) => Effect.flatMap(Ref.get(dropped), (gone) => (gone.has(index) ? poll(kind) : Effect.succeed(Option.some(index))))
+        }))
+
+    const withFreeToken = <A>(kind: LimitedCreation, use: (token: Option.Option<Redacted.Redacted<string>>) => Effect.Effect<A, ProviderError>) =>
+      Effect.flatMap(poll(kind), (free) =>
+        Option.match(free, {
+          onNone: () => use(Option.none()),
+          onSome: (index) => used(kind, index, use(Option.some(tokens[index]!)))
+        })).pipe(Effect.withSpan("RailwayTokens.withFreeToken", { attributes: { kind } }))
 
     const withToken = <A>(kind: LimitedCreation, use: (token: Redacted.Redacted<string>) => Effect.Effect<A, ProviderError>) =>
       Effect.flatMap(Ref.make(false), (droppedIt) =>
@@ -129,5 +154,5 @@ export const makeTokenPool = (
         )).pipe(Effect.withSpan("RailwayTokens.withToken", { attributes: { kind } }))
 
     yield* states
-    return { size: tokens.length, current, withToken, refused, states }
+    return { size: tokens.length, current, withToken, withFreeToken, refused, states }
   })

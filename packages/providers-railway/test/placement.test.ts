@@ -17,6 +17,7 @@ const COOLDOWN_MS = 300
 
 const sharded = (servicesPerProject: number): Placement => ({ _tag: "sharded", workspaceId: "workspace-1", servicesPerProject, projectPrefix: "wp-shard-" })
 const perInstance: Placement = { _tag: "project-per-instance", workspaceId: "workspace-1" }
+const withSpare: Placement = { ...perInstance, spareProjects: 1 }
 
 const optionsFor = (emulator: RailwayEmulator, overrides: Partial<RailwayOptions>): RailwayOptions =>
   emulator.providerOptions({
@@ -44,6 +45,15 @@ const world = (overrides: Partial<RailwayOptions>, emulatorOptions: RailwayEmula
 
 const request = (name: string) => ({ name, image: "img:v1", env: { PORT: "8080", SECRET: "s" } })
 const ourProjects = (emulator: RailwayEmulator) => emulator.projects().filter((p) => p.id !== emulator.projectId)
+const SPARE_PREFIX = "warmpool-spare-"
+const isSpare = (project: { readonly name: string }) => project.name.startsWith(SPARE_PREFIX)
+/** With a project per instance: the empty projects waiting for the next creates. */
+const spareProjects = (emulator: RailwayEmulator) => ourProjects(emulator).filter(isSpare)
+const instanceProjects = (emulator: RailwayEmulator) => ourProjects(emulator).filter((p) => !isSpare(p))
+
+/** A provider on the emulator for the length of `use` (closing it is a restart). */
+const withCompute = <A, E>(emulator: RailwayEmulator, overrides: Partial<RailwayOptions>, use: (compute: ComputeProvider["Type"]) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.flatMap(Layer.build(RailwayCompute.layer(optionsFor(emulator, overrides))), (context) => use(Context.get(context, ComputeProvider))))
 
 describe("sharded placement", () => {
   it.live("fills projects up to RAILWAY_SERVICES_PER_PROJECT, lists them all in one request, retires an emptied one", () =>
@@ -108,8 +118,92 @@ describe("project-per-instance placement", () => {
       emulator.addProject("convos-agent-half")
       emulator.addProject("someone-else")
       expect((yield* compute.list("convos-agent-")).map((s) => s.name)).toEqual(["convos-agent-b"])
+      // By default, as in the replaced system, no project but the instances' (no spare).
       expect(emulator.projects().map((p) => p.name).sort()).toEqual(["convos-agent-b", "convos-agents", "someone-else"])
     }).pipe(Effect.provide(world({ placement: perInstance }))))
+
+  it.live("RAILWAY_SPARE_PROJECTS=1: a create takes the waiting spare project and names it after its instance (no projectCreate); the next spare rides along in its launch", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      yield* withCompute(emulator, { placement: withSpare }, (compute) =>
+        Effect.gen(function*() {
+          yield* compute.create(request("convos-agent-a"))
+          // The first create had to make its project; its launch request brought a spare along.
+          const [spare, ...more] = spareProjects(emulator)
+          expect(more).toEqual([])
+          expect(emulator.services().filter((s) => s.projectId === spare!.id)).toEqual([])
+          emulator.resetCounts()
+          const projectsBefore = emulator.creations().filter((c) => c.kind === "project").length
+          const b = yield* compute.create(request("convos-agent-b"))
+          // Two requests: the service, then its launch, which named the spare after it and made the next spare.
+          expect(emulator.operations()).toEqual({ ServiceCreateBatch: 1, ServiceLaunchBatch: 1 })
+          expect(emulator.creations().filter((c) => c.kind === "project")).toHaveLength(projectsBefore + 1)
+          const home = emulator.projects().find((p) => p.id === spare!.id)
+          expect(home?.name).toBe("convos-agent-b")
+          expect(emulator.services().find((s) => s.id === b.serviceId)?.projectId).toBe(spare!.id)
+          expect(b.handles?.[RAILWAY_PROJECT_HANDLE]).toBe(spare!.id)
+          const [next] = spareProjects(emulator)
+          expect(next).toBeDefined()
+          expect(next!.id).not.toBe(spare!.id)
+        }))
+      const [waiting] = spareProjects(emulator)
+      // After a restart the spare is adopted by the listing and taken by the next create.
+      yield* withCompute(emulator, { placement: withSpare }, (compute) =>
+        Effect.gen(function*() {
+          expect((yield* compute.list("convos-agent-")).map((s) => s.name).sort()).toEqual(["convos-agent-a", "convos-agent-b"])
+          const c = yield* compute.create(request("convos-agent-c"))
+          expect(c.handles?.[RAILWAY_PROJECT_HANDLE]).toBe(waiting!.id)
+          expect(emulator.projects().find((p) => p.id === waiting!.id)?.name).toBe("convos-agent-c")
+          // More spares than wanted (another run's, an older setting's): the listing keeps one.
+          emulator.addProject(`${SPARE_PREFIX}0000000a`)
+          emulator.addProject(`${SPARE_PREFIX}0000000b`)
+          yield* compute.list("convos-agent-")
+          expect(spareProjects(emulator)).toHaveLength(1)
+        }))
+      // RAILWAY_SPARE_PROJECTS=0: the spare goes, and creates make their projects themselves.
+      yield* withCompute(emulator, { placement: { ...perInstance, spareProjects: 0 } }, (compute) =>
+        Effect.gen(function*() {
+          yield* compute.list("convos-agent-")
+          expect(spareProjects(emulator)).toEqual([])
+          yield* compute.create(request("convos-agent-d"))
+          yield* Effect.sleep(Duration.millis(2 * COOLDOWN_MS))
+          expect(spareProjects(emulator)).toEqual([])
+          expect(instanceProjects(emulator).map((p) => p.name).sort()).toEqual(["a", "b", "c", "d"].map((x) => `convos-agent-${x}`))
+        }))
+    }).pipe(Effect.provide(Layer.scoped(Emulator, startRailwayEmulator({
+      deployMs: 20,
+      accountToken: TOKENS[0]!,
+      moreAccountTokens: TOKENS.slice(1),
+      projectCreateEveryMs: COOLDOWN_MS,
+      volumeCreateEveryMs: COOLDOWN_MS
+    })))))
+})
+
+/** A project made by another client of Railway with `token`: that token may make no other for a cooldown. */
+const projectCreateElsewhere = (emulator: RailwayEmulator, token: string, name: string) =>
+  Effect.promise(() =>
+    fetch(emulator.apiUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: "mutation M($i: ProjectCreateInput!) { projectCreate(input: $i) { id } }", variables: { i: { name, workspaceId: emulator.workspaceId } } })
+    }).then((r) => expect(r.status).toBe(200))
+  )
+
+describe("spare projects when Railway refuses the creation", () => {
+  it.live("a launch whose spare Railway refuses (the token was used elsewhere) goes again without it; the spare comes once a token is free", () =>
+    Effect.gen(function*() {
+      const emulator = yield* Emulator
+      const compute = yield* ComputeProvider
+      yield* projectCreateElsewhere(emulator, TOKENS[1]!, "someone-else-b")
+      yield* projectCreateElsewhere(emulator, TOKENS[2]!, "someone-else-c")
+      const a = yield* compute.create(request("convos-agent-a"))
+      expect(emulator.services().find((s) => s.id === a.serviceId)?.deployments).toHaveLength(1)
+      // Sent with the spare on a token the provider thought free, refused whole (nothing ran), then alone.
+      expect(emulator.operations().ServiceLaunchBatch).toBe(2)
+      for (let tries = 0; tries < 40 && spareProjects(emulator).length === 0; tries++) yield* Effect.sleep(Duration.millis(100))
+      expect(spareProjects(emulator)).toHaveLength(1)
+      expect(ourProjects(emulator).filter((p) => !p.name.startsWith("someone-else")).map((p) => p.name).filter((n) => !isSpare({ name: n }))).toEqual(["convos-agent-a"])
+    }).pipe(Effect.provide(world({ placement: withSpare }))))
 })
 
 /** What the provider logs, its background fibers included (the logger is in place before the layer is built). */
@@ -278,15 +372,19 @@ const lifecycle = (placement: Placement) =>
       expect(left.map((s) => s.id)).toEqual([claimed.instance.serviceId])
       expect(emulator.volumes().map((v) => v.serviceId)).toEqual([claimed.instance.serviceId])
       if (placement._tag !== "shared") {
+        // No project is left empty but the spares waiting for the next creates, if any are wanted.
         const holding = ourProjects(emulator).filter((p) => emulator.services().some((s) => s.projectId === p.id))
-        expect(ourProjects(emulator)).toEqual(holding)
+        const empty = ourProjects(emulator).filter((p) => !holding.includes(p))
+        const wanted = placement._tag === "project-per-instance" ? placement.spareProjects ?? 0 : 0
+        expect(empty.filter((p) => !isSpare(p))).toEqual([])
+        expect(empty.length).toBeLessThanOrEqual(wanted)
       }
     }).pipe(Effect.provide(Layer.merge(compute, shared)), Effect.scoped)
   })
 
 describe("a pool fills, claims, rolls out and drains in each placement", () => {
-  for (const placement of [{ _tag: "shared" } as const, perInstance, sharded(2)]) {
-    it.live(placement._tag, () => lifecycle(placement).pipe(Effect.provide(Layer.scoped(Emulator, startRailwayEmulator({
+  for (const placement of [{ _tag: "shared" } as const, perInstance, withSpare, sharded(2)]) {
+    it.live(placement === withSpare ? "project-per-instance with a spare project" : placement._tag, () => lifecycle(placement).pipe(Effect.provide(Layer.scoped(Emulator, startRailwayEmulator({
       deployMs: 20,
       accountToken: TOKENS[0]!,
       moreAccountTokens: TOKENS.slice(1),
@@ -320,12 +418,24 @@ describe("configuration", () => {
       expect(sharded.volume).toEqual({ mountPath: "/data", sizeMB: Option.some(1024) })
       expect(Duration.toMillis(Duration.decode(sharded.tokenCooldown!))).toBe(5_000)
       const perInstanceConfig = yield* fromEnv({ RAILWAY_API_TOKEN: "t", RAILWAY_PLACEMENT: "project-per-instance", RAILWAY_TEAM_ID: "team-1", RAILWAY_ENVIRONMENT_NAME: "production" })
-      expect(perInstanceConfig.placement).toEqual({ _tag: "project-per-instance", workspaceId: "team-1" })
+      expect(perInstanceConfig.placement).toEqual({ _tag: "project-per-instance", workspaceId: "team-1", spareProjects: 0, projectPrefix: "warmpool-spare-" })
+      const moreSpares = yield* fromEnv({
+        RAILWAY_API_TOKEN: "t",
+        RAILWAY_PLACEMENT: "project-per-instance",
+        RAILWAY_TEAM_ID: "team-1",
+        RAILWAY_SPARE_PROJECTS: "3",
+        RAILWAY_PROJECT_PREFIX: "agents-next-",
+        RAILWAY_ENVIRONMENT_NAME: "production"
+      })
+      expect(moreSpares.placement).toEqual({ _tag: "project-per-instance", workspaceId: "team-1", spareProjects: 3, projectPrefix: "agents-next-" })
       const refused = (env: Record<string, string>) => Effect.map(Effect.flip(fromEnv({ RAILWAY_ENVIRONMENT_NAME: "production", ...env })), String)
       expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PLACEMENT: "sharded" })).toContain("RAILWAY_TEAM_ID")
       expect(yield* refused({ RAILWAY_API_TOKEN: "t" })).toContain("RAILWAY_PROJECT_ID")
       expect(yield* refused({ RAILWAY_PROJECT_ID: "p" })).toContain("RAILWAY_API_TOKENS")
       expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PROJECT_ID: "p", RAILWAY_PLACEMENT: "galaxy" })).toContain("RAILWAY_PLACEMENT")
       expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PROJECT_ID: "p", RAILWAY_VOLUME_MOUNT_PATH: "data" })).toContain("absolute path")
+      for (const spares of ["11", "-1", "one"]) {
+        expect(yield* refused({ RAILWAY_API_TOKEN: "t", RAILWAY_PLACEMENT: "project-per-instance", RAILWAY_TEAM_ID: "team-1", RAILWAY_SPARE_PROJECTS: spares })).toContain("RAILWAY_SPARE_PROJECTS")
+      }
     }))
 })

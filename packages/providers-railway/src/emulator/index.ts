@@ -57,6 +57,7 @@ const schema = buildSchema(/* GraphQL */ `
   type WorkspaceProjectsConnection { edges: [WorkspaceProjectsConnectionEdge!]! pageInfo: PageInfo! }
   type Workspace { id: ID! name: String! projects(after: String, before: String, first: Int, last: Int): WorkspaceProjectsConnection! }
   input ProjectCreateInput { defaultEnvironmentName: String description: String isPublic: Boolean name: String workspaceId: String }
+  input ProjectUpdateInput { description: String isPublic: Boolean name: String }
   type Volume { id: ID! name: String! projectId: String! createdAt: DateTime! }
   input VolumeCreateInput { environmentId: String mountPath: String! projectId: String! region: String serviceId: String }
   input VolumeUpdateInput { name: String }
@@ -89,6 +90,7 @@ const schema = buildSchema(/* GraphQL */ `
     notificationRuleCreate(input: CreateNotificationRuleInput!): NotificationRule!
     notificationRuleUpdate(id: String!, input: UpdateNotificationRuleInput!): NotificationRule!
     projectCreate(input: ProjectCreateInput!): Project!
+    projectUpdate(id: String!, input: ProjectUpdateInput!): Project!
     projectDelete(id: String!): Boolean!
     volumeCreate(input: VolumeCreateInput!): Volume!
     volumeUpdate(input: VolumeUpdateInput!, volumeId: String!): Volume!
@@ -411,6 +413,12 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
           createdAt: Date.now(),
           environments: [{ id: `env-${randomUUID()}`, name: input.defaultEnvironmentName ?? "production" }]
         }
+        state.projects.set(id, project)
+        return projectView(project)
+      },
+      projectUpdate: ({ id, input }: { id: string; input: { name?: string } }, caller: Caller) => {
+        authorize(caller)
+        const project = { ...projectOf(id), ...(input.name === undefined ? {} : { name: input.name }) }
         state.projects.set(id, project)
         return projectView(project)
       },
