@@ -3,7 +3,7 @@
  * create returns the same inbox), deleted with it. An inbox's id is its address, so a row that lost it is
  * released by the address its name gives.
  */
-import { HttpClient } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { Credentials, type Instance, type IssuedCredentials, type ProviderError } from "@warmpool/reconciler"
 import { makeJsonApi } from "@warmpool/reconciler/http"
 import { Config, Effect, Layer, Option, Redacted, Schema } from "effect"

@@ -2,7 +2,8 @@
  * The Convos runtime contract (DESIGN §4) from the pool's side: `GET /pool/health` and
  * `POST /pool/provision`, both with `Authorization: Bearer <POOL_API_KEY>`.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import {
   AlreadyBoundError,
   HealthProbe,

@@ -3,7 +3,7 @@
  * instance, deleted with it. A row that lost its key hash is matched by name over EVERY page of keys
  * (the seed read only the first page and leaked keys).
  */
-import { HttpClient } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { Credentials, type Instance, type IssuedCredentials, type ProviderError } from "@warmpool/reconciler"
 import { makeJsonApi } from "@warmpool/reconciler/http"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"

@@ -2,7 +2,7 @@
  * One OpenRouter key's spend, read and changed with the management key: what an instance's credits check and
  * top-up use. OpenRouter is the one source of truth for a key's limit (the replaced system kept a copy that drifted).
  */
-import type { HttpClient } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import type { ProviderError } from "@warmpool/reconciler"
 import { makeJsonApi } from "@warmpool/reconciler/http"
 import { Context, Effect, Layer, Option, type Redacted, Schema } from "effect"

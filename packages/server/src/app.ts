@@ -3,9 +3,17 @@
  * store and leadership, a compute provider, the credentials (Convos secrets + OpenRouter + AgentMail), the
  * runtime clients, the controller, and the HTTP API with its dashboard, docs and metrics.
  */
-import { FetchHttpClient, HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer, HttpServerResponse, OpenApi } from "@effect/platform"
-import { FileSystem, HttpApp, HttpIncomingMessage, HttpServerRequest } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentMailCredentials } from "@warmpool/providers-agentmail"
 import { ConvosRuntime } from "@warmpool/providers-convos"
 import { LocalCompute } from "@warmpool/providers-local"
@@ -30,6 +38,7 @@ import { DashboardHistory, type HistoryOptions } from "./dashboard/history.js"
 import { PgHistoryStore } from "./dashboard/pg-history-store.js"
 import { dashboardRoutes } from "./dashboard/routes.js"
 import { dashboardHtml } from "./http/dashboard.js"
+import { docsPage } from "./http/docs.js"
 import { AuthorizationLive, PoolLive, PublicLive } from "./http/handlers.js"
 import { poolsInContext } from "./http/pools.js"
 import { renderPrometheus } from "./http/metrics.js"
@@ -97,7 +106,8 @@ const extraRoutes = HttpApiBuilder.Router.use((router) =>
   Effect.all([
     router.get("/", HttpServerResponse.html(dashboardHtml)),
     router.get("/metrics", Effect.sync(() => HttpServerResponse.text(renderPrometheus(), { contentType: "text/plain; version=0.0.4" }))),
-    router.get("/openapi.json", HttpServerResponse.json(OpenApi.fromApi(PoolApi)))
+    router.get("/openapi.json", HttpServerResponse.json(OpenApi.fromApi(PoolApi))),
+    router.get("/docs", HttpServerResponse.html(docsPage(OpenApi.fromApi(PoolApi))))
   ])
 )
 
@@ -202,7 +212,6 @@ export const httpApiLayer = (options: HttpOptions) =>
     Layer.provide(extraRoutes),
     Layer.provide(railwayWebhookRoute(options.webhookSecret ?? webhookSecret({ secret: Option.none() }, options.apiKey))),
     Layer.provide(dashboardRoutes.pipe(Layer.provide(historyLayer(options.dashboard)))),
-    Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.api(PoolApi).pipe(
       Layer.provide([
         PublicLive,

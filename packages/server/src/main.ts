@@ -4,7 +4,8 @@
  * A bad configuration stops the process at start with one line per problem.
  */
 import { Command, Options } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { printRailwayCheck, RailwayConfig, RailwayServiceVariables, webhookRegistrationConfig } from "@warmpool/providers-railway"
 import { SqlClient } from "@effect/sql"
 import { type ConfigError, Console, Effect, Either, Layer, Option, Redacted } from "effect"

@@ -3,7 +3,7 @@
  * with its own image, env and sizes; without either, the seed's variables make the one default pool.
  * Every problem is one line naming the pool, so a bad declaration stops the start with all of them at once.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { SqlClient } from "@effect/sql"
 import { decodePoolSpec, type PoolSpec, poolSetProblems } from "@warmpool/reconciler"
 import { Data, Effect, Either, Option, Redacted } from "effect"

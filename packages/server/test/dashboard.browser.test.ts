@@ -19,6 +19,7 @@ import { httpApiLayer, RAILWAY_REQUESTS_METRIC } from "../src/index.js"
 
 const CHROMIUM = "/usr/bin/chromium"
 const KEY = "dashboard-test-key-42"
+const CLAIM_KEY = "dashboard-claim-key-7"
 const ARTIFACTS = resolve(import.meta.dirname, "../../../.tsbuild/artifacts")
 const spec = new PoolSpec({ name: "pool", namePrefix: "convos-agent-", minIdle: 2, maxTotal: 6, template: { image: "ghcr.io/xmtplabs/convos-runtime:latest", env: {} } })
 const qrcode = createRequire(import.meta.url)("qrcode-generator") as (type: number, level: string) => {
@@ -27,19 +28,35 @@ const qrcode = createRequire(import.meta.url)("qrcode-generator") as (type: numb
   createDataURL: (cell: number, margin: number) => string
 }
 
+/** The server's HTTP API over an in-memory pool, on a free port; `close` stops it. */
+const startServer = async (claimKeys: ReadonlyArray<string> = []) => {
+  const scope = Effect.runSync(Scope.make())
+  const layer = httpApiLayer({
+    environment: "dev",
+    apiKey: Redacted.make(KEY),
+    claimKeys: claimKeys.map((k) => Redacted.make(k)),
+    dashboard: { interval: Duration.millis(250), requestLimitPerHour: 1000 }
+  }).pipe(
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+    Layer.provideMerge(Controller.layer(spec, { background: false })),
+    Layer.provideMerge(inMemoryConvosServices())
+  )
+  const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  const port = (Effect.runSync(Effect.provide(HttpServer.HttpServer, context)).address as HttpServer.TcpAddress).port
+  const controller = Effect.runSync(Effect.provide(Controller, context))
+  await Effect.runPromise(controller.runPass.pipe(Effect.zipRight(controller.runPass)))
+  return { base: `http://127.0.0.1:${port}`, controller, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+const launch = () =>
+  chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+  })
+
 describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
   it("draws the history, asks for the key, claims, and shows the claimed instance's invite as a QR code", async () => {
-    const scope = Effect.runSync(Scope.make())
-    const layer = httpApiLayer({ environment: "dev", apiKey: Redacted.make(KEY), dashboard: { interval: Duration.millis(250), requestLimitPerHour: 1000 } }).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
-      Layer.provideMerge(Controller.layer(spec, { background: false })),
-      Layer.provideMerge(inMemoryConvosServices())
-    )
-    const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
-    const port = (Effect.runSync(Effect.provide(HttpServer.HttpServer, context)).address as HttpServer.TcpAddress).port
-    const base = `http://127.0.0.1:${port}`
-    const controller = Effect.runSync(Effect.provide(Controller, context))
-    await Effect.runPromise(controller.runPass.pipe(Effect.zipRight(controller.runPass)))
+    const { base, close, controller } = await startServer()
     // Some history to draw: four claims at once on two idle instances (two misses), and requests a Railway
     // client counted, over a few samples.
     const claim = () => fetch(`${base}/api/pool/claim`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: JSON.stringify({ agentName: "history", instructions: "" }) })
@@ -51,10 +68,7 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
     }
     // The pool refills (this test drives the passes).
     await Effect.runPromise(controller.runPass.pipe(Effect.zipRight(controller.runPass)))
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    })
+    const browser = await launch()
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
       const requested: Array<string> = []
@@ -110,7 +124,41 @@ describe.skipIf(!existsSync(CHROMIUM))("dashboard in Chromium", () => {
       await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true })
     } finally {
       await browser.close()
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await close()
+    }
+  }, 60_000)
+
+  it("with a claim key (POOL_CLAIM_KEYS): the counts and the claim form, nothing an operator does, and no request it may not make", async () => {
+    const { base, close } = await startServer([CLAIM_KEY])
+    const browser = await launch()
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+      const asked: Array<{ readonly path: string; readonly status: number }> = []
+      page.on("response", (response) => asked.push({ path: new URL(response.url()).pathname, status: response.status() }))
+      const errors: Array<string> = []
+      page.on("pageerror", (error) => errors.push(error.message))
+      await page.goto(`${base}/`)
+      await page.fill("#key", CLAIM_KEY)
+      await page.click("#keyform button")
+      await page.waitForSelector("#claimbox", { state: "visible" })
+      expect(await page.locator("#operate").isHidden()).toBe(true)
+      expect(await page.locator("#instancesbox").isHidden()).toBe(true)
+      await page.waitForSelector("#counts .card")
+      await page.fill("#claim input[name=agentName]", "claim-key-agent")
+      await page.click("#claim button")
+      await page.waitForFunction(() => document.querySelector("#message")?.textContent?.startsWith("Claimed "))
+      expect(await page.locator("#message").innerText()).toMatch(/^Claimed \S+: https:\/\/convos\.test\/v2\?i=/)
+      // The page asked what the key may do, then only what a claim key may ask: never the operator's routes.
+      const api = asked.filter((a) => a.path.startsWith("/api/"))
+      expect(api.map((a) => a.path)).toEqual(expect.arrayContaining(["/api/pool/scope", "/api/pool/counts", "/api/pool/claim"]))
+      expect(api.filter((a) => ["/api/pool/status", "/api/pool/settings"].includes(a.path))).toEqual([])
+      expect(api.filter((a) => a.status >= 400)).toEqual([])
+      expect(await page.locator("#instances tr").count()).toBe(0)
+      expect(await page.evaluate(() => document.documentElement.outerHTML)).not.toContain(CLAIM_KEY)
+      expect(errors).toEqual([])
+    } finally {
+      await browser.close()
+      await close()
     }
   }, 60_000)
 })

@@ -4,6 +4,7 @@ import { Controller, PoolSpec } from "@warmpool/reconciler"
 import { InMemoryRuntimeControl, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Effect } from "effect"
 import { call, KEY, spec, world } from "./support/http-world.js"
+import { SCALAR_SCRIPT } from "../src/http/docs.js"
 
 const fill = Effect.flatMap(Controller, (c) => Effect.repeatN(c.runPass, 1))
 
@@ -126,7 +127,13 @@ describe("HTTP API", () => {
       const noTable = yield* call("GET", "/api/pool/settings")
       expect(noTable.status).toBe(501)
       expect(noTable.json.message).toMatch(/Postgres/)
-      expect((yield* call("GET", "/docs", { key: null })).status).toBe(200)
+      // The docs page embeds the description and loads Scalar's viewer from jsDelivr, not a 6.5 MB inline bundle.
+      const docs = yield* call("GET", "/docs", { key: null })
+      expect(docs.status).toBe(200)
+      expect(docs.text).toContain(`<script src="${SCALAR_SCRIPT}"`)
+      const embedded = /<script id="api-reference" type="application\/json">(.*?)<\/script>/s.exec(docs.text)?.[1]
+      expect(JSON.parse(embedded!)).toEqual(openapi.json)
+      expect(docs.text.length).toBeLessThan(openapi.text.length + 2_000)
       const page = yield* call("GET", "/", { key: null })
       expect(page.status).toBe(200)
       expect(page.text).toContain("<title>warmpool</title>")

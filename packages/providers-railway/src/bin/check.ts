@@ -3,7 +3,7 @@
  * finds; with `--register-webhook`, also makes sure Railway sends the pool's deployment events to
  * POOL_PUBLIC_URL (one notification rule in RAILWAY_WORKSPACE_ID, never a duplicate).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import { printRailwayCheck, webhookRegistrationConfig } from "../check.js"
 import { RailwayConfig } from "../config.js"

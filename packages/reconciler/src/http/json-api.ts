@@ -3,7 +3,8 @@
  * every failure a tagged `ProviderError` (an HTML page or any non-JSON body included: never a parse crash),
  * retries per `retryRemote`. Secrets are scrubbed from every message.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Duration, Effect, Redacted, Schema } from "effect"
 import { type ProviderError, TransientError } from "../errors.js"
 import { errorFromHttpStatus, retryRemote, type RetryOptions } from "../remote.js"

@@ -2,7 +2,13 @@
  * The HTTP API: the seed pool manager's routes and shapes (its clients keep working), plus warmpool's
  * operator routes. One description serves the handlers, `/openapi.json` and the docs page.
  */
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { MAX_WAIT_MS } from "@warmpool/reconciler"
 import { Context, Schema } from "effect"
 import { inWords, optionalField, said } from "./in-words.js"

@@ -5,7 +5,7 @@
  * one with an `Idempotency-Key` answers a retry as it answered the first time.
  */
 import { Sse } from "@effect/experimental"
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type ConvosClaim, ConvosProvisioned } from "@warmpool/providers-convos"
 import type { ClaimProgress, ControllerService, Instance } from "@warmpool/reconciler"
 import { Duration, Effect, Exit, Option, Schedule, Schema, Stream } from "effect"

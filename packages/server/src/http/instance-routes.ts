@@ -4,7 +4,9 @@
  * keeps its earlier form, the instance's own gateway token as Bearer. No token is ever logged; comparisons are of
  * fixed-length digests, and take the same time whether the instance exists or not.
  */
-import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { OPENROUTER_KEY_HANDLE, OpenRouterKeys } from "@warmpool/providers-openrouter"
 import { currentTemplate, type Instance, InstanceStore, type Pools, ServiceUpgrader } from "@warmpool/reconciler"
 import { Config, Effect, Option, Redacted } from "effect"

@@ -2,7 +2,7 @@
  * The replaced system's operator routes beyond its README: settings, a pool's live changes, recheck, the agents'
  * lists, and the progress streams of drain, replenish and upgrade; plus `/api/pool/info` and `/version`.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import {
   type ControllerService,
   currentTemplate,

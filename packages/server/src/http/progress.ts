@@ -2,7 +2,7 @@
  * Long operator actions as the replaced system streamed them: unnamed Server-Sent Events (`data: {...}`), so its
  * web client's `EventSource` `onmessage` hears every one, the last being `{"type": "complete", …}`.
  */
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Duration, Effect, Stream } from "effect"
 
 /** What a quiet stream sends now and then, so that proxies keep the connection. */

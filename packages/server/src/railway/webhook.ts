@@ -5,7 +5,10 @@
  * deploy or a wake-up asks for a readiness check and a refill (no listing). The listing stays the truth: a
  * lost webhook costs the time to the next tick, a forged one at most a pass.
  */
-import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { decodeWebhookEvent, needsListing, Railway, WEBHOOK_PATH } from "@warmpool/providers-railway"
 import { InstanceStore } from "@warmpool/reconciler"
 import { Effect, Either, Option, Redacted } from "effect"

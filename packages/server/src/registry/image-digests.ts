@@ -5,7 +5,8 @@
  * Bearer challenge, an anonymous pull token from the challenge's realm, the HEAD again; its
  * `Docker-Content-Digest` names the image. When the registry cannot say, the tag is used, and the answer says why.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Config, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 
 /** What to deploy, and whether it is pinned to a digest (or why not). */
