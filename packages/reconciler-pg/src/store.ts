@@ -5,7 +5,7 @@
  */
 import { SqlClient, type SqlError, type Statement } from "@effect/sql"
 import { Effect, FiberRef, Layer, Option, Ref } from "effect"
-import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, newestFirst, type StringMap, ConflictError, StaleStatusError, StoreError, InstanceStore, type Transition } from "@warmpool/reconciler"
+import { Instance, type InstancePatch, instanceStatuses, type InstanceStatus, countByStatus, newestFirst, type StringMap, ConflictError, StaleStatusError, StoreError, InstanceStore, type Transition, withSpanWhenExported } from "@warmpool/reconciler"
 import { CurrentFence, fenceHolds } from "./fence.js"
 
 /**
@@ -278,7 +278,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
           return yield* new StaleStatusError({ id: change.id, expected: [...change.from], message: `row ${change.id} is not ${change.from.join("|")}` })
         }
         return toInstance(rows[0]!)
-      }).pipe(Effect.withSpan("PgInstanceStore.transition")),
+      }).pipe(withSpanWhenExported("PgInstanceStore.transition")),
     transitionMany: (changes) =>
       changes.length === 0
         ? Effect.succeed([])
@@ -308,7 +308,7 @@ export const make = (columns: StoreColumns = {}) => Effect.gen(function*() {
         Effect.mapError(storeError("store.claimIdle")),
         // RETURNING keeps no order: newest first, as the caller was promised.
         Effect.map((rows) => rows.map(toInstance).sort(newestFirst)),
-        Effect.withSpan("PgInstanceStore.claimIdle")
+        withSpanWhenExported("PgInstanceStore.claimIdle")
       ),
     remove: (id, from) =>
       Effect.gen(function*() {

@@ -19,7 +19,7 @@ import { ConvosRuntime } from "@warmpool/providers-convos"
 import { LocalCompute } from "@warmpool/providers-local"
 import { OpenRouterCredentials, OpenRouterKeysLive } from "@warmpool/providers-openrouter"
 import { RailwayCompute, RailwayConfig, webhookSecret } from "@warmpool/providers-railway"
-import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools, StoreDeadline } from "@warmpool/reconciler"
+import { type ComputeProvider, combinedCredentialsLayer, Credentials, InstanceStore, type PoolSpec, Pools, spansExported, StoreDeadline } from "@warmpool/reconciler"
 import { type RunningPostgres, startEmbeddedPostgres } from "@warmpool/embedded-postgres"
 import { PgIncarnations, PgPoolEvents } from "@warmpool/reconciler-pg"
 import { Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
@@ -188,15 +188,12 @@ const checkBody = HttpMiddleware.make((inner) =>
   })
 )
 
-/** Effect's own tracer, which keeps spans in the process: what a program has when it sets none (no OTLP endpoint). */
-const inProcessTracer = Effect.runSync(Effect.tracer)
-
 /**
  * The HTTP server's span of each request (its URL parsed, headers redacted into attributes: ~6% of a claim's
  * CPU), only when spans leave the process: with Effect's own tracer nobody would ever see it.
  */
 const requestSpansWhenExported = <A, E, R>(serve: Layer.Layer<A, E, R>) =>
-  Layer.unwrapEffect(Effect.map(Effect.tracer, (tracer) => tracer === inProcessTracer ? HttpMiddleware.withTracerDisabledWhen(serve, () => true) : serve))
+  Layer.unwrapEffect(Effect.map(spansExported, (exported) => exported ? serve : HttpMiddleware.withTracerDisabledWhen(serve, () => true)))
 
 /**
  * The HTTP API over whatever Controller and store are given, on the `HttpServer` in context.
