@@ -8,6 +8,7 @@ import {
   AlreadyBoundError,
   HealthProbe,
   InstanceRuntime,
+  type ProbeAnswer,
   ProvisionRejectedError,
   ProvisionUnknownError,
   type Runtime
@@ -22,7 +23,16 @@ export interface RuntimeClientOptions {
   readonly healthTimeout?: Duration.DurationInput
 }
 
-const HealthAnswer = Schema.Struct({ ready: Schema.Boolean })
+/**
+ * `{ ready }`; Convos runtimes add the `version` they run, which the pool records (self-info's `runtimeVersion`).
+ * A version that is no string is ignored: it never keeps a ready instance from serving.
+ */
+const HealthAnswer = Schema.Struct({ ready: Schema.Boolean, version: Schema.optional(Schema.Unknown) })
+
+const answerOf = ({ ready, version }: typeof HealthAnswer.Type): ProbeAnswer => {
+  const health = ready ? "ready" as const : "not-ready" as const
+  return typeof version === "string" && version !== "" ? { health, runtimeVersion: version.slice(0, 100) } : health
+}
 
 const url = (base: string, path: string) => `${base.replace(/\/$/, "")}${path}`
 
@@ -33,10 +43,10 @@ export const makeHealthProbe = (options: RuntimeClientOptions) =>
         client.execute(HttpClientRequest.get(url(base, "/pool/health")).pipe(HttpClientRequest.bearerToken(Redacted.value(options.apiKey)))).pipe(
           Effect.flatMap((response): Effect.Effect<unknown, unknown> => (response.status === 200 ? response.json : Effect.fail(response.status))),
           Effect.flatMap(Schema.decodeUnknown(HealthAnswer)),
-          Effect.map((answer) => (answer.ready ? "ready" as const : "not-ready" as const)),
+          Effect.map(answerOf),
           Effect.scoped,
           Effect.timeout(options.healthTimeout ?? Duration.seconds(10)),
-          Effect.orElseSucceed(() => "unreachable" as const),
+          Effect.orElseSucceed((): ProbeAnswer => "unreachable"),
           Effect.withSpan("HttpHealthProbe.check")
         )
     }))

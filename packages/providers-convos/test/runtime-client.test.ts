@@ -25,10 +25,10 @@ const provision = (url: string | null, request: ConvosClaim = { agentName: "toky
 const check = (url: string) => Effect.flatMap(HealthProbe, (health) => health.check({ id: "inst-1", url }))
 
 /** A reference runtime on a free loopback port, closed with the scope. */
-const referenceRuntime = (startupDelayMs: number) =>
+const referenceRuntime = (startupDelayMs: number, version?: string) =>
   Effect.acquireRelease(
     Effect.map(
-      Effect.promise(() => startReferenceRuntime({ port: 0, apiKey: KEY, startupDelayMs })),
+      Effect.promise(() => startReferenceRuntime({ port: 0, apiKey: KEY, startupDelayMs, ...(version === undefined ? {} : { version }) })),
       (server) => ({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server })
     ),
     ({ server }) => Effect.sync(() => server.close())
@@ -41,6 +41,14 @@ describe("Convos runtime client, against the reference runtime", () => {
       expect(yield* check(url)).toBe("not-ready")
       yield* Effect.sleep(Duration.millis(450))
       expect(yield* check(url)).toBe("ready")
+    }).pipe(Effect.provide(clients()), Effect.scoped))
+
+  it.live("a runtime that reports its version is answered with it, ready or not", () =>
+    Effect.gen(function*() {
+      const { url } = yield* referenceRuntime(300, "0.9.2")
+      expect(yield* check(url)).toEqual({ health: "not-ready", runtimeVersion: "0.9.2" })
+      yield* Effect.sleep(Duration.millis(350))
+      expect(yield* check(url)).toEqual({ health: "ready", runtimeVersion: "0.9.2" })
     }).pipe(Effect.provide(clients()), Effect.scoped))
 
   it.live("the first provision binds a conversation; a second is AlreadyBoundError (409)", () =>
@@ -156,6 +164,9 @@ describe("Convos runtime client, against a misbehaving instance", () => {
       expect(yield* check(server.url)).toBe("unreachable")
       server.inject({ _tag: "Status", status: 200, body: { ready: "yes" } }, { path: /health/ })
       expect(yield* check(server.url)).toBe("unreachable")
+      // A version that is no string is ignored, not held against a ready instance.
+      server.inject({ _tag: "Status", status: 200, body: { ready: true, version: 3 } }, { path: /health/ })
+      expect(yield* check(server.url)).toBe("ready")
       server.inject({ _tag: "Delay", ms: 1_500 }, { path: /health/ })
       const started = Date.now()
       expect(yield* check(server.url)).toBe("unreachable")

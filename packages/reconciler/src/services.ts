@@ -12,7 +12,7 @@ import type {
   StoreError
 } from "./errors.js"
 import type { Instance, InstancePatch, InstanceStatus, StatusCounts, StringMap } from "./domain/instance.js"
-import type { Health } from "./domain/observation.js"
+import type { ProbeAnswer } from "./domain/observation.js"
 import type { CreatedService, CreateServiceRequest, ServiceInfo } from "./domain/service.js"
 
 /** Where instances run (Crossplane-style Observe/Create/Delete, every call idempotent). */
@@ -105,11 +105,14 @@ export class Incarnations extends Context.Tag("@warmpool/reconciler/Incarnations
   }
 >() {}
 
-/** `GET {url}/pool/health`. Never fails: an instance that does not answer is `unreachable`. */
+/**
+ * `GET {url}/pool/health`. Never fails: an instance that does not answer is `unreachable`. A runtime that says its
+ * version is answered with it; the row keeps it when the instance turns idle.
+ */
 export class HealthProbe extends Context.Tag("@warmpool/reconciler/HealthProbe")<
   HealthProbe,
   {
-    readonly check: (target: { readonly id: string; readonly url: string }) => Effect.Effect<Health>
+    readonly check: (target: { readonly id: string; readonly url: string }) => Effect.Effect<ProbeAnswer>
   }
 >() {}
 

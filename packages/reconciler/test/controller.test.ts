@@ -4,6 +4,7 @@ import { ComputeProvider, Controller, InstanceRuntime, RateLimitedError, type Ru
 import {
   InMemoryComputeControl,
   InMemoryCredentialsControl,
+  InMemoryHealthControl,
   InMemoryRuntime,
   InMemoryRuntimeControl,
   inMemoryServices,
@@ -33,6 +34,26 @@ describe("Controller", () => {
       expect(made.map((s) => Object.keys(s.env).sort())).toEqual([["INSTANCE_SECRET", "SHARED"], ["INSTANCE_SECRET", "SHARED"]])
       expect((yield* rows).every((r) => r.handles.inMemoryKey === `key-${r.name}`)).toBe(true)
       expect((yield* controller.runPass).planned).toMatchObject({ Create: 0, Delete: 0, MarkIdle: 0 })
+    }).pipe(Effect.provide(world(testSpec()))))
+
+  it.effect("the version a runtime reports when it turns ready is kept on its row, beside what a claim records", () =>
+    Effect.gen(function*() {
+      const controller = yield* Controller
+      const health = yield* InMemoryHealthControl
+      yield* controller.runPass
+      const [first, second] = yield* rows
+      yield* health.set(first!.id, { health: "ready", runtimeVersion: "2.1.0" })
+      yield* health.set(second!.id, { health: "not-ready", runtimeVersion: "2.1.0" })
+      expect((yield* controller.runPass).planned.MarkIdle).toBe(1)
+      const after = yield* rows
+      expect(after.map((r) => [r.status, r.attributes.runtimeVersion ?? null])).toEqual([["idle", "2.1.0"], ["starting", null]])
+      // A runtime that says no version leaves none.
+      yield* health.set(second!.id, "ready")
+      yield* controller.runPass
+      expect((yield* rows).map((r) => [r.status, r.attributes.runtimeVersion ?? null])).toEqual([["idle", "2.1.0"], ["idle", null]])
+      const claimed = yield* controller.claim({ label: "tokyo" })
+      expect((yield* rows).find((r) => r.id === claimed.instance.id)?.attributes).toMatchObject({ label: "tokyo" })
+      expect((yield* rows).find((r) => r.id === first!.id)?.attributes.runtimeVersion).toBe("2.1.0")
     }).pipe(Effect.provide(world(testSpec()))))
 
   it.effect("claims the oldest idle instance, records what the runtime says of the claim, and backfills", () =>

@@ -10,7 +10,7 @@ import { AWAITS_ACCEPTANCE_MARKER } from "@warmpool/providers-convos"
 import { OPENROUTER_KEY_HANDLE, OpenRouterKeysLive } from "@warmpool/providers-openrouter"
 import { startOpenRouterEmulator } from "@warmpool/providers-openrouter/emulator"
 import { Controller, type Instance, InstanceStore, PoolSpec } from "@warmpool/reconciler"
-import { InMemoryComputeControl, InMemoryStoreControl } from "@warmpool/reconciler/testing"
+import { InMemoryComputeControl, InMemoryHealthControl, InMemoryStoreControl } from "@warmpool/reconciler/testing"
 import { Effect, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { ImageDigestsLive } from "../src/registry/image-digests.js"
 import { call, KEY, world } from "./support/http-world.js"
@@ -132,12 +132,14 @@ describe("an instance's own routes, with {instanceId, gatewayToken} in the body"
   it.live("self-info, self-upgrade onto the moved tag's digest (and the tag when the registry cannot say), self-reset", () =>
     inWorld(({ openrouter, registry }) =>
       Effect.gen(function*() {
+        // The runtimes report their version with their health (`{ ready, version }`); a row keeps it.
+        yield* Effect.flatMap(InMemoryHealthControl, (health) => health.setDefault({ health: "ready", runtimeVersion: "1.4.0" }))
         const { rows: idle, tokens } = yield* warmPool(openrouter.seedKey)
         const a = idle[0]!
         const credentials = { instanceId: a.id, gatewayToken: tokens.get(a.id) }
         const info = yield* asInstance("/api/pool/self-info", credentials)
         expect(info).toMatchObject({ status: 200 })
-        expect(info.json).toEqual({ ok: true, instanceId: a.id, runtimeVersion: null, runtimeImage: IMAGE, latestImage: IMAGE })
+        expect(info.json).toEqual({ ok: true, instanceId: a.id, runtimeVersion: "1.4.0", runtimeImage: IMAGE, latestImage: IMAGE })
 
         const serviceOf = Effect.map(Effect.flatMap(InMemoryComputeControl, (c) => c.services), (all) => all.find((s) => s.info.serviceId === a.serviceId)!)
         const first = registry.push("acme/agent", "stable")

@@ -6,12 +6,12 @@
 import { SqlClient } from "@effect/sql"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { currentTemplate, PoolSpec } from "@warmpool/reconciler"
+import { currentTemplate, InstanceStore, PoolSpec } from "@warmpool/reconciler"
 import { PgIncarnations, PgInstanceStore } from "@warmpool/reconciler-pg"
 import { freshDatabase } from "@warmpool/reconciler-pg/testing"
 import { InMemoryCompute, InMemoryCredentials, InMemoryHealth, InMemoryHealthControl } from "@warmpool/reconciler/testing"
 import { InMemoryConvosRuntime } from "@warmpool/providers-convos/testing"
-import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
+import { Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
 import { createServer } from "node:http"
 import { inject } from "vitest"
 import { httpApiLayer, settledPoolsLayer } from "../src/index.js"
@@ -221,9 +221,13 @@ describe("recheck, agents, info, version", () => {
       }))
       const id = starting[0]!.id
       expect((yield* call("POST", `/api/pool/recheck/${id}`)).json).toEqual({ ok: true, id, status: "starting", changed: false, reason: "health_failed" })
-      yield* health.set(id, "ready")
+      yield* health.set(id, { health: "ready", runtimeVersion: "1.0.0" })
       expect((yield* call("POST", `/api/pool/recheck/${id}`)).json).toEqual({ ok: true, id, status: "idle", changed: true, reason: "ready" })
+      expect((yield* InstanceStore.pipe(Effect.flatMap((store) => store.get(id)))).pipe(Option.map((r) => r.attributes.runtimeVersion))).toEqual(Option.some("1.0.0"))
+      // Upgraded in place: a recheck records the version the runtime reports now.
+      yield* health.set(id, { health: "ready", runtimeVersion: "1.1.0" })
       expect((yield* call("POST", `/api/pool/recheck/${id}`)).json).toEqual({ ok: true, id, status: "idle", changed: false, reason: "healthy" })
+      expect((yield* InstanceStore.pipe(Effect.flatMap((store) => store.get(id)))).pipe(Option.map((r) => r.attributes.runtimeVersion))).toEqual(Option.some("1.1.0"))
       const missing = yield* call("POST", "/api/pool/recheck/nope")
       expect(missing.status).toBe(404)
 

@@ -108,6 +108,15 @@ describe.runIf(existsSync(main))("the replaced system's calls, on two replicas o
       // Kept in Postgres, where every replica (and a restarted one) finds it.
       expect(await w.idempotencyKeys()).toEqual([{ key: "e2e-key", answered: true }])
 
+      // Self-info: the version the instance's runtime reported with its health (the emulator's: its image's tag).
+      expect((await post(b, "/api/pool/self-info", as(target))).json).toEqual({
+        ok: true,
+        instanceId: target.id,
+        runtimeVersion: "stable",
+        runtimeImage: IMAGE,
+        latestImage: IMAGE
+      })
+
       // Self-upgrade: the tag moved twice; each upgrade deploys the digest it points to now.
       const mine = (await w.rows()).find((r) => r.id === keyed[0]!.json.instanceId)!
       const serviceOf = () => w.railway.services().find((s) => s.id === mine.serviceId)!

@@ -14,6 +14,8 @@ export interface ReferenceRuntimeOptions {
   readonly apiKey: string
   /** How long before /pool/health says ready. */
   readonly startupDelayMs: number
+  /** The version /pool/health reports beside `ready`, as Convos runtimes do. None: `{ ready }` alone. */
+  readonly version?: string
 }
 
 const authorized = (header: string | undefined, apiKey: string) => {
@@ -32,7 +34,10 @@ export const startReferenceRuntime = (options: ReferenceRuntimeOptions): Promise
     }
     if (req.method === "GET" && req.url === "/") return send(200, { runtime: "warmpool reference runtime", bound: conversation !== undefined })
     if (!authorized(req.headers.authorization, options.apiKey)) return send(401, { error: "unauthorized" })
-    if (req.method === "GET" && req.url === "/pool/health") return send(200, { ready: Date.now() - startedAt >= options.startupDelayMs })
+    if (req.method === "GET" && req.url === "/pool/health") {
+      const ready = Date.now() - startedAt >= options.startupDelayMs
+      return send(200, options.version === undefined ? { ready } : { ready, version: options.version })
+    }
     if (req.method === "POST" && req.url === "/pool/provision") {
       const chunks: Array<Buffer> = []
       req.on("data", (c: Buffer) => chunks.push(c))

@@ -98,6 +98,12 @@ const schema = buildSchema(/* GraphQL */ `
   }
 `)
 
+/** The version an instance's runtime reports: its image's tag (`…/agent:1.4.0` → `1.4.0`); none for a digest or no tag. */
+const versionOf = (image: string | null): string | null => {
+  const tag = image === null || image.includes("@") ? undefined : /:([^/:]+)$/.exec(image)?.[1]
+  return tag ?? null
+}
+
 /** What a deployment started with: the seed lost instances whose first deploy lacked these. */
 export interface EmulatedDeployment {
   readonly id: string
@@ -286,7 +292,11 @@ export const startRailwayEmulator = (options: RailwayEmulatorOptions = {}) =>
     const instances = options.instances === undefined ? undefined : yield* startInstances(options.instances, (name) => {
       const service = [...state.services.values()].find((s) => s.name === name)
       const latest = service?.deployments.at(-1)
-      return latest === undefined ? undefined : { running: statusAt(latest, Date.now(), state.deployMs) === "SUCCESS", variables: latest.variables }
+      return latest === undefined ? undefined : {
+        running: statusAt(latest, Date.now(), state.deployMs) === "SUCCESS",
+        variables: latest.variables,
+        version: versionOf(latest.image)
+      }
     }, { provisionDelayMs: () => delays.provisionMs, hangs: (path) => hungRuntimePaths.has(path) })
     /** A service's public domain: Railway's shape, or the loopback instance server when it runs. */
     const domainOf = (name: string) => instances === undefined ? `${name}-production.up.railway.app` : `${instances.host}/${name}`

@@ -19,6 +19,8 @@ export interface EmulatedInstance {
   readonly running: boolean
   /** The variables that deployment started with. */
   readonly variables: Readonly<Record<string, string>>
+  /** What `/pool/health` reports as `version` (a Convos runtime reports the version it runs); null: none. */
+  readonly version: string | null
 }
 
 export const startInstances = (
@@ -47,7 +49,7 @@ export const startInstances = (
         if (faults.hangs(path)) return hanging.hold(res)
         if (instance === undefined || !instance.running) return answer(503, { error: "no deployment is running" })
         if (req.headers.authorization !== `Bearer ${instance.variables.POOL_API_KEY}`) return answer(401, { error: "unauthorized" })
-        if (path === "/pool/health") return answer(200, { ready: true })
+        if (path === "/pool/health") return answer(200, instance.version === null ? { ready: true } : { ready: true, version: instance.version })
         if (path === "/pool/provision" && req.method === "POST") {
           if (bound.has(name)) return answer(409, { error: "already bound" })
           bound.add(name)

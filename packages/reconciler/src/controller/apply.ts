@@ -42,7 +42,16 @@ export interface ActionOutcome {
 export const transitionOf = (action: Action): Transition | undefined => {
   switch (action._tag) {
     case "MarkIdle":
-      return { id: action.id, from: ["starting"], to: "idle", patch: { deployStatus: action.deployStatus, url: action.url } }
+      return {
+        id: action.id,
+        from: ["starting"],
+        to: "idle",
+        patch: {
+          deployStatus: action.deployStatus,
+          url: action.url,
+          ...(action.runtimeVersion === undefined ? {} : { attributes: { runtimeVersion: action.runtimeVersion } })
+        }
+      }
     case "Refresh":
       return { id: action.id, from: [action.status], to: action.status, patch: { deployStatus: action.deployStatus, url: action.url } }
     case "MarkCrashed":

@@ -18,12 +18,26 @@ export const Listing = Data.taggedEnum<Listing>()
 /** Result of `GET {url}/pool/health`. */
 export type Health = "ready" | "not-ready" | "unreachable"
 
+/** A health answer that also says which runtime version answered (Convos runtimes send `{ ready, version }`). */
+export interface VersionedHealth {
+  readonly health: Health
+  readonly runtimeVersion: string
+}
+
+/** What a probe answers: the health alone, or with the runtime's version when the runtime told it. */
+export type ProbeAnswer = Health | VersionedHealth
+
+export const healthOf = (answer: ProbeAnswer | undefined): Health | undefined => (typeof answer === "object" ? answer.health : answer)
+
+export const runtimeVersionOf = (answer: ProbeAnswer | undefined): string | undefined =>
+  typeof answer === "object" ? answer.runtimeVersion : undefined
+
 /** Everything one pass looks at. Plain data: `plan` reads it and nothing else. */
 export interface Observation {
   readonly listing: Listing
   readonly rows: ReadonlyArray<Instance>
   /** Health of the rows that were probed (see `probeTargets`), by instance id. */
-  readonly health: ReadonlyMap<string, Health>
+  readonly health: ReadonlyMap<string, ProbeAnswer>
   /** Wall clock, epoch milliseconds. */
   readonly now: number
   /** Slow start after create failures (rule 5): at most this many creates this pass. */
@@ -108,7 +122,13 @@ export type Action = Data.TaggedEnum<{
    * `starting` → `idle`: deploy succeeded and `/pool/health` says ready. The URL is the one the platform shows now
    * (a Pod's address is known only once it runs), so an idle row is never claimed without one.
    */
-  MarkIdle: { readonly id: string; readonly deployStatus: string | null; readonly url: string | null }
+  MarkIdle: {
+    readonly id: string
+    readonly deployStatus: string | null
+    readonly url: string | null
+    /** The version the runtime reported with its ready answer, recorded in the row's attributes. */
+    readonly runtimeVersion?: string | undefined
+  }
   /** The platform's deploy status or URL changed: record it, status unchanged. */
   Refresh: {
     readonly id: string

@@ -4,7 +4,7 @@
  * its specification; each has a property test in test/plan.rules.test.ts.
  */
 import { type Instance, oldestFirst, warmStatuses } from "../domain/instance.js"
-import { Action, type DeleteReason, type Listing, type Observation } from "../domain/observation.js"
+import { Action, type DeleteReason, healthOf, type Listing, type Observation, runtimeVersionOf } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { type DeployPhase, deployPhase, type ServiceInfo } from "../domain/service.js"
 import { isOutdated } from "../domain/template.js"
@@ -154,9 +154,14 @@ export const plan = (spec: PoolSpec, observation: Observation): ReadonlyArray<Ac
           break
         }
         if (row.status === "starting") {
-          const ready = observation.health.get(row.id) === "ready" && worthProbing(row, service)
-          if (ready) {
-            updates.push(Action.MarkIdle({ id: row.id, deployStatus: service?.deployStatus ?? row.deployStatus, url: service?.url ?? row.url }))
+          const answer = observation.health.get(row.id)
+          if (healthOf(answer) === "ready" && worthProbing(row, service)) {
+            updates.push(Action.MarkIdle({
+              id: row.id,
+              deployStatus: service?.deployStatus ?? row.deployStatus,
+              url: service?.url ?? row.url,
+              runtimeVersion: runtimeVersionOf(answer)
+            }))
             break
           }
           // Rule 7: never healthy within stuckTimeout. SLEEPING is not death (the seed recreated sleepers in a loop).

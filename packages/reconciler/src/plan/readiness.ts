@@ -5,7 +5,7 @@
  * platform's API, so this costs no platform budget.
  */
 import type { Instance } from "../domain/instance.js"
-import { Action, type Health } from "../domain/observation.js"
+import { Action, healthOf, type ProbeAnswer, runtimeVersionOf } from "../domain/observation.js"
 import type { PoolSpec } from "../domain/pool-spec.js"
 import { deployPhase } from "../domain/service.js"
 
@@ -20,9 +20,15 @@ export const readinessTargets = (spec: PoolSpec, rows: ReadonlyArray<Instance>):
  * `starting` → `idle` for the rows that answered ready. An instance that serves its health check runs,
  * whatever deploy status was last recorded (the one seen at create, typically): that is recorded as SUCCESS.
  */
-export const readyActions = (spec: PoolSpec, rows: ReadonlyArray<Instance>, health: ReadonlyMap<string, Health>): ReadonlyArray<Action> =>
+export const readyActions = (spec: PoolSpec, rows: ReadonlyArray<Instance>, health: ReadonlyMap<string, ProbeAnswer>): ReadonlyArray<Action> =>
   rows.flatMap((row) => {
-    if (!probeable(spec, row) || health.get(row.id) !== "ready") return []
+    const answer = health.get(row.id)
+    if (!probeable(spec, row) || healthOf(answer) !== "ready") return []
     const phase = deployPhase(row.deployStatus)
-    return [Action.MarkIdle({ id: row.id, deployStatus: phase === "running" || phase === "sleeping" ? row.deployStatus : "SUCCESS", url: row.url })]
+    return [Action.MarkIdle({
+      id: row.id,
+      deployStatus: phase === "running" || phase === "sleeping" ? row.deployStatus : "SUCCESS",
+      url: row.url,
+      runtimeVersion: runtimeVersionOf(answer)
+    })]
   })

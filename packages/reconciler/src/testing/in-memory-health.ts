@@ -1,13 +1,13 @@
 import { Context, Effect, Layer, Ref } from "effect"
-import type { Health } from "../domain/observation.js"
+import type { ProbeAnswer } from "../domain/observation.js"
 import { HealthProbe } from "../services.js"
 
 /** Sets what `/pool/health` answers, per instance or for all. */
 export class InMemoryHealthControl extends Context.Tag("@warmpool/reconciler/testing/InMemoryHealthControl")<
   InMemoryHealthControl,
   {
-    readonly set: (id: string, health: Health) => Effect.Effect<void>
-    readonly setDefault: (health: Health) => Effect.Effect<void>
+    readonly set: (id: string, health: ProbeAnswer) => Effect.Effect<void>
+    readonly setDefault: (health: ProbeAnswer) => Effect.Effect<void>
     /** Ids probed so far, in order. */
     readonly probed: Effect.Effect<ReadonlyArray<string>>
   }
@@ -15,11 +15,11 @@ export class InMemoryHealthControl extends Context.Tag("@warmpool/reconciler/tes
 
 /** A `HealthProbe` that answers from a table (default: every instance is ready). */
 export const InMemoryHealth = {
-  layer: (fallback: Health = "ready") =>
+  layer: (fallback: ProbeAnswer = "ready") =>
     Layer.effectContext(
       Effect.gen(function*() {
-        const answers = yield* Ref.make(new Map<string, Health>())
-        const byDefault = yield* Ref.make(fallback)
+        const answers = yield* Ref.make(new Map<string, ProbeAnswer>())
+        const byDefault = yield* Ref.make<ProbeAnswer>(fallback)
         const probed = yield* Ref.make<ReadonlyArray<string>>([])
         const probe: Context.Tag.Service<HealthProbe> = {
           check: ({ id }) =>

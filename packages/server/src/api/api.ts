@@ -131,6 +131,8 @@ export const PublicInstance = Schema.Struct({
   metadata: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.String })),
   source: Schema.NullOr(Schema.String),
   runtimeImage: Schema.NullOr(Schema.String),
+  /** The version the instance's runtime reported with its health answer, when it reports one. */
+  runtimeVersion: Schema.NullOr(Schema.String),
   templateHash: Schema.NullOr(Schema.String),
   lastError: Schema.NullOr(Schema.String)
 })

@@ -133,7 +133,7 @@ export const dashboardHtml = /* html */ `<!doctype html>
     cell(instance.id); cell(instance.pool);
     const pill = document.createElement("span"); pill.className = "pill s-" + instance.status; pill.textContent = instance.status; cell(pill);
     cell(age(instance.createdAt)); cell(instance.url ? link(instance.url, new URL(instance.url).host) : "");
-    const image = document.createElement("span"); image.textContent = (instance.runtimeImage ?? "").split("/").pop(); image.title = instance.runtimeImage ?? ""; cell(image);
+    const image = document.createElement("span"); image.textContent = (instance.runtimeImage ?? "").split("/").pop() + (instance.runtimeVersion ? " (" + instance.runtimeVersion + ")" : ""); image.title = instance.runtimeImage ?? ""; cell(image);
     cell(instance.deployStatus ?? ""); cell(instance.agentName ?? ""); cell(instance.lastError ?? "", "wrap");
     cell(instance.status === "claimed" && instance.inviteUrl ? inviteQr(instance.inviteUrl) : "");
     const actions = document.createElement("td");

@@ -45,6 +45,7 @@ export const toPublic = (row: Instance) => ({
   metadata: metadataOf(row),
   source: row.attributes.source ?? null,
   runtimeImage: row.runtimeImage,
+  runtimeVersion: row.attributes.runtimeVersion ?? null,
   templateHash: row.templateHash,
   lastError: row.lastError
 })

@@ -7,9 +7,11 @@ import {
   type ControllerService,
   currentTemplate,
   HealthProbe,
+  healthOf,
   type Instance,
   InstanceStore,
   type InstanceStatus,
+  runtimeVersionOf,
   ServiceUpgrader,
   upgradeInstance
 } from "@warmpool/reconciler"
@@ -142,7 +144,8 @@ export const OperateLive = HttpApiBuilder.group(PoolApi, "operate", (handlers) =
             instanceNum: i + 1,
             instanceId: id,
             name: row?.attributes.agentName ?? row?.name ?? id,
-            version: row?.runtimeImage === null || row === undefined ? "unknown" : tagOf(row.runtimeImage) || "unknown",
+            // What the runtime says it runs, else its image's tag (as the replaced system, "unknown" when neither).
+            version: row?.attributes.runtimeVersion ?? (row === undefined || row.runtimeImage === null ? "unknown" : tagOf(row.runtimeImage) || "unknown"),
             harness: row?.pool ?? "unknown",
             runtimeType: row?.pool ?? null,
             railwayUrl: null
@@ -222,10 +225,18 @@ export const OperateLive = HttpApiBuilder.group(PoolApi, "operate", (handlers) =
           const answer = (status: string, changed: boolean, reason: string) => ({ ok: true as const, id: row.id, status, changed, reason })
           if (row.url === null) return answer(row.status, false, "no_url")
           const probed = yield* health.check({ id: row.id, url: row.url })
-          if (probed !== "ready") return answer(row.status, false, "health_failed")
-          if (row.status !== "starting") return answer(row.status, false, "healthy")
+          if (healthOf(probed) !== "ready") return answer(row.status, false, "health_failed")
+          // The version the runtime reports now (an instance upgraded in place says so here first).
+          const runtimeVersion = runtimeVersionOf(probed)
+          const patch = runtimeVersion === undefined ? undefined : { attributes: { runtimeVersion } }
+          if (row.status !== "starting") {
+            if (patch !== undefined && row.attributes.runtimeVersion !== runtimeVersion) {
+              yield* store.transition({ id: row.id, from: [row.status], to: row.status, patch }).pipe(Effect.catchTag("StaleStatusError", () => Effect.void))
+            }
+            return answer(row.status, false, "healthy")
+          }
           // Ready now: idle at once, as the readiness loop would have made it; a pass refills behind it.
-          const marked = yield* store.transition({ id: row.id, from: ["starting"], to: "idle" }).pipe(Effect.option)
+          const marked = yield* store.transition({ id: row.id, from: ["starting"], to: "idle", ...(patch === undefined ? {} : { patch }) }).pipe(Effect.option)
           if (Option.isNone(marked)) return answer((yield* store.get(row.id)).pipe(Option.match({ onNone: () => "deleted", onSome: (r) => r.status })), false, "status_changed")
           yield* pools.pick(row.pool).pipe(Effect.flatMap((c) => c.trigger), Effect.ignore)
           return answer("idle", true, "ready")
