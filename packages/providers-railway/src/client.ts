@@ -82,17 +82,6 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
     kind: TokenKind,
     requestOptions?: RequestOptions
   ) => Effect.Effect<RailwayAnswer<A>, ProviderError>
-  /**
-   * One request that carries a limited creation when a token is free for it right now (sent on that token:
-   * `build(true)`), and goes without it otherwise (`build(false)`, the current token). Never waits for a token,
-   * never retried (it is a mutation). Answers whether the creation went along.
-   */
-  readonly requestCarrying: <A>(
-    operation: string,
-    build: (carries: boolean) => { readonly document: string; readonly variables: object },
-    kind: TokenKind,
-    creation: LimitedCreation
-  ) => Effect.Effect<RailwayAnswer<A> & { readonly carried: boolean }, ProviderError>
   /** What has been spent of the API budget, and how the tokens stand. */
   readonly usage: Effect.Effect<RailwayUsage>
 }, never, Scope.Scope> =>
@@ -194,31 +183,6 @@ export const makeRailwayClient = (options: RailwayClientOptions): Effect.Effect<
         const retried = requestOptions.retry === false || probe ? once : retryRemote()(once)
         return retried.pipe(Effect.withSpan(`railway.${operation}`))
       },
-      requestCarrying: <A>(
-        operation: string,
-        build: (carries: boolean) => { readonly document: string; readonly variables: object },
-        kind: TokenKind,
-        creation: LimitedCreation
-      ) =>
-        Effect.suspend(() => {
-          const alone = () => {
-            const { document, variables } = build(false)
-            return Effect.map(onCurrentToken<A>(operation, document, variables, kind, false), (answer) => ({ ...answer, carried: false }))
-          }
-          let carrying = false
-          return pool.withFreeToken(creation, Option.match({
-            onNone: alone,
-            onSome: (token) => {
-              carrying = true
-              const { document, variables } = build(true)
-              return Effect.map(perSecond(perHour(send<A>(operation, document, variables, kind, false, token, null))), (answer) => ({ ...answer, carried: true }))
-            }
-          })).pipe(
-            // Railway refuses a request whose creation the token may not make yet (another client used it) whole,
-            // before anything runs: the token cools, and the request goes again without the creation.
-            Effect.catchTag("RateLimitedError", (error) => (carrying ? alone() : Effect.fail(error)))
-          )
-        }).pipe(Effect.withSpan(`railway.${operation}`)),
       usage: Effect.zipWith(tracker.usage, pool.states, (usage, tokens) => ({ ...usage, tokens }))
     }
   })

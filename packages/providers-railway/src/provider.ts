@@ -25,7 +25,6 @@ import { randomBytes } from "node:crypto"
 import { makeRailwayClient, type RequestOptions } from "./client.js"
 import { type Placement, RailwayConfig, type RailwayOptions, SPARE_PROJECT_PREFIX, type TokenKind } from "./config.js"
 import * as Ops from "./operations.js"
-import type { LimitedCreation } from "./tokens.js"
 import { isTight, type RailwayUsage } from "./usage.js"
 
 interface InstanceNode {
@@ -146,8 +145,6 @@ export const connect = (options: RailwayOptions) =>
       Effect.map(client.request<A>(operation, document, variables, kind, requestOptions), (answer) => answer.data)
     const requestWithHeaders = <A>(operation: string, document: string, variables: object) =>
       client.request<A>(operation, document, variables, kind)
-    const requestCarrying = <A>(operation: string, build: (carries: boolean) => { readonly document: string; readonly variables: object }, creation: LimitedCreation) =>
-      client.requestCarrying<A>(operation, build, kind, creation)
     const usage = client.usage
     const placement = options.placement ?? { _tag: "shared" }
 
@@ -160,7 +157,7 @@ export const connect = (options: RailwayOptions) =>
       }
       const environmentName = "name" in options.environment ? options.environment.name : "production"
       const context: RailwayContext = { kind, placement, projectId: "", projectName: "", environmentId: "", environmentName }
-      return { context, request, requestWithHeaders, requestCarrying, usage }
+      return { context, request, requestWithHeaders, usage }
     }
 
     const project = yield* request<{ project: { name: string; environments: { edges: ReadonlyArray<{ node: { id: string; name: string } }> } } }>(
@@ -188,7 +185,7 @@ export const connect = (options: RailwayOptions) =>
       environmentId: environment.id,
       environmentName: environment.name
     }
-    return { context, request, requestWithHeaders, requestCarrying, usage }
+    return { context, request, requestWithHeaders, usage }
   })
 
 /** One service to launch: made already, maybe with its domain (its URL, when it has one) and its volume. */
@@ -237,7 +234,7 @@ const shardNumber = (name: string, prefix: string) => {
 
 export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlatform, ProviderError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { context, request, requestCarrying, usage } = yield* connect(options)
+    const { context, request, usage } = yield* connect(options)
     const { placement } = context
     const scope = yield* Effect.scope
     const volume = options.volume
@@ -611,12 +608,15 @@ export const makePlatform = (options: RailwayOptions): Effect.Effect<RailwayPlat
         const shape = { commits: byEnvironment.length, domains: lacking.length, volumes: renamed.length, renames: respared.length }
         const spare = spareName()
         type Answer = Record<string, { domain: string }> & { spare?: CreatedProjectAnswer }
-        const answer = spares.size < spareTarget
-          ? yield* requestCarrying<Answer>("serviceLaunchBatch", (carries) => ({
-            document: Ops.serviceLaunchBatch({ ...shape, spare: carries }),
-            variables: carries ? { ...variables, spare: projectInput(spare) } : variables
-          }), "project")
-          : { data: yield* request<Answer>("serviceLaunchBatch", Ops.serviceLaunchBatch(shape), variables, { retry: false }), carried: false }
+        const alone = Effect.map(request<Answer>("serviceLaunchBatch", Ops.serviceLaunchBatch(shape), variables, { retry: false }), (data) => ({ data, carried: false }))
+        // The next spare rides along only on a token free for a projectCreate right now. Railway refuses a request
+        // whose creation the token may not make yet whole, before anything runs: then it goes again without it.
+        const answer = yield* spares.size < spareTarget
+          ? request<Answer>("serviceLaunchBatch", Ops.serviceLaunchBatch({ ...shape, spare: true }), { ...variables, spare: projectInput(spare) }, {
+            creation: "project",
+            whenFree: true
+          }).pipe(Effect.map((data) => ({ data, carried: true })), Effect.catchTag("RateLimitedError", () => alone))
+          : alone
         for (const { name, project } of respared) {
           projects.delete(project.name)
           projects.set(name, { ...project, name })
